@@ -1,0 +1,50 @@
+# jetimage: collider events -> jet images -> CNN -> ROC curves.
+# Run `snakemake --cores 2` (see README.md). Without --configfile the repo's config.yaml is used.
+import json
+import os
+
+from jetimage.config import ConfigError, validate
+
+if not config:
+
+    configfile: os.path.join(workflow.basedir, "config.yaml")
+
+
+try:
+    CFG = validate(dict(config), source=", ".join(map(str, workflow.configfiles)) or "config")
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+
+OUT = f"results/{CFG['study']}"
+SAMPLES = CFG.sample_names
+
+# The validated config (defaults filled in) is what every stage reads; it is rewritten only
+# when it changes, so an unchanged re-run sees nothing new.
+CONFIG_PATH = f"{OUT}/config.yaml"
+_text = json.dumps(dict(CFG), indent=1, sort_keys=True)
+if not os.path.exists(CONFIG_PATH) or open(CONFIG_PATH).read() != _text:
+    os.makedirs(OUT, exist_ok=True)
+    with open(CONFIG_PATH + ".tmp", "w") as _f:
+        _f.write(_text)
+    os.replace(CONFIG_PATH + ".tmp", CONFIG_PATH)
+
+
+def section(*keys):
+    """JSON of config sections; as a rule parameter it reruns the rule when they change."""
+    return json.dumps({k: CFG[k] for k in keys}, sort_keys=True)
+
+
+wildcard_constraints:
+    sample="|".join(SAMPLES),
+    shard=r"\d+",
+
+
+include: "workflow/rules/jets.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        f"{OUT}/metrics.json",
+        f"{OUT}/plots/roc.pdf",
+        f"{OUT}/plots/roc.png",

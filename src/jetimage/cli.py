@@ -1,0 +1,118 @@
+"""``jetimage <stage> ...``: the command line that the Snakemake rules call, one subcommand per stage."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from .config import ConfigError, load
+
+log = logging.getLogger("jetimage")
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from .generate import generate
+
+    generate(load(args.config), args.sample, args.shard, args.output)
+
+
+def _images(args: argparse.Namespace) -> None:
+    from .images import make_sample_images
+
+    make_sample_images(load(args.config), args.sample, args.inputs, args.output)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .train import train
+
+    train(load(args.config), args.inputs, args.model, args.history)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from .evaluate import evaluate
+
+    evaluate(load(args.config), args.inputs, args.model, args.metrics, args.scores)
+
+
+def _plot_roc(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from . import plots
+    from .evaluate import roc_curve
+
+    cfg = load(args.config)
+    data = np.load(args.scores)
+    curves = {
+        key.removeprefix("score_"): roc_curve(data[key], data["labels"], data["weights"])
+        for key in data.files if key.startswith("score_")
+    }
+    j = cfg["jets"]
+    text = rf"{j['pt_min']:g} < $p_T$ < {j['pt_max']:g} GeV, $|\eta|$ < {j['eta_max']:g}"
+    plots.roc(curves, args.output, text=text, sqrt_s_tev=cfg["generation"]["sqrt_s"] / 1000)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jetimage", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="stage", required=True)
+
+    g = sub.add_parser("generate", help="Pythia + FastJet: one shard of a sample -> ROOT file")
+    g.add_argument("--config", required=True)
+    g.add_argument("--sample", required=True)
+    g.add_argument("--shard", type=int, required=True)
+    g.add_argument("--output", required=True, help="ROOT file to write")
+    g.set_defaults(func=_generate)
+
+    i = sub.add_parser("images", help="ROOT jets of one sample -> HDF5 jet images")
+    i.add_argument("--config", required=True)
+    i.add_argument("--sample", required=True)
+    i.add_argument("--inputs", nargs="+", required=True, help="ROOT files of the sample")
+    i.add_argument("--output", required=True, help="HDF5 file to write")
+    i.set_defaults(func=_images)
+
+    t = sub.add_parser("train", help="train the CNN on HDF5 image files")
+    t.add_argument("--config", required=True)
+    t.add_argument("--inputs", nargs="+", required=True, help="HDF5 image files, in config order")
+    t.add_argument("--model", required=True, help="output .keras file")
+    t.add_argument("--history", required=True, help="output JSON training history")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("evaluate", help="test-split scores, baselines and metrics.json")
+    e.add_argument("--config", required=True)
+    e.add_argument("--inputs", nargs="+", required=True)
+    e.add_argument("--model", required=True)
+    e.add_argument("--metrics", required=True, help="output metrics.json")
+    e.add_argument("--scores", help="output .npz with the test-split scores")
+    e.set_defaults(func=_evaluate)
+
+    r = sub.add_parser("plot-roc", help="ROC curves from the scores file, as PDF and PNG")
+    r.add_argument("--config", required=True)
+    r.add_argument("--scores", required=True)
+    r.add_argument("--output", required=True, help="output path without suffix")
+    r.set_defaults(func=_plot_roc)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from .generate import GenerationError
+    from .io import InputError
+
+    try:
+        args.func(args)
+    except (ConfigError, InputError, GenerationError) as err:
+        log.error("%s", err)
+        print(f"jetimage {args.stage}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

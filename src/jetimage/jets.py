@@ -1,0 +1,191 @@
+"""Jet reconstruction on awkward arrays with FastJet: clustering, trimming, tau21, truth matching.
+
+Everything here is columnar: functions take awkward arrays of many events or jets at once and
+hand the per-event loops to FastJet's C++ (its awkward ``ClusterSequence`` interface).
+Momenta are in GeV, angles in radians; particle records carry ``px, py, pz, E`` plus any extra
+fields (``charge``, ``pdgid``), which are carried along to the constituents.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import awkward as ak
+import fastjet
+import numpy as np
+
+_MOMENTUM = ["px", "py", "pz", "E"]
+
+
+def kinematics(px, py, pz, e) -> dict[str, np.ndarray]:
+    """Transverse momentum, pseudorapidity, azimuth and mass of four-vectors.
+
+    Works on numpy or awkward arrays of any shape. ``eta`` of a particle along the beam is
+    +-inf; negative m^2 from rounding gives m = 0.
+    """
+    pt = np.hypot(px, py)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta = np.arcsinh(pz / pt)
+    phi = np.arctan2(py, px)
+    m2 = e * e - px * px - py * py - pz * pz
+    m = np.sqrt(np.maximum(m2, 0.0))
+    return {"pt": pt, "eta": eta, "phi": phi, "m": m}
+
+
+def delta_phi(phi1, phi2):
+    """phi1 - phi2 wrapped into [-pi, pi)."""
+    return (phi1 - phi2 + np.pi) % (2 * np.pi) - np.pi
+
+
+def delta_r(eta1, phi1, eta2, phi2):
+    """Distance in the (eta, phi) plane, with phi wrap-around."""
+    return np.hypot(eta1 - eta2, delta_phi(phi1, phi2))
+
+
+def _momenta(particles: ak.Array) -> ak.Array:
+    return ak.zip({k: particles[k] for k in _MOMENTUM}, with_name="Momentum4D")
+
+
+def _cluster(particles: ak.Array, algorithm, radius: float, scheme=None):
+    jetdef = (
+        fastjet.JetDefinition(algorithm, radius)
+        if scheme is None
+        else fastjet.JetDefinition(algorithm, radius, scheme)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # FastJet's banner and exclusive-jet notes
+        return fastjet.ClusterSequence(_momenta(particles), jetdef)
+
+
+def cluster_jets(particles: ak.Array, radius: float, pt_min: float, n_leading: int) -> ak.Array:
+    """Anti-kT jets of each event with their constituents, one row per jet.
+
+    Parameters
+    ----------
+    particles
+        ``(n_events, var)`` records with at least ``px, py, pz, E``.
+    radius
+        Anti-kT radius R.
+    pt_min
+        Jets below this pT (GeV) are dropped.
+    n_leading
+        Keep at most the ``n_leading`` highest-pT jets of each event.
+
+    Returns
+    -------
+    ak.Array
+        ``(n_jets,)`` records with ``event`` (row of the event in ``particles``),
+        ``rank`` (0 for the leading jet), ``px, py, pz, E`` and ``constituents``:
+        ``(n_jets, var)`` particle records with all input fields.
+    """
+    cs = _cluster(particles, fastjet.antikt_algorithm, radius)
+    jets = cs.inclusive_jets(min_pt=pt_min)
+    index = cs.constituent_index(min_pt=pt_min)
+    order = ak.argsort(np.hypot(jets.px, jets.py), ascending=False)[:, :n_leading]
+    jets, index = jets[order], index[order]
+    n_per_event = ak.to_numpy(ak.num(jets))
+    event = np.repeat(np.arange(len(particles)), n_per_event)
+    # global particle indices into the flattened particle list
+    start = np.cumsum(ak.to_numpy(ak.num(particles))) - ak.to_numpy(ak.num(particles))
+    jet_index = ak.flatten(index, axis=1)
+    flat_index = ak.to_numpy(ak.flatten(jet_index + start[event]))
+    constituents = ak.unflatten(ak.flatten(particles)[flat_index], ak.num(jet_index))
+    return ak.zip(
+        {
+            "event": event,
+            "rank": ak.to_numpy(ak.flatten(ak.local_index(jets, axis=1))),
+            **{k: ak.to_numpy(ak.flatten(jets[k])) for k in _MOMENTUM},
+            "constituents": constituents,
+        },
+        depth_limit=1,
+    )
+
+
+def trim(
+    jets: ak.Array, subjet_radius: float, fcut: float
+) -> tuple[ak.Array, ak.Array]:
+    """Trim jets (Krohn, Thaler, Wang, arXiv:0912.1342).
+
+    The constituents of each jet are reclustered with kT into subjets of radius
+    ``subjet_radius``; subjets with pT < ``fcut`` x pT(jet) are removed.
+
+    Parameters
+    ----------
+    jets
+        ``(n_jets,)`` records with ``px, py, pz, E`` and jagged ``constituents``.
+
+    Returns
+    -------
+    constituents : ak.Array
+        ``(n_jets, var)`` the trimmed jets' constituents, sorted by decreasing pT.
+    subjets : ak.Array
+        ``(n_jets, var)`` the kept subjets (``px, py, pz, E``), sorted by decreasing pT.
+    """
+    jet_pt = np.hypot(jets.px, jets.py)
+    cs = _cluster(jets.constituents, fastjet.kt_algorithm, subjet_radius)
+    subjets = cs.inclusive_jets()
+    index = cs.constituent_index()
+    keep = np.hypot(subjets.px, subjets.py) > fcut * jet_pt
+    subjets, index = subjets[keep], index[keep]
+    order = ak.argsort(np.hypot(subjets.px, subjets.py), ascending=False)
+    subjets, index = subjets[order], index[order]
+    constituents = jets.constituents[ak.flatten(index, axis=2)]
+    constituents = constituents[ak.argsort(np.hypot(constituents.px, constituents.py), ascending=False)]
+    return constituents, ak.zip({k: subjets[k] for k in _MOMENTUM})
+
+
+def tau21(constituents: ak.Array, r0: float = 1.0) -> np.ndarray:
+    """N-subjettiness ratio tau2/tau1 with winner-take-all kT axes and beta = 1.
+
+    tau_N = sum_i pT_i min_k Delta R(i, axis_k) / (sum_i pT_i R0); the ratio does not depend
+    on the normalization. Jets with fewer than two constituents get NaN.
+
+    Parameters
+    ----------
+    constituents
+        ``(n_jets, var)`` particle records with ``px, py, pz, E``.
+
+    Returns
+    -------
+    np.ndarray
+        ``(n_jets,)`` float64.
+    """
+    out = np.full(len(constituents), np.nan)
+    ok = ak.to_numpy(ak.num(constituents) >= 2)
+    if not ok.any():
+        return out
+    cs = _cluster(constituents[ok], fastjet.antikt_algorithm, r0)
+    taus = ak.to_numpy(
+        cs.njettiness(
+            measure_definition="NormalizedMeasure",
+            axes_definition="WTA_KT_Axes",
+            njets=[1, 2],
+            beta=1.0,
+            R0=r0,
+        )
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[ok] = np.where(taus[:, 0] > 0, taus[:, 1] / taus[:, 0], np.nan)
+    return out
+
+
+def four_vector_sum(particles: ak.Array) -> dict[str, np.ndarray]:
+    """Sum of the four-momenta along the last axis: ``px, py, pz, E`` as numpy arrays."""
+    return {k: ak.to_numpy(ak.sum(particles[k], axis=-1)) for k in _MOMENTUM}
+
+
+def truth_match(
+    jet_eta: np.ndarray, jet_phi: np.ndarray, quark_eta: ak.Array, quark_phi: ak.Array, max_dr: float
+) -> np.ndarray:
+    """True where every truth quark of the jet's event lies within ``max_dr`` of the jet axis.
+
+    Parameters
+    ----------
+    jet_eta, jet_phi
+        ``(n_jets,)`` jet axes.
+    quark_eta, quark_phi
+        ``(n_jets, var)`` the decay quarks of the boson in each jet's event; jets whose
+        event has no quarks are not matched.
+    """
+    dr = delta_r(quark_eta, quark_phi, jet_eta, jet_phi)
+    return ak.to_numpy(ak.all(dr < max_dr, axis=1) & (ak.num(quark_eta) > 0))

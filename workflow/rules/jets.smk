@@ -1,0 +1,113 @@
+# W-vs-QCD jet tagging: generate -> images -> train -> evaluate -> plots.
+# Each rule is one call of the `jetimage` command line (src/jetimage/cli.py).
+
+
+def shard_files(wildcards):
+    s = CFG.sample(wildcards.sample)
+    return [f"{OUT}/samples/{wildcards.sample}/shard{i}.root" for i in range(s["n_shards"])]
+
+
+rule generate:
+    output:
+        f"{OUT}/samples/{{sample}}/shard{{shard}}.root",
+    log:
+        f"logs/{CFG['study']}/generate/{{sample}}_{{shard}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/generate/{{sample}}_{{shard}}.tsv"
+    params:
+        config=CONFIG_PATH,
+        settings=lambda w: json.dumps(
+            [CFG.sample(w.sample), CFG["generation"], CFG["jets"], CFG["seed"]], sort_keys=True
+        ),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=120,
+    shell:
+        "jetimage generate --config {params.config} --sample {wildcards.sample}"
+        " --shard {wildcards.shard} --output {output} > {log} 2>&1"
+
+
+rule images:
+    input:
+        shard_files,
+    output:
+        f"{OUT}/images/{{sample}}.h5",
+    log:
+        f"logs/{CFG['study']}/images/{{sample}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/images/{{sample}}.tsv"
+    params:
+        config=CONFIG_PATH,
+        settings=section("images"),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "jetimage images --config {params.config} --sample {wildcards.sample}"
+        " --inputs {input} --output {output} > {log} 2>&1"
+
+
+rule train:
+    input:
+        [f"{OUT}/images/{s}.h5" for s in SAMPLES],
+    output:
+        model=f"{OUT}/model/model.keras",
+        history=f"{OUT}/model/history.json",
+    log:
+        f"logs/{CFG['study']}/train.log",
+    benchmark:
+        f"{OUT}/benchmarks/train.tsv"
+    params:
+        config=CONFIG_PATH,
+        settings=section("train", "seed"),
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    shell:
+        "jetimage train --config {params.config} --inputs {input}"
+        " --model {output.model} --history {output.history} > {log} 2>&1"
+
+
+rule evaluate:
+    input:
+        images=[f"{OUT}/images/{s}.h5" for s in SAMPLES],
+        model=f"{OUT}/model/model.keras",
+    output:
+        metrics=f"{OUT}/metrics.json",
+        scores=f"{OUT}/scores.npz",
+    log:
+        f"logs/{CFG['study']}/evaluate.log",
+    benchmark:
+        f"{OUT}/benchmarks/evaluate.tsv"
+    params:
+        config=CONFIG_PATH,
+        settings=section("evaluate", "train", "seed"),
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    shell:
+        "jetimage evaluate --config {params.config} --inputs {input.images}"
+        " --model {input.model} --metrics {output.metrics} --scores {output.scores} > {log} 2>&1"
+
+
+rule plot_roc:
+    input:
+        f"{OUT}/scores.npz",
+    output:
+        f"{OUT}/plots/roc.pdf",
+        f"{OUT}/plots/roc.png",
+    log:
+        f"logs/{CFG['study']}/plot_roc.log",
+    params:
+        config=CONFIG_PATH,
+        stem=f"{OUT}/plots/roc",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "jetimage plot-roc --config {params.config} --scores {input}"
+        " --output {params.stem} > {log} 2>&1"
