@@ -2,6 +2,8 @@
 # Run `snakemake --cores 2` (see README.md). Without --configfile the repo's config.yaml is used.
 import json
 import os
+import shlex
+import sys
 
 from jetimage.config import ConfigError, validate
 
@@ -16,6 +18,8 @@ except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
 OUT = f"results/{CFG['study']}"
+# The package's command line, run by the interpreter that runs Snakemake (no PATH needed).
+JETIMAGE = f"{shlex.quote(sys.executable)} -m jetimage"
 SAMPLES = CFG.sample_names
 
 # The validated config (defaults filled in) is what every stage reads; it is rewritten only

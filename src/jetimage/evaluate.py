@@ -50,9 +50,20 @@ def auc(eps_s: np.ndarray, eps_b: np.ndarray) -> float:
 
 
 def rejection_at(eps_s: np.ndarray, eps_b: np.ndarray, target: float) -> float:
-    """1/eps_B at signal efficiency ``target`` (linear interpolation on the ROC curve)."""
-    eps_b_at = float(np.interp(target, eps_s, eps_b))
-    return float(1.0 / eps_b_at) if eps_b_at > 0 else float("inf")
+    """1/eps_B at signal efficiency ``target``.
+
+    Interpolates linearly between the last ROC point below ``target`` and the first point at
+    or above it, so that on a plateau of eps_S (ties) the lowest eps_B is taken.
+    """
+    i = int(np.searchsorted(eps_s, target, side="left"))
+    if i >= len(eps_s):
+        return 1.0
+    if i == 0 or eps_s[i] == target:
+        eps_b_at = float(eps_b[i])
+    else:
+        f = (target - eps_s[i - 1]) / (eps_s[i] - eps_s[i - 1])
+        eps_b_at = float(eps_b[i - 1] + f * (eps_b[i] - eps_b[i - 1]))
+    return 1.0 / eps_b_at if eps_b_at > 0 else float("inf")
 
 
 def likelihood_ratio(

@@ -15,6 +15,7 @@ rule generate:
     benchmark:
         f"{OUT}/benchmarks/generate/{{sample}}_{{shard}}.tsv"
     params:
+        jetimage=JETIMAGE,
         config=CONFIG_PATH,
         settings=lambda w: json.dumps(
             [CFG.sample(w.sample), CFG["generation"], CFG["jets"], CFG["seed"]], sort_keys=True
@@ -24,7 +25,7 @@ rule generate:
         mem_mb=2000,
         runtime=120,
     shell:
-        "jetimage generate --config {params.config} --sample {wildcards.sample}"
+        "{params.jetimage} generate --config {params.config} --sample {wildcards.sample}"
         " --shard {wildcards.shard} --output {output} > {log} 2>&1"
 
 
@@ -38,6 +39,7 @@ rule images:
     benchmark:
         f"{OUT}/benchmarks/images/{{sample}}.tsv"
     params:
+        jetimage=JETIMAGE,
         config=CONFIG_PATH,
         settings=section("images"),
     threads: 1
@@ -45,7 +47,7 @@ rule images:
         mem_mb=4000,
         runtime=60,
     shell:
-        "jetimage images --config {params.config} --sample {wildcards.sample}"
+        "{params.jetimage} images --config {params.config} --sample {wildcards.sample}"
         " --inputs {input} --output {output} > {log} 2>&1"
 
 
@@ -60,6 +62,7 @@ rule train:
     benchmark:
         f"{OUT}/benchmarks/train.tsv"
     params:
+        jetimage=JETIMAGE,
         config=CONFIG_PATH,
         settings=section("train", "seed"),
     threads: workflow.cores
@@ -67,7 +70,7 @@ rule train:
         mem_mb=8000,
         runtime=240,
     shell:
-        "jetimage train --config {params.config} --inputs {input}"
+        "{params.jetimage} train --config {params.config} --inputs {input}"
         " --model {output.model} --history {output.history} > {log} 2>&1"
 
 
@@ -83,6 +86,7 @@ rule evaluate:
     benchmark:
         f"{OUT}/benchmarks/evaluate.tsv"
     params:
+        jetimage=JETIMAGE,
         config=CONFIG_PATH,
         settings=section("evaluate", "train", "seed"),
     threads: workflow.cores
@@ -90,7 +94,7 @@ rule evaluate:
         mem_mb=8000,
         runtime=30,
     shell:
-        "jetimage evaluate --config {params.config} --inputs {input.images}"
+        "{params.jetimage} evaluate --config {params.config} --inputs {input.images}"
         " --model {input.model} --metrics {output.metrics} --scores {output.scores} > {log} 2>&1"
 
 
@@ -103,11 +107,12 @@ rule plot_roc:
     log:
         f"logs/{CFG['study']}/plot_roc.log",
     params:
+        jetimage=JETIMAGE,
         config=CONFIG_PATH,
         stem=f"{OUT}/plots/roc",
     resources:
         mem_mb=2000,
         runtime=10,
     shell:
-        "jetimage plot-roc --config {params.config} --scores {input}"
+        "{params.jetimage} plot-roc --config {params.config} --scores {input}"
         " --output {params.stem} > {log} 2>&1"

@@ -1,0 +1,159 @@
+"""Generation: real Pythia + FastJet shards, the ROOT format, truth labels and reproducibility."""
+
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+from jetimage.generate import GenerationError, generate, make_pythia
+from jetimage.io import (
+    CONSTITUENT_FIELDS,
+    COUNTER,
+    JET_BRANCHES,
+    InputError,
+    JetTreeWriter,
+    iterate_jets,
+    read_jets,
+)
+from jetimage.jets import delta_r, kinematics
+
+
+def _synthetic_jets(n: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, 30, n)
+    total = counts.sum()
+    jets = {name: rng.normal(size=n).astype(dtype) for name, dtype in JET_BRANCHES.items()}
+    constituents = {f: rng.normal(size=total).astype(dtype) for f, dtype in CONSTITUENT_FIELDS.items()}
+    jets["constituents"] = ak.unflatten(ak.zip(constituents), counts)
+    return jets
+
+
+def test_root_file_round_trips(tmp_path):
+    path = tmp_path / "jets.root"
+    batches = [_synthetic_jets(n, seed) for seed, n in enumerate([7, 0, 130])]
+    with JetTreeWriter(path, basket_size=50) as writer:
+        for b in batches:
+            writer.extend(b)
+    assert writer.n_written == 137
+    with uproot.open(path) as f:
+        assert f.classname_of("jets") == "TTree"  # not an RNTuple
+        tree = f["jets"]
+        assert tree.num_entries == 137
+        names = set(tree.keys())
+        assert set(JET_BRANCHES) <= names
+        assert {f"constituent_{c}" for c in CONSTITUENT_FIELDS} | {COUNTER} <= names
+        counts = tree[COUNTER].array(library="np")
+    expected_counts = np.concatenate([ak.to_numpy(ak.num(b["constituents"])) for b in batches])
+    np.testing.assert_array_equal(counts, expected_counts)
+    back = read_jets([path])
+    for name, dtype in JET_BRANCHES.items():
+        expected = np.concatenate([b[name] for b in batches]).astype(dtype)
+        np.testing.assert_array_equal(ak.to_numpy(back[name]), expected)
+    for field in CONSTITUENT_FIELDS:
+        expected = ak.concatenate([b["constituents"][field] for b in batches])
+        assert ak.all(back.constituents[field] == expected)
+
+
+def test_reader_names_missing_tree_and_branch(tmp_path):
+    path = tmp_path / "other.root"
+    with uproot.recreate(path) as f:
+        f.mktree("events", {"x": "float64"}).extend({"x": np.arange(3.0)})
+    with pytest.raises(InputError, match="other.root: no tree 'jets'"):
+        read_jets([path])
+    with pytest.raises(InputError, match=r"other.root: tree 'events' lacks branches \['event'"):
+        list(iterate_jets([path], tree="events"))
+    junk = tmp_path / "junk.root"
+    junk.write_bytes(b"this is not a ROOT file")
+    with pytest.raises(InputError, match="junk.root"):
+        read_jets([junk])
+
+
+def test_generated_jets_are_physical(generated, tiny_config):
+    jets_cfg = tiny_config["jets"]
+    for name, path in generated.items():
+        jets = read_jets([path])
+        assert len(jets) > 20, f"{name}: too few jets"
+        pt = ak.to_numpy(jets.jet_pt)
+        assert np.all((pt >= jets_cfg["pt_min"]) & (pt < jets_cfg["pt_max"]))
+        assert np.all(np.abs(ak.to_numpy(jets.jet_eta)) < jets_cfg["eta_max"])
+        # the jet four-vector is the sum of its (trimmed) constituents
+        c = jets.constituents
+        px, py = ak.sum(c.pt * np.cos(c.phi), axis=1), ak.sum(c.pt * np.sin(c.phi), axis=1)
+        pz, e = ak.sum(c.pt * np.sinh(c.eta), axis=1), ak.sum(c.e, axis=1)
+        kin = kinematics(ak.to_numpy(px), ak.to_numpy(py), ak.to_numpy(pz), ak.to_numpy(e))
+        np.testing.assert_allclose(kin["pt"], pt, rtol=1e-9)
+        np.testing.assert_allclose(kin["m"], ak.to_numpy(jets.jet_m), rtol=1e-6, atol=1e-6)
+        tau21 = ak.to_numpy(jets.tau21)
+        assert np.all((tau21[np.isfinite(tau21)] >= 0) & (tau21[np.isfinite(tau21)] <= 1))
+        charges = set(np.unique(ak.to_numpy(ak.flatten(c.charge))).tolist())
+        assert charges <= {-1, 0, 1} and {-1, 0, 1} <= charges | {0}
+        assert not np.isin(np.abs(ak.to_numpy(ak.flatten(c.pdgid))), [12, 14, 16]).any()
+    w = read_jets([generated["wjets"]])
+    q = read_jets([generated["qcd"]])
+    assert ak.all(q.label == 0)
+    w_mass = ak.to_numpy(w.jet_m[w.label == 1])
+    assert 70 < np.median(w_mass) < 90, "W-matched jets must peak at the W mass"
+    assert np.median(w_mass) > np.median(ak.to_numpy(q.jet_m)) + 20
+    assert np.nanmedian(ak.to_numpy(w.tau21[w.label == 1])) < np.nanmedian(ak.to_numpy(q.tau21))
+
+
+def _w_quarks_by_walking_the_record(pythia) -> list[tuple[float, float]]:
+    """The W decay quarks of the current event, found one particle at a time (reference)."""
+    out = []
+    event = pythia.event
+    for i in range(event.size()):
+        p = event[i]
+        if abs(p.id()) == 24 and p.daughter1() > 0:
+            for d in range(p.daughter1(), p.daughter2() + 1):
+                q = event[d]
+                if 1 <= abs(q.id()) <= 5 and q.mother1() == i:
+                    out.append((q.eta(), q.phi()))
+    return out
+
+
+def test_labels_match_truth(generated, tiny_config):
+    """Re-run the shard's Pythia with its seed and check every label against the W quarks."""
+    s = tiny_config.sample("wjets")
+    n_events = s["n_events"] // s["n_shards"]
+    pythia = make_pythia(
+        tiny_config["generation"]["common"] + s["pythia"],
+        tiny_config.shard_seed("wjets", 0),
+        tiny_config["generation"]["sqrt_s"],
+    )
+    quarks = {}
+    for i in range(n_events):
+        assert pythia.next()
+        quarks[i] = _w_quarks_by_walking_the_record(pythia)
+    jets = read_jets([generated["wjets"]])
+    dr_max = tiny_config["jets"]["truth_match_dr"]
+    n_matched = 0
+    for event, eta, phi, label in zip(
+        ak.to_numpy(jets.event), ak.to_numpy(jets.jet_eta), ak.to_numpy(jets.jet_phi),
+        ak.to_numpy(jets.label), strict=True,
+    ):
+        qs = quarks[int(event)]
+        assert len(qs) == 2, f"event {event}: expected two W decay quarks, found {qs}"
+        matched = all(delta_r(qe, qp, eta, phi) < dr_max for qe, qp in qs)
+        assert label == int(matched), f"event {event}: label {label}, truth {matched}"
+        n_matched += matched
+    assert 0 < n_matched < len(jets) + 1
+
+
+def test_same_seed_same_jets_other_seed_other_jets(generated, tiny_config, tmp_path):
+    again = tmp_path / "again.root"
+    generate(tiny_config, "qcd", 0, again)
+    a, b = read_jets([generated["qcd"]]), read_jets([again])
+    assert len(a) == len(b)
+    for name in JET_BRANCHES:
+        np.testing.assert_array_equal(ak.to_numpy(a[name]), ak.to_numpy(b[name]))
+    assert ak.all(ak.flatten(a.constituents.pt) == ak.flatten(b.constituents.pt))
+    other = tmp_path / "other.root"
+    generate(tiny_config, "qcd", 1, other)
+    assert not np.array_equal(ak.to_numpy(read_jets([other]).jet_pt)[:5], ak.to_numpy(a.jet_pt)[:5])
+
+
+def test_bad_pythia_command_is_named():
+    with pytest.raises(GenerationError, match="NoSuch:setting"):
+        make_pythia(["NoSuch:setting = on"], seed=1, sqrt_s=13000.0)

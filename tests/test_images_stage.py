@@ -1,0 +1,63 @@
+"""The image stage: ROOT jets -> HDF5 images with the jet variables beside them."""
+
+from __future__ import annotations
+
+import awkward as ak
+import h5py
+import numpy as np
+
+from jetimage.images import make_sample_images
+from jetimage.io import image_attrs, read_images, read_jets
+from jetimage.jets import delta_phi
+
+
+def _in_window_pt(jets, grid_half: float) -> np.ndarray:
+    """Reference: per jet, the pT of constituents inside the window around the leading subjet."""
+    out = []
+    for jet in ak.to_list(jets):
+        eta0, phi0 = jet["subjet1_eta"], jet["subjet1_phi"]
+        if not np.isfinite(eta0):
+            eta0, phi0 = jet["jet_eta"], jet["jet_phi"]
+        total = 0.0
+        for c in jet["constituents"]:
+            deta, dphi = c["eta"] - eta0, float(delta_phi(c["phi"], phi0))
+            if abs(deta) < grid_half and abs(dphi) < grid_half:
+                total += c["pt"]
+        out.append(total)
+    return np.array(out)
+
+
+def test_images_conserve_in_window_pt_and_carry_jet_variables(generated, tiny_config, tmp_path):
+    out = {}
+    for name, path in generated.items():
+        out[name] = tmp_path / f"{name}.h5"
+        n = make_sample_images(tiny_config, name, [path], out[name])
+        jets = read_jets([path])
+        if tiny_config.sample(name)["truth"] == "W":
+            jets = jets[jets.label == 1]
+        assert n == len(jets)
+        data = read_images([out[name]], columns=["jet_m", "jet_pt", "tau21", "event", "delta_r"])
+        assert data["images"].shape == (n, 25, 25, 1)
+        assert data["images"].dtype == np.float32
+        np.testing.assert_allclose(data["jet_m"], ak.to_numpy(jets.jet_m), rtol=1e-6)
+        np.testing.assert_array_equal(data["event"], ak.to_numpy(jets.event))
+        expected_class = 1 if tiny_config.sample(name)["class"] == "signal" else 0
+        assert np.all(data["labels"] == expected_class)
+        pixel_sum = data["images"].sum(axis=(1, 2, 3), dtype=np.float64)
+        np.testing.assert_allclose(pixel_sum, _in_window_pt(jets, 1.25), rtol=1e-5)
+        # the window holds most of a trimmed R = 1.0 jet's pT
+        assert np.median(pixel_sum / data["jet_pt"]) > 0.9
+        # the leading subjet sits in the central pixel: it is the brightest region
+        centre = data["images"][:, 11:14, 11:14, 0].sum(axis=(1, 2))
+        assert np.all(centre > 0)
+    attrs = image_attrs(out["qcd"])
+    assert attrs["sample"] == "qcd" and attrs["images"]["n_eta"] == 25
+    with h5py.File(out["qcd"]) as f:
+        assert f["images"].chunks[0] <= 1024, "images must be chunked by rows for streaming"
+
+
+def test_images_are_reproducible(generated, tiny_config, tmp_path):
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    make_sample_images(tiny_config, "qcd", [generated["qcd"]], a)
+    make_sample_images(tiny_config, "qcd", [generated["qcd"]], b)
+    np.testing.assert_array_equal(read_images([a])["images"], read_images([b])["images"])
