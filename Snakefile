@@ -6,6 +6,7 @@ import shlex
 import sys
 
 from jetimage.config import ConfigError, validate
+from jetimage.ingest import check_sample, plan_chunks
 
 if not config:
 
@@ -16,6 +17,17 @@ try:
     CFG = validate(dict(config), source=", ".join(map(str, workflow.configfiles)) or "config")
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
+
+# Samples read from disk: every file, tree and branch is checked before any job starts.
+_problems = [
+    p
+    for i, s in enumerate(CFG["samples"])
+    if "files" in s
+    for p in check_sample(s, f"samples[{i}]")
+]
+if _problems:
+    raise WorkflowError("invalid input samples\n  " + "\n  ".join(_problems))
+CHUNKS = {s["name"]: plan_chunks(s) for s in CFG["samples"] if "files" in s}
 
 OUT = f"results/{CFG['study']}"
 # The package's command line, run by the interpreter that runs Snakemake (no PATH needed).
@@ -41,6 +53,7 @@ def section(*keys):
 wildcard_constraints:
     sample="|".join(SAMPLES),
     shard=r"\d+",
+    part=r"\d+",
 
 
 include: "workflow/rules/jets.smk"

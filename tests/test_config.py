@@ -40,7 +40,9 @@ def test_repo_config_is_valid_and_defaults_are_filled():
         (lambda c: c["samples"][0].update({"class": "sig"}), "samples[0].class"),
         (lambda c: c["jets"].update(pt_max=100.0), "jets.pt_max"),
         (lambda c: c["train"]["split"].update(test=0.5), "train.split"),
-        (lambda c: c["samples"][0].pop("pythia"), "samples[0].pythia"),
+        (lambda c: c["samples"][0].pop("pythia"), r"samples[0]: sample 'wjets' needs exactly one"),
+        (lambda c: c["samples"][0].update(files=["x.root"]), "samples[0]: sample 'wjets' needs"),
+        (lambda c: c["samples"][0].update(preset="lhco"), "samples[0].preset"),
     ],
 )
 def test_bad_config_names_the_key(edit, key):

@@ -18,6 +18,12 @@ def _generate(args: argparse.Namespace) -> None:
     generate(load(args.config), args.sample, args.shard, args.output)
 
 
+def _ingest(args: argparse.Namespace) -> None:
+    from .ingest import ingest
+
+    ingest(load(args.config), args.sample, args.file, args.start, args.stop, args.output)
+
+
 def _images(args: argparse.Namespace) -> None:
     from .images import make_sample_images
 
@@ -64,6 +70,15 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--shard", type=int, required=True)
     g.add_argument("--output", required=True, help="ROOT file to write")
     g.set_defaults(func=_generate)
+
+    n = sub.add_parser("ingest", help="entries of a user's ROOT file -> jetimage jets tree")
+    n.add_argument("--config", required=True)
+    n.add_argument("--sample", required=True)
+    n.add_argument("--file", required=True, help="input ROOT file")
+    n.add_argument("--start", type=int, required=True, help="first entry")
+    n.add_argument("--stop", type=int, required=True, help="entry after the last")
+    n.add_argument("--output", required=True, help="ROOT file to write")
+    n.set_defaults(func=_ingest)
 
     i = sub.add_parser("images", help="ROOT jets of one sample -> HDF5 jet images")
     i.add_argument("--config", required=True)

@@ -122,9 +122,10 @@ def _cross_checks(cfg: dict[str, Any]) -> Iterator[str]:
     if classes != {"signal", "background"}:
         yield f"samples: need at least one signal and one background sample, got {sorted(classes)}"
     for i, s in enumerate(cfg["samples"]):
-        if "pythia" not in s:
-            yield f"samples[{i}].pythia: sample {s['name']!r} has no Pythia commands to generate it"
-        if s["n_shards"] > s["n_events"]:
+        if ("pythia" in s) == ("files" in s):
+            yield (f"samples[{i}]: sample {s['name']!r} needs exactly one of pythia (generate it) "
+                   "or files (read it)")
+        if "pythia" in s and s["n_shards"] > s["n_events"]:
             yield f"samples[{i}].n_shards: {s['n_shards']} shards for {s['n_events']} events"
         s.setdefault("seed", zlib.crc32(s["name"].encode()))
     jets = cfg["jets"]

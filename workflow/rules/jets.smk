@@ -2,9 +2,36 @@
 # Each rule is one call of the `jetimage` command line (src/jetimage/cli.py).
 
 
-def shard_files(wildcards):
-    s = CFG.sample(wildcards.sample)
-    return [f"{OUT}/samples/{wildcards.sample}/shard{i}.root" for i in range(s["n_shards"])]
+def sample_files(wildcards):
+    """The jets trees of a sample: generated shards, or ingested chunks of the user's files."""
+    name = wildcards.sample
+    if name in CHUNKS:
+        return [f"{OUT}/samples/{name}/part{i}.root" for i in range(len(CHUNKS[name]))]
+    return [f"{OUT}/samples/{name}/shard{i}.root" for i in range(CFG.sample(name)["n_shards"])]
+
+
+rule ingest:
+    input:
+        lambda w: CHUNKS[w.sample][int(w.part)][0],
+    output:
+        f"{OUT}/samples/{{sample}}/part{{part}}.root",
+    log:
+        f"logs/{CFG['study']}/ingest/{{sample}}_{{part}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/ingest/{{sample}}_{{part}}.tsv"
+    params:
+        jetimage=JETIMAGE,
+        config=CONFIG_PATH,
+        start=lambda w: CHUNKS[w.sample][int(w.part)][1],
+        stop=lambda w: CHUNKS[w.sample][int(w.part)][2],
+        settings=lambda w: json.dumps([CFG.sample(w.sample), CFG["jets"]], sort_keys=True),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "{params.jetimage} ingest --config {params.config} --sample {wildcards.sample}"
+        " --file {input} --start {params.start} --stop {params.stop} --output {output} > {log} 2>&1"
 
 
 rule generate:
@@ -31,7 +58,7 @@ rule generate:
 
 rule images:
     input:
-        shard_files,
+        sample_files,
     output:
         f"{OUT}/images/{{sample}}.h5",
     log:
