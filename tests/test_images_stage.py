@@ -11,20 +11,19 @@ from jetimage.io import image_attrs, read_images, read_jets
 from jetimage.jets import delta_phi
 
 
-def _in_window_pt(jets, grid_half: float) -> np.ndarray:
-    """Reference: per jet, the pT of constituents inside the window around the leading subjet."""
-    out = []
+def _contained(jets, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """Reference, one particle at a time: total constituent pT per jet, and whether every
+    constituent lies within ``margin`` of the leading subjet in eta and phi."""
+    totals, inside = [], []
     for jet in ak.to_list(jets):
         eta0, phi0 = jet["subjet1_eta"], jet["subjet1_phi"]
         if not np.isfinite(eta0):
             eta0, phi0 = jet["jet_eta"], jet["jet_phi"]
-        total = 0.0
-        for c in jet["constituents"]:
-            deta, dphi = c["eta"] - eta0, float(delta_phi(c["phi"], phi0))
-            if abs(deta) < grid_half and abs(dphi) < grid_half:
-                total += c["pt"]
-        out.append(total)
-    return np.array(out)
+        ok = all(abs(c["eta"] - eta0) < margin and abs(float(delta_phi(c["phi"], phi0))) < margin
+                 for c in jet["constituents"])
+        totals.append(sum(c["pt"] for c in jet["constituents"]))
+        inside.append(ok)
+    return np.array(totals), np.array(inside)
 
 
 def test_images_conserve_in_window_pt_and_carry_jet_variables(generated, tiny_config, tmp_path):
@@ -44,7 +43,13 @@ def test_images_conserve_in_window_pt_and_carry_jet_variables(generated, tiny_co
         expected_class = 1 if tiny_config.sample(name)["class"] == "signal" else 0
         assert np.all(data["labels"] == expected_class)
         pixel_sum = data["images"].sum(axis=(1, 2, 3), dtype=np.float64)
-        np.testing.assert_allclose(pixel_sum, _in_window_pt(jets, 1.25), rtol=1e-5)
+        total, contained = _contained(jets, margin=1.0)  # the window reaches 1.25
+        assert contained.sum() > 0.3 * n
+        # centring moves constituents but keeps their pT: contained jets keep all of it, up to
+        # soft massive hadrons, whose pseudorapidity moves more than their rapidity under the
+        # boost of the lorentz mode and may leave the window (a few 10 MeV at most)
+        np.testing.assert_allclose(pixel_sum[contained], total[contained], rtol=1e-3)
+        assert np.all(pixel_sum <= total * (1 + 1e-6))
         # the window holds most of a trimmed R = 1.0 jet's pT
         assert np.median(pixel_sum / data["jet_pt"]) > 0.9
         # the leading subjet sits in the central pixel: it is the brightest region

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -120,6 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .generate import GenerationError
     from .io import InputError
 
+    def _terminate(signum, frame):
+        # SystemExit unwinds the stack, so atomic writers delete their temporary files
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         args.func(args)
     except (ConfigError, InputError, GenerationError) as err:

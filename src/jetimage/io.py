@@ -171,13 +171,34 @@ def iterate_jets(
         missing = [b for b in needed if b not in t]
         if missing:
             raise InputError(f"{path}: tree {tree!r} lacks branches {missing}")
-        for chunk in t.iterate(needed, step_size=step_size, library="ak"):
-            fields = {name: chunk[name] for name in scalars}
-            if want_constituents:
-                fields["constituents"] = ak.zip(
-                    {f: chunk[f"constituent_{f}"] for f in CONSTITUENT_FIELDS}
-                )
-            yield ak.zip(fields, depth_limit=1)
+        check_branch_types(t, scalars, [b for b in needed if b.startswith("constituent_")], path)
+        if t.num_entries == 0:
+            raise InputError(f"{path}: tree {tree!r} has no entries")
+        try:
+            for chunk in t.iterate(needed, step_size=step_size, library="ak"):
+                fields = {name: chunk[name] for name in scalars}
+                if want_constituents:
+                    fields["constituents"] = ak.zip(
+                        {f: chunk[f"constituent_{f}"] for f in CONSTITUENT_FIELDS}
+                    )
+                yield ak.zip(fields, depth_limit=1)
+        except (OSError, ValueError, uproot.DeserializationError) as err:
+            raise InputError(f"{path}: tree {tree!r} cannot be read, the file may be truncated "
+                             f"({type(err).__name__}: {err})") from err
+
+
+def check_branch_types(tree, scalars: Sequence[str], jagged: Sequence[str], path) -> None:
+    """Raise :class:`InputError` naming the branch if a scalar branch is jagged or not numeric,
+    or a constituent branch is not a jagged numeric array."""
+    for name in list(scalars) + list(jagged):
+        interp = tree[name].interpretation
+        is_jagged = isinstance(interp, uproot.interpretation.jagged.AsJagged)
+        dtype = getattr(interp.content if is_jagged else interp, "from_dtype", None)
+        numeric = dtype is not None and dtype.kind in "biuf" and dtype.fields is None
+        if not numeric or is_jagged != (name in jagged):
+            want = "a jagged numeric array" if name in jagged else "one number per entry"
+            raise InputError(f"{path}: branch {name!r} of tree {tree.name!r} must be {want}, "
+                             f"found {interp}")
 
 
 def read_jets(paths: Sequence[str | Path], branches: Sequence[str] | None = None) -> ak.Array:

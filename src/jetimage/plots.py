@@ -59,6 +59,7 @@ def roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], stem: str | Path,
         ax.plot(eps_s[ok], 1.0 / eps_b[ok], label=LABELS.get(name, name), lw=2)
     ax.set_yscale("log")
     ax.set_xlim(0.05, 1.0)
+    ax.set_ylim(bottom=1.0)
     ax.set_xlabel(r"Signal efficiency $\varepsilon_S$")
     ax.set_ylabel(r"Background rejection $1/\varepsilon_B$")
     ax.legend(loc="upper right")

@@ -34,6 +34,15 @@ rule ingest:
         " --file {input} --start {params.start} --stop {params.stop} --output {output} > {log} 2>&1"
 
 
+def generation_settings(name):
+    """What a generated shard depends on: only these keys rerun it when they change."""
+    s = CFG.sample(name)
+    keys = ("truth", "n_events", "n_shards", "seed", "pythia")
+    return json.dumps(
+        [{k: s.get(k) for k in keys}, CFG["generation"], CFG["jets"], CFG["seed"]], sort_keys=True
+    )
+
+
 rule generate:
     output:
         f"{OUT}/samples/{{sample}}/shard{{shard}}.root",
@@ -44,9 +53,7 @@ rule generate:
     params:
         jetimage=JETIMAGE,
         config=CONFIG_PATH,
-        settings=lambda w: json.dumps(
-            [CFG.sample(w.sample), CFG["generation"], CFG["jets"], CFG["seed"]], sort_keys=True
-        ),
+        settings=lambda w: generation_settings(w.sample),
     threads: 1
     resources:
         mem_mb=2000,
