@@ -72,3 +72,78 @@ def test_shard_seeds_are_distinct_and_stable():
     assert all(1 <= v <= 900_000_000 for v in seeds.values())
     again = validate(yaml.safe_load(yaml.safe_dump(tiny_raw_config())))
     assert all(again.shard_seed(s, i) == v for (s, i), v in seeds.items())
+
+
+def _leaves(schema: dict, path: tuple = ()):
+    """Every property of the schema with a path into the configuration (samples via item 0)."""
+    for key, sub in schema.get("properties", {}).items():
+        here = (*path, key)
+        if sub.get("type") == "object" and "properties" in sub:
+            yield here, sub
+            yield from _leaves(sub, here)
+        elif sub.get("type") == "array" and isinstance(sub.get("items"), dict) \
+                and "properties" in sub["items"]:
+            yield here, sub
+            yield from _leaves(sub["items"], (*here, 0))
+        else:
+            yield here, sub
+
+
+def _wrong_type(sub: dict):
+    kind = sub.get("type")
+    if "enum" in sub:
+        return "__no_such_choice__"
+    return {"integer": "seven", "number": "seven", "string": 7, "boolean": "yes",
+            "array": 7, "object": 7}.get(kind, object)
+
+
+def _out_of_range(sub: dict):
+    for bound, delta in (("minimum", -1), ("exclusiveMinimum", 0), ("maximum", 1),
+                         ("exclusiveMaximum", 0)):
+        if bound in sub:
+            return sub[bound] + delta
+    if sub.get("type") == "array" and "minItems" in sub:
+        return []
+    return None
+
+
+def _set(raw: dict, path: tuple, value) -> dict:
+    raw = copy.deepcopy(raw)
+    node = raw
+    for key in path[:-1]:
+        if isinstance(key, str) and key not in node:
+            node[key] = {}
+        node = node[key]
+    node[path[-1]] = value
+    return raw
+
+
+def _fmt(path: tuple) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out
+
+
+def _cases(kind: str):
+    from jetimage.config import _schema
+
+    for path, sub in _leaves(_schema()):
+        value = _wrong_type(sub) if kind == "type" else _out_of_range(sub)
+        if value is object or value is None:
+            continue
+        yield pytest.param(path, value, id=f"{_fmt(path)}={value!r}")
+
+
+@pytest.mark.parametrize(("path", "value"), list(_cases("type")))
+def test_every_key_with_a_wrong_type_is_named(path, value):
+    with pytest.raises(ConfigError) as err:
+        validate(_set(tiny_raw_config(), path, value), source="c.yaml")
+    assert f"c.yaml: {_fmt(path)}:" in str(err.value)
+
+
+@pytest.mark.parametrize(("path", "value"), list(_cases("range")))
+def test_every_key_out_of_range_is_named(path, value):
+    with pytest.raises(ConfigError) as err:
+        validate(_set(tiny_raw_config(), path, value), source="c.yaml")
+    assert f"c.yaml: {_fmt(path)}:" in str(err.value)

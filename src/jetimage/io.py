@@ -143,7 +143,8 @@ def _open_tree(path: str, tree: str):
     except FileNotFoundError as err:
         raise InputError(f"{path}: no such file") from err
     except Exception as err:  # uproot raises many types for corrupt files
-        raise InputError(f"{path}: not a readable ROOT file ({type(err).__name__}: {err})") from err
+        reason = " ".join(str(err).split())  # uproot's messages span lines
+        raise InputError(f"{path}: not a readable ROOT file ({type(err).__name__}: {reason})") from err
     if tree not in f:
         raise InputError(f"{path}: no tree {tree!r} (keys: {sorted(f.keys(cycle=False))})")
     return f[tree]
@@ -183,8 +184,9 @@ def iterate_jets(
                     )
                 yield ak.zip(fields, depth_limit=1)
         except (OSError, ValueError, uproot.DeserializationError) as err:
+            reason = " ".join(str(err).split())
             raise InputError(f"{path}: tree {tree!r} cannot be read, the file may be truncated "
-                             f"({type(err).__name__}: {err})") from err
+                             f"({type(err).__name__}: {reason})") from err
 
 
 def check_branch_types(tree, scalars: Sequence[str], jagged: Sequence[str], path) -> None:
@@ -194,7 +196,7 @@ def check_branch_types(tree, scalars: Sequence[str], jagged: Sequence[str], path
         interp = tree[name].interpretation
         is_jagged = isinstance(interp, uproot.interpretation.jagged.AsJagged)
         dtype = getattr(interp.content if is_jagged else interp, "from_dtype", None)
-        numeric = dtype is not None and dtype.kind in "biuf" and dtype.fields is None
+        numeric = dtype is not None and dtype.kind in "iuf" and dtype.fields is None
         if not numeric or is_jagged != (name in jagged):
             want = "a jagged numeric array" if name in jagged else "one number per entry"
             raise InputError(f"{path}: branch {name!r} of tree {tree.name!r} must be {want}, "
