@@ -65,3 +65,4 @@ rule all:
         f"{OUT}/metrics.json",
         f"{OUT}/plots/roc.pdf",
         f"{OUT}/plots/roc.png",
+        f"{OUT}/plots/preprocessing.png",

@@ -62,6 +62,10 @@ def test_workflow_writes_every_output(workflow_run):
     assert metrics["mass"]["auc"] > 0.7
     assert (out / "plots" / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "plots" / "roc.pdf").read_bytes()[:5] == b"%PDF-"
+    steps = ["pixelization", "translation", "rotation", "flip", "normalization"]
+    for mode in ("lorentz", "image"):
+        assert list(metrics["preprocessing"][mode]) == steps
+    assert (out / "plots" / "preprocessing.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     logs = list((workdir / "logs" / "tiny").rglob("*.log"))
     assert len(logs) >= 7 and all(p.stat().st_size > 0 for p in logs)
     assert list((out / "benchmarks").rglob("*.tsv"))

@@ -40,7 +40,19 @@ def _train(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     from .evaluate import evaluate
 
-    evaluate(load(args.config), args.inputs, args.model, args.metrics, args.scores)
+    evaluate(load(args.config), args.inputs, args.model, args.metrics, args.scores,
+             args.preprocessing)
+
+
+def _preprocessing(args: argparse.Namespace) -> None:
+    from .diagnostics import run_study
+
+    cfg = load(args.config)
+    inputs: dict[str, list[str]] = {}
+    for item in args.inputs:
+        sample, _, path = item.partition("=")
+        inputs.setdefault(sample, []).append(path)
+    run_study(cfg, inputs, args.output, args.plot)
 
 
 def _plot_roc(args: argparse.Namespace) -> None:
@@ -101,7 +113,15 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--model", required=True)
     e.add_argument("--metrics", required=True, help="output metrics.json")
     e.add_argument("--scores", help="output .npz with the test-split scores")
+    e.add_argument("--preprocessing", help="preprocessing-study JSON to include in the metrics")
     e.set_defaults(func=_evaluate)
+
+    d = sub.add_parser("preprocessing", help="image-mass study of the preprocessing steps, both modes")
+    d.add_argument("--config", required=True)
+    d.add_argument("--inputs", nargs="+", required=True, help="SAMPLE=ROOT_FILE items")
+    d.add_argument("--output", required=True, help="output JSON")
+    d.add_argument("--plot", required=True, help="output figure path without suffix")
+    d.set_defaults(func=_preprocessing)
 
     r = sub.add_parser("plot-roc", help="ROC curves from the scores file, as PDF and PNG")
     r.add_argument("--config", required=True)

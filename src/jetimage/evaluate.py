@@ -101,14 +101,17 @@ def tagger_metrics(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray,
 
 
 def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
-             metrics_path: str | Path, scores_path: str | Path | None = None) -> dict[str, Any]:
+             metrics_path: str | Path, scores_path: str | Path | None = None,
+             preprocessing_path: str | Path | None = None) -> dict[str, Any]:
     """Score the test split with the CNN and the baselines; write ``metrics.json``.
 
     Returns
     -------
     dict
         ``{tagger: {"auc": x, "rejection": {"0.3": r, "0.5": r}}}`` for ``cnn``, ``mass`` and
-        ``tau21``, plus ``n_test`` (jets per class in the test split).
+        ``tau21``, plus ``n_test`` (jets per class in the test split) and, when
+        ``preprocessing_path`` is given, ``preprocessing``: the image-mass study of
+        :func:`jetimage.diagnostics.run_study`.
     """
     import keras
 
@@ -129,6 +132,8 @@ def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     }
     metrics["n_test"] = {"signal": int((labels[te] == 1).sum()),
                          "background": int((labels[te] == 0).sum())}
+    if preprocessing_path is not None:
+        metrics["preprocessing"] = json.loads(Path(preprocessing_path).read_text())
     for name in scores:
         log.info("%-6s AUC %.4f  1/eps_B %s", name, metrics[name]["auc"], metrics[name]["rejection"])
     with atomic_path(metrics_path) as tmp:

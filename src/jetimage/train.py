@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -98,7 +100,19 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
         loss="binary_crossentropy",
         weighted_metrics=["accuracy", keras.metrics.AUC(name="auc")],
     )
+    # A backup after every epoch beside the model: a killed run resumes from the last one
+    # (weights, optimizer state and epoch; the early-stopping counters restart).
+    backup = Path(model_path).with_name(Path(model_path).stem + ".backup")
+    # per-epoch metrics, appended across resumed runs (BackupAndRestore deletes its own folder)
+    epochs_csv = Path(model_path).with_name(Path(model_path).stem + ".epochs.csv")
+    if backup.exists():
+        log.info("resuming from the backup in %s", backup)
+    elif epochs_csv.exists():
+        epochs_csv.unlink()  # left by an earlier, completed run
+    Path(model_path).parent.mkdir(parents=True, exist_ok=True)
     callbacks = [
+        keras.callbacks.CSVLogger(str(epochs_csv), append=True),
+        keras.callbacks.BackupAndRestore(str(backup), save_freq="epoch", delete_checkpoint=True),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=tcfg["patience"],
                                       restore_best_weights=True),
         _ProgressLog(tcfg["epochs"]),
@@ -109,13 +123,26 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
         epochs=tcfg["epochs"], batch_size=tcfg["batch_size"], callbacks=callbacks,
         verbose=0, shuffle=True,
     )
-    history = {k: [float(x) for x in v] for k, v in fit.history.items()}
+    history = _read_history(epochs_csv) if epochs_csv.exists() else {}
+    history = history or {k: [float(x) for x in v] for k, v in fit.history.items()}
     with atomic_path(model_path) as tmp:
         model.save(tmp)
     with atomic_path(history_path) as tmp:
         tmp.write_text(json.dumps(history, indent=1))
+    shutil.rmtree(backup, ignore_errors=True)
+    epochs_csv.unlink(missing_ok=True)
     log.info("saved %s after %d epochs", model_path, len(history["loss"]))
     return history
+
+
+def _read_history(path: Path) -> dict[str, list[float]]:
+    """Per-epoch metrics logged by CSVLogger, across resumed runs (last entry per epoch wins)."""
+    rows: dict[int, dict[str, str]] = {}
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            rows[int(row["epoch"])] = row
+    keys = [k for k in next(iter(rows.values()), {}) if k != "epoch"]
+    return {k: [float(rows[e][k]) for e in sorted(rows)] for k in keys}
 
 
 def _devices() -> str:

@@ -3,8 +3,11 @@
 
 
 def sample_files(wildcards):
+    return files_of_sample(wildcards.sample)
+
+
+def files_of_sample(name):
     """The jets trees of a sample: generated shards, or ingested chunks of the user's files."""
-    name = wildcards.sample
     if name in CHUNKS:
         return [f"{OUT}/samples/{name}/part{i}.root" for i in range(len(CHUNKS[name]))]
     return [f"{OUT}/samples/{name}/shard{i}.root" for i in range(CFG.sample(name)["n_shards"])]
@@ -108,10 +111,37 @@ rule train:
         " --model {output.model} --history {output.history} > {log} 2>&1"
 
 
+rule preprocessing_study:
+    input:
+        [p for s in SAMPLES for p in files_of_sample(s)],
+    output:
+        json=f"{OUT}/preprocessing.json",
+        pdf=f"{OUT}/plots/preprocessing.pdf",
+        png=f"{OUT}/plots/preprocessing.png",
+    log:
+        f"logs/{CFG['study']}/preprocessing_study.log",
+    benchmark:
+        f"{OUT}/benchmarks/preprocessing_study.tsv"
+    params:
+        jetimage=JETIMAGE,
+        config=CONFIG_PATH,
+        labelled=" ".join(f"{s}={p}" for s in SAMPLES for p in files_of_sample(s)),
+        stem=f"{OUT}/plots/preprocessing",
+        settings=section("images", "evaluate"),
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    shell:
+        "{params.jetimage} preprocessing --config {params.config} --inputs {params.labelled}"
+        " --output {output.json} --plot {params.stem} > {log} 2>&1"
+
+
 rule evaluate:
     input:
         images=[f"{OUT}/images/{s}.h5" for s in SAMPLES],
         model=f"{OUT}/model/model.keras",
+        preprocessing=f"{OUT}/preprocessing.json",
     output:
         metrics=f"{OUT}/metrics.json",
         scores=f"{OUT}/scores.npz",
@@ -129,7 +159,8 @@ rule evaluate:
         runtime=30,
     shell:
         "{params.jetimage} evaluate --config {params.config} --inputs {input.images}"
-        " --model {input.model} --metrics {output.metrics} --scores {output.scores} > {log} 2>&1"
+        " --model {input.model} --metrics {output.metrics} --scores {output.scores}"
+        " --preprocessing {input.preprocessing} > {log} 2>&1"
 
 
 rule plot_roc:

@@ -1,0 +1,265 @@
+"""Preprocessing: Lorentz-mode invariants and the properties of both modes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jetimage import config, generate, io
+from jetimage.pixelize import Grid
+from jetimage.preprocess import (
+    Flat,
+    centre_of,
+    lorentz_frame,
+    make_images,
+    mirror_eta,
+    rotate_about_x,
+    rotate_images,
+)
+
+CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
+OPTIONS = {
+    "n_eta": 25, "n_phi": 25, "pixel_eta": 0.1, "pixel_phi": 0.1, "intensity": "pt",
+    "channels": ["total"], "centre": "leading_subjet", "rotate": "none", "flip": "none",
+    "normalize": "none", "mode": "lorentz", "chunk_size": 1000,
+}
+GRID = Grid(25, 25, 0.1, 0.1)
+
+
+def make_jets(constituents: list[list[tuple[float, float, float, float]]],
+              centre: list[tuple[float, float]] | None = None,
+              subjet2: list[tuple[float, float]] | None = None) -> ak.Array:
+    """Jet records from constituent lists of (pt, eta, phi, mass); subjet 1 is ``centre``."""
+    rows = []
+    for k, cons in enumerate(constituents):
+        pt, eta, phi, m = (np.array(c, dtype=np.float64) for c in zip(*cons, strict=True)) \
+            if cons else (np.zeros(0),) * 4
+        e = np.sqrt((pt * np.cosh(eta)) ** 2 + m**2)
+        px, py, pz = (pt * np.cos(phi)).sum(), (pt * np.sin(phi)).sum(), (pt * np.sinh(eta)).sum()
+        jpt = np.hypot(px, py)
+        jeta = float(np.arcsinh(pz / jpt)) if jpt > 0 else np.nan
+        jphi = float(np.arctan2(py, px)) if jpt > 0 else np.nan
+        c_eta, c_phi = centre[k] if centre else (jeta, jphi)
+        s_eta, s_phi = subjet2[k] if subjet2 else (np.nan, np.nan)
+        rows.append({
+            "jet_pt": jpt, "jet_eta": jeta, "jet_phi": jphi, "jet_m": 0.0, "jet_e": e.sum(),
+            "subjet1_eta": c_eta, "subjet1_phi": c_phi, "subjet2_eta": s_eta,
+            "subjet2_phi": s_phi, "label": 0, "weight": 1.0,
+            "constituents": [{"pt": a, "eta": b, "phi": c, "e": d, "charge": 1 if i % 2 else 0}
+                             for i, (a, b, c, d) in enumerate(zip(pt, eta, phi, e, strict=True))],
+        })
+    return ak.Array(rows)
+
+
+def mass(px, py, pz, e, counts):
+    offsets = np.concatenate([[0], np.cumsum(counts)])[:-1]
+    s = [np.add.reduceat(x, offsets) for x in (px, py, pz, e)]
+    return np.sqrt(np.maximum(s[3] ** 2 - s[0] ** 2 - s[1] ** 2 - s[2] ** 2, 0.0))
+
+
+def cartesian(flat: Flat):
+    return (flat.pt * np.cos(flat.phi), flat.pt * np.sin(flat.phi),
+            flat.pt * np.sinh(flat.eta), flat.e)
+
+
+@pytest.fixture(scope="module")
+def real_jets(tmp_path_factory) -> ak.Array:
+    """Real Pythia + FastJet jets (W and QCD), generated once for this module."""
+    cfg = config.load(CONFIG)
+    out = tmp_path_factory.mktemp("jets")
+    paths = []
+    for sample, n in (("wjets", 250), ("qcd", 150)):
+        cfg.sample(sample).update(n_events=n, n_shards=1)
+        paths.append(out / f"{sample}.root")
+        generate.generate(cfg, sample, 0, paths[-1])
+    jets = io.read_jets(paths)
+    assert len(jets) > 50
+    return jets
+
+
+@pytest.mark.parametrize("rotate", ["none", "subjet", "principal"])
+@pytest.mark.parametrize("flip", ["none", "parity"])
+@pytest.mark.parametrize("centre", ["leading_subjet", "centroid", "jet_axis"])
+def test_lorentz_mode_keeps_the_constituent_jet_mass(real_jets, rotate, flip, centre):
+    flat = Flat.from_awkward(real_jets.constituents, np.float64)
+    eta0, phi0 = centre_of(real_jets, centre)
+    s2 = (ak.to_numpy(real_jets.subjet2_eta), ak.to_numpy(real_jets.subjet2_phi))
+    fr = lorentz_frame(flat, eta0, phi0, rotate, flip, "pt", s2)
+    before = mass(*cartesian(flat), flat.counts)
+    after = mass(fr.px, fr.py, fr.pz, fr.e, flat.counts)
+    np.testing.assert_allclose(after, before, rtol=1e-6)
+    np.testing.assert_allclose(before, ak.to_numpy(real_jets.jet_m), rtol=1e-6)
+    # each constituent mass too (E^2 - p^2 is kept to rounding)
+    m2 = fr.e**2 - fr.px**2 - fr.py**2 - fr.pz**2
+    m2_in = flat.e**2 - (flat.pt * np.cosh(flat.eta)) ** 2
+    np.testing.assert_allclose(m2, m2_in, atol=1e-6 * flat.e.max() ** 2)
+
+
+jet_strategy = st.lists(
+    st.tuples(st.floats(0.5, 100.0), st.floats(-0.9, 0.9), st.floats(-0.9, 0.9),
+              st.floats(0.0, 1.0)),
+    min_size=2, max_size=25,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(cons=jet_strategy, eta0=st.floats(-2.0, 2.0), phi0=st.floats(-np.pi, np.pi),
+       angle=st.floats(-np.pi, np.pi))
+def test_lorentz_primitives_keep_mass_and_rotation_by_two_pi_is_identity(cons, eta0, phi0, angle):
+    cons = [(pt, eta + eta0, phi0 + phi, m) for pt, eta, phi, m in cons]
+    jets = make_jets([cons])
+    flat = Flat.from_awkward(jets.constituents, np.float64)
+    fr = lorentz_frame(flat, np.array([eta0]), np.array([phi0]))
+    m0 = mass(*cartesian(flat), flat.counts)
+    # a collinear massless pair has m ~ 1e-8 E from rounding alone: absolute floor 1e-6 E
+    tol = {"rtol": 1e-6, "atol": 1e-6 * flat.e.sum()}
+    np.testing.assert_allclose(mass(fr.px, fr.py, fr.pz, fr.e, flat.counts), m0, **tol)
+    pz, py = rotate_about_x(fr.pz, fr.py, np.cos(angle), np.sin(angle))
+    np.testing.assert_allclose(mass(fr.px, py, pz, fr.e, flat.counts), m0, **tol)
+    pz2, py2 = rotate_about_x(fr.pz, fr.py, np.cos(2 * np.pi), np.sin(2 * np.pi))
+    np.testing.assert_allclose(pz2, fr.pz, atol=1e-9 * flat.e.max())
+    np.testing.assert_allclose(py2, fr.py, atol=1e-9 * flat.e.max())
+
+
+@settings(max_examples=30, deadline=None)
+@given(cons=jet_strategy, eta0=st.floats(-1.5, 1.5), phi0=st.floats(-np.pi, np.pi),
+       centre=st.sampled_from(["leading_subjet", "centroid", "jet_axis"]))
+def test_after_centring_the_centre_is_at_the_image_centre(cons, eta0, phi0, centre):
+    cons = [(pt, eta + eta0, phi0 + phi, m) for pt, eta, phi, m in cons]
+    c_eta, c_phi = cons[0][1], cons[0][2]
+    jets = make_jets([cons], centre=[(c_eta, c_phi)])
+    e0, p0 = centre_of(jets, centre)
+    # a massless probe along the chosen centre goes to eta = phi = 0 exactly
+    probe = make_jets([[(1.0, float(e0[0]), float(p0[0]), 0.0)]])
+    fr = lorentz_frame(Flat.from_awkward(probe.constituents), e0, p0)
+    assert abs(fr.eta[0]) < 1e-9 and abs(fr.phi[0]) < 1e-9
+    # in both modes that probe lands in the central pixel
+    probe = make_jets([[(1.0, float(e0[0]), float(p0[0]), 0.0)]], centre=[(e0[0], p0[0])])
+    for mode in ("lorentz", "image"):
+        img, _ = make_images(probe, {**OPTIONS, "mode": mode, "deposit": "ngp"})
+        assert img[0, 12, 12, 0] == pytest.approx(1.0, rel=1e-5)
+
+
+@settings(max_examples=30, deadline=None)
+@given(cons=jet_strategy, delta=st.floats(-0.3, 0.3), mode=st.sampled_from(["lorentz", "image"]))
+def test_jets_straddling_phi_pi_come_out_whole(cons, delta, mode):
+    # the same jet centred at phi = 0 and at phi = pi + delta (wrapped) gives the same image
+    def shifted(phi0):
+        c = [(pt, eta, float(np.angle(np.exp(1j * (phi + phi0)))), m) for pt, eta, phi, m in cons]
+        return make_jets([c], centre=[(0.0, float(np.angle(np.exp(1j * phi0))))])
+
+    opts = {**OPTIONS, "mode": mode, "centre": "leading_subjet"}
+    if mode == "lorentz":
+        a, _ = make_images(shifted(np.pi + delta), opts)
+        b, _ = make_images(shifted(delta), opts)
+        np.testing.assert_allclose(a, b, atol=1e-4 * a.max())
+    else:
+        a, _ = make_images(shifted(np.pi + 0.05), opts)
+        b, _ = make_images(shifted(0.05), opts)
+        assert a.sum() == pytest.approx(b.sum(), rel=1e-5)
+    total = sum(pt for pt, eta, phi, m in cons)
+    assert a.sum() == pytest.approx(total, rel=1e-4)  # everything is inside the window
+
+
+@settings(max_examples=30, deadline=None)
+@given(cons=jet_strategy)
+def test_parity_flip_makes_the_image_reflection_invariant(cons):
+    # flip twice = identity for the reflection; the parity flip is idempotent, so a jet and
+    # its mirror image give the same flipped image
+    # constituents within 1e-3 of the axis: on it (their side is lost to float32 rounding)
+    cons = [(pt, eta if abs(eta) > 1e-3 else 0.0, phi, m) for pt, eta, phi, m in cons]
+    mirrored = [(pt, -eta, phi, m) for pt, eta, phi, m in cons]
+    jets = make_jets([cons, mirrored], centre=[(0.0, 0.0)] * 2)
+    left = np.array([sum(pt for pt, eta, *_ in cons if eta < 0)])
+    right = np.array([sum(pt for pt, eta, *_ in cons if eta > 0)])
+    if abs(left - right) <= 1e-6 * (left + right):
+        return  # a tie: either side is allowed
+    img, extras = make_images(jets, {**OPTIONS, "flip": "parity"})
+    np.testing.assert_allclose(img[0], img[1], atol=1e-4 * img.max())
+    assert extras["flipped"].sum() == 1
+    np.testing.assert_array_equal(mirror_eta(mirror_eta(img)), img)
+
+
+@settings(max_examples=20, deadline=None)
+@given(angle=st.floats(-np.pi, np.pi), seed=st.integers(0, 2**32 - 1))
+def test_image_rotation_matches_scipy_and_two_pi_is_identity(angle, seed):
+    from scipy.ndimage import map_coordinates
+
+    rng = np.random.default_rng(seed)
+    img = np.zeros((2, 25, 25, 1), dtype=np.float32)
+    img[:, 6:19, 6:19, 0] = rng.exponential(1.0, (2, 13, 13))
+    out = rotate_images(img, np.array([angle, 2 * np.pi]), GRID)
+    np.testing.assert_allclose(out[1], img[1], atol=1e-5 * img.max())
+    i, j = np.meshgrid(np.arange(25) - 12, np.arange(25) - 12, indexing="ij")
+    c, s = np.cos(angle), np.sin(angle)
+    ref = map_coordinates(img[0, ..., 0].astype(np.float64), [c * i + s * j + 12, -s * i + c * j + 12],
+                          order=3, mode="grid-constant")
+    np.testing.assert_allclose(out[0, ..., 0], ref, atol=1e-5 * img.max())
+
+
+@pytest.mark.parametrize("mode", ["lorentz", "image"])
+@pytest.mark.parametrize("rotate", ["subjet", "principal"])
+def test_second_subjet_or_principal_axis_ends_vertical(mode, rotate):
+    # two prongs: the second at 45 degrees; after rotation it sits straight below the centre
+    cons = [(100.0, 0.0, 0.0, 0.0), (50.0, 0.4, 0.4, 0.0)]
+    jets = make_jets([cons], centre=[(0.0, 0.0)], subjet2=[(0.4, 0.4)])
+    img, extras = make_images(jets, {**OPTIONS, "mode": mode, "rotate": rotate, "deposit": "ngp"})
+    x = img[0, ..., 0].astype(np.float64)
+    if rotate == "subjet":
+        away = x.copy()
+        away[11:14, 11:14] = 0.0  # the leading prong and its interpolation ringing
+        i, j = np.unravel_index(np.argmax(away), away.shape)
+        assert i == 12 and abs(j - (12 - 0.4 * np.sqrt(2) / 0.1)) <= 1  # straight below
+    u, v = np.meshgrid(np.arange(25) - 12.0, np.arange(25) - 12.0, indexing="ij")
+    w = x / x.sum()
+    cuu = (w * u * u).sum() - (w * u).sum() ** 2
+    cvv = (w * v * v).sum() - (w * v).sum() ** 2
+    assert cuu < 0.05 * cvv  # the jet lies along the vertical (phi) axis
+    assert np.isfinite(extras["rotation"]).all()
+
+
+@pytest.mark.parametrize("mode", ["lorentz", "image"])
+@pytest.mark.parametrize("rotate", ["none", "subjet", "principal"])
+@pytest.mark.parametrize("normalize", ["none", "l1", "l2"])
+def test_zero_and_one_constituent_jets_are_defined(mode, rotate, normalize):
+    jets = make_jets([[], [(50.0, 0.3, -2.0, 0.1)]])
+    opts = {**OPTIONS, "mode": mode, "rotate": rotate, "flip": "parity", "normalize": normalize,
+            "centre": "centroid", "channels": ["total", "charged", "neutral", "charged_count"]}
+    img, extras = make_images(jets, opts)
+    assert img.shape == (2, 25, 25, 4) and np.isfinite(img).all()
+    assert not img[0].any()
+    x = img[1, ..., 0].astype(np.float64)
+    norm = {"none": x.sum() / 50.0, "l1": np.abs(x).sum(), "l2": np.sqrt((x * x).sum())}
+    assert norm[normalize] == pytest.approx(1.0, rel=1e-4)
+    assert all(len(v) == 2 and np.isfinite(v).all() for v in extras.values())
+
+
+@pytest.mark.parametrize("how", ["l1", "l2"])
+def test_normalization_scale_restores_the_image(real_jets, how):
+    opts = {**OPTIONS, "channels": ["total", "charged_count"], "rotate": "subjet",
+            "flip": "parity"}
+    raw, _ = make_images(real_jets, opts)
+    img, extras = make_images(real_jets, {**opts, "normalize": how})
+    for k, name in enumerate(opts["channels"]):
+        scale = extras[f"norm_scale_{name}"]
+        np.testing.assert_allclose(img[..., k] * scale[:, None, None], raw[..., k],
+                                   rtol=1e-4, atol=1e-5 * raw[..., k].max())
+        norms = np.abs(img[..., k]).sum(axis=(1, 2)) if how == "l1" else \
+            np.sqrt((img[..., k] ** 2).sum(axis=(1, 2)))
+        np.testing.assert_allclose(norms[scale > 0], 1.0, rtol=1e-4)
+
+
+def test_intensity_e_and_channels(real_jets):
+    opts = {**OPTIONS, "channels": ["total", "charged", "neutral", "charged_count"]}
+    img, _ = make_images(real_jets, opts)
+    np.testing.assert_allclose(img[..., 1] + img[..., 2], img[..., 0], atol=1e-3)
+    # E images in lorentz mode carry the boosted energies: more than pT, less than lab E
+    img_e, _ = make_images(real_jets, {**opts, "intensity": "e"})
+    assert (img_e[..., 0].sum(axis=(1, 2)) >= 0.999 * img[..., 0].sum(axis=(1, 2))).all()
+    with pytest.raises(ValueError, match="mode"):
+        make_images(real_jets, {**opts, "mode": "spline"})
