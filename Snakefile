@@ -1,61 +1,16 @@
 # jetimage: collider events -> jet images -> CNN -> ROC curves.
 # Run `snakemake --cores 2` (see README.md). Without --configfile the repo's config.yaml is used.
-import json
 import os
-import shlex
-import sys
-
-from jetimage.config import ConfigError, validate
-from jetimage.ingest import check_sample, plan_chunks
 
 if not config:
 
     configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
-try:
-    CFG = validate(dict(config), source=", ".join(map(str, workflow.configfiles)) or "config")
-except ConfigError as err:
-    raise WorkflowError(str(err)) from None
-
-# Samples read from disk: every file, tree and branch is checked before any job starts.
-_problems = [
-    p
-    for i, s in enumerate(CFG["samples"])
-    if "files" in s
-    for p in check_sample(s, f"samples[{i}]")
-]
-if _problems:
-    raise WorkflowError("invalid input samples\n  " + "\n  ".join(_problems))
-CHUNKS = {s["name"]: plan_chunks(s) for s in CFG["samples"] if "files" in s}
-
-OUT = f"results/{CFG['study']}"
-# The package's command line, run by the interpreter that runs Snakemake (no PATH needed).
-JETIMAGE = f"{shlex.quote(sys.executable)} -m jetimage"
-SAMPLES = CFG.sample_names
-
-# The validated config (defaults filled in) is what every stage reads; it is rewritten only
-# when it changes, so an unchanged re-run sees nothing new.
-CONFIG_PATH = f"{OUT}/config.yaml"
-_text = json.dumps(dict(CFG), indent=1, sort_keys=True)
-if not os.path.exists(CONFIG_PATH) or open(CONFIG_PATH).read() != _text:
-    os.makedirs(OUT, exist_ok=True)
-    with open(CONFIG_PATH + ".tmp", "w") as _f:
-        _f.write(_text)
-    os.replace(CONFIG_PATH + ".tmp", CONFIG_PATH)
+report: "workflow/report/workflow.rst"
 
 
-def section(*keys):
-    """JSON of config sections; as a rule parameter it reruns the rule when they change."""
-    return json.dumps({k: CFG[k] for k in keys}, sort_keys=True)
-
-
-wildcard_constraints:
-    sample="|".join(SAMPLES),
-    shard=r"\d+",
-    part=r"\d+",
-
-
+include: "workflow/rules/common.smk"
 include: "workflow/rules/jets.smk"
 
 

@@ -88,3 +88,16 @@ def test_bad_config_stops_the_workflow_with_the_key(tmp_path):
     assert proc.returncode != 0
     assert "samples[0].name" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_report_and_lint(workflow_run):
+    workdir, _ = workflow_run
+    report = workdir / "report.html"
+    proc = _snakemake(workdir, "--report", str(report))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = report.read_text(errors="replace")
+    assert report.stat().st_size > 100_000 and "roc.png" in text and "metrics.json" in text
+    proc = _snakemake(workdir, "--lint")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr

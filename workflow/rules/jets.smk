@@ -2,17 +2,6 @@
 # Each rule is one call of the `jetimage` command line (src/jetimage/cli.py).
 
 
-def sample_files(wildcards):
-    return files_of_sample(wildcards.sample)
-
-
-def files_of_sample(name):
-    """The jets trees of a sample: generated shards, or ingested chunks of the user's files."""
-    if name in CHUNKS:
-        return [f"{OUT}/samples/{name}/part{i}.root" for i in range(len(CHUNKS[name]))]
-    return [f"{OUT}/samples/{name}/shard{i}.root" for i in range(CFG.sample(name)["n_shards"])]
-
-
 rule ingest:
     input:
         lambda w: CHUNKS[w.sample][int(w.part)][0],
@@ -32,18 +21,11 @@ rule ingest:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        "../envs/jetimage.yaml"
     shell:
         "{params.jetimage} ingest --config {params.config} --sample {wildcards.sample}"
         " --file {input} --start {params.start} --stop {params.stop} --output {output} > {log} 2>&1"
-
-
-def generation_settings(name):
-    """What a generated shard depends on: only these keys rerun it when they change."""
-    s = CFG.sample(name)
-    keys = ("truth", "n_events", "n_shards", "seed", "pythia")
-    return json.dumps(
-        [{k: s.get(k) for k in keys}, CFG["generation"], CFG["jets"], CFG["seed"]], sort_keys=True
-    )
 
 
 rule generate:
@@ -61,6 +43,8 @@ rule generate:
     resources:
         mem_mb=2000,
         runtime=120,
+    conda:
+        "../envs/jetimage.yaml"
     shell:
         "{params.jetimage} generate --config {params.config} --sample {wildcards.sample}"
         " --shard {wildcards.shard} --output {output} > {log} 2>&1"
@@ -83,6 +67,8 @@ rule images:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        "../envs/jetimage.yaml"
     shell:
         "{params.jetimage} images --config {params.config} --sample {wildcards.sample}"
         " --inputs {input} --output {output} > {log} 2>&1"
@@ -93,7 +79,9 @@ rule train:
         [f"{OUT}/images/{s}.h5" for s in SAMPLES],
     output:
         model=f"{OUT}/model/model.keras",
-        history=f"{OUT}/model/history.json",
+        history=report(
+            f"{OUT}/model/history.json", caption="../report/history.rst", category="Training"
+        ),
     log:
         f"logs/{CFG['study']}/train.log",
     benchmark:
@@ -102,10 +90,12 @@ rule train:
         jetimage=JETIMAGE,
         config=CONFIG_PATH,
         settings=section("train", "seed"),
-    threads: workflow.cores
+    threads: 4  # capped at --cores when run locally
     resources:
         mem_mb=8000,
         runtime=240,
+    conda:
+        "../envs/jetimage.yaml"
     shell:
         "{params.jetimage} train --config {params.config} --inputs {input}"
         " --model {output.model} --history {output.history} > {log} 2>&1"
@@ -117,7 +107,11 @@ rule preprocessing_study:
     output:
         json=f"{OUT}/preprocessing.json",
         pdf=f"{OUT}/plots/preprocessing.pdf",
-        png=f"{OUT}/plots/preprocessing.png",
+        png=report(
+            f"{OUT}/plots/preprocessing.png",
+            caption="../report/preprocessing.rst",
+            category="Preprocessing",
+        ),
     log:
         f"logs/{CFG['study']}/preprocessing_study.log",
     benchmark:
@@ -126,12 +120,14 @@ rule preprocessing_study:
         jetimage=JETIMAGE,
         config=CONFIG_PATH,
         labelled=" ".join(f"{s}={p}" for s in SAMPLES for p in files_of_sample(s)),
-        stem=f"{OUT}/plots/preprocessing",
+        stem=lambda w, output: os.path.splitext(output.pdf)[0],
         settings=section("images", "evaluate"),
     threads: 1
     resources:
         mem_mb=8000,
         runtime=30,
+    conda:
+        "../envs/jetimage.yaml"
     shell:
         "{params.jetimage} preprocessing --config {params.config} --inputs {params.labelled}"
         " --output {output.json} --plot {params.stem} > {log} 2>&1"
@@ -143,7 +139,7 @@ rule evaluate:
         model=f"{OUT}/model/model.keras",
         preprocessing=f"{OUT}/preprocessing.json",
     output:
-        metrics=f"{OUT}/metrics.json",
+        metrics=report(f"{OUT}/metrics.json", caption="../report/metrics.rst", category="Metrics"),
         scores=f"{OUT}/scores.npz",
     log:
         f"logs/{CFG['study']}/evaluate.log",
@@ -153,10 +149,12 @@ rule evaluate:
         jetimage=JETIMAGE,
         config=CONFIG_PATH,
         settings=section("evaluate", "train", "seed"),
-    threads: workflow.cores
+    threads: 4  # capped at --cores when run locally
     resources:
         mem_mb=8000,
         runtime=30,
+    conda:
+        "../envs/jetimage.yaml"
     shell:
         "{params.jetimage} evaluate --config {params.config} --inputs {input.images}"
         " --model {input.model} --metrics {output.metrics} --scores {output.scores}"
@@ -168,16 +166,18 @@ rule plot_roc:
         f"{OUT}/scores.npz",
     output:
         f"{OUT}/plots/roc.pdf",
-        f"{OUT}/plots/roc.png",
+        report(f"{OUT}/plots/roc.png", caption="../report/roc.rst", category="Jet tagging"),
     log:
         f"logs/{CFG['study']}/plot_roc.log",
     params:
         jetimage=JETIMAGE,
         config=CONFIG_PATH,
-        stem=f"{OUT}/plots/roc",
+        stem=lambda w, output: os.path.splitext(output[0])[0],
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/jetimage.yaml"
     shell:
         "{params.jetimage} plot-roc --config {params.config} --scores {input}"
         " --output {params.stem} > {log} 2>&1"
