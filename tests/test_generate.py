@@ -17,7 +17,7 @@ from jetimage.io import (
     iterate_jets,
     read_jets,
 )
-from jetimage.jets import delta_r, kinematics
+from jetimage.jets import delta_phi, delta_r, kinematics
 
 
 def _synthetic_jets(n: int, seed: int) -> dict:
@@ -157,3 +157,50 @@ def test_same_seed_same_jets_other_seed_other_jets(generated, tiny_config, tmp_p
 def test_bad_pythia_command_is_named():
     with pytest.raises(GenerationError, match="NoSuch:setting"):
         make_pythia(["NoSuch:setting = on"], seed=1, sqrt_s=13000.0)
+
+
+def _write_lhe(path, n_events: int) -> list[float]:
+    """A Les Houches file of g g -> d d~ events at pT = 300 GeV, event k at azimuth 0.5 k."""
+    lines = ['<LesHouchesEvents version="3.0">', "<init>",
+             "2212 2212 6.5e+03 6.5e+03 0 0 247000 247000 -4 1", "1.0e+01 1.0e-01 1.0e+00 1",
+             "</init>"]
+    phis = []
+    for k in range(n_events):
+        phi = delta_phi(0.5 * k, 0.0)
+        phis.append(float(phi))
+        px, py = 300 * np.cos(phi), 300 * np.sin(phi)
+        lines += ["<event>", "4 1 1.0e+00 3.0e+02 7.8e-03 1.1e-01",
+                  "21 -1 0 0 501 502 0 0 300 300 0 0 9", "21 -1 0 0 502 503 0 0 -300 300 0 0 9",
+                  f"1 1 1 2 501 0 {px:.6f} {py:.6f} 0 300 0 0 9",
+                  f"-1 1 1 2 0 503 {-px:.6f} {-py:.6f} 0 300 0 0 9", "</event>"]
+    path.write_text("\n".join([*lines, "</LesHouchesEvents>"]) + "\n")
+    return phis
+
+
+def test_lhe_samples_are_showered_and_sharded(tmp_path):
+    from jetimage.config import validate
+
+    from .conftest import tiny_raw_config
+
+    phis = _write_lhe(tmp_path / "dijets.lhe", 6)
+    raw = tiny_raw_config()
+    raw["samples"][1] = {"name": "lhe", "class": "background", "lhe": str(tmp_path / "dijets.lhe"),
+                         "n_events": 8, "n_shards": 2}
+    raw["jets"].update(pt_min=100.0, pt_max=1000.0, eta_max=2.5)
+    cfg = validate(raw)
+    events = {}
+    for shard in (0, 1):
+        generate(cfg, "lhe", shard, tmp_path / f"shard{shard}.root")
+        jets = read_jets([tmp_path / f"shard{shard}.root"])
+        events[shard] = set(ak.to_numpy(jets.event).tolist())
+        directions = np.array([[p, p + np.pi] for p in phis])  # (event, parton)
+        for event, phi in zip(ak.to_numpy(jets.event), ak.to_numpy(jets.jet_phi), strict=True):
+            # each jet follows one of its own event's two back-to-back partons
+            distance = np.abs(delta_phi(phi, directions))
+            assert np.unravel_index(distance.argmin(), distance.shape)[0] == event
+            assert distance.min() < 0.6
+    # shard 0 reads events 0-3, shard 1 starts at event 4 and meets the end of the file
+    assert events[0] <= {0, 1, 2, 3} and len(events[0]) >= 3
+    assert events[1] <= {4, 5} and len(events[1]) >= 1
+    with pytest.raises(Exception, match="lhe: .*no such file"):
+        validate({**raw, "samples": [raw["samples"][0], {**raw["samples"][1], "lhe": "nope.lhe"}]})

@@ -122,10 +122,13 @@ def _cross_checks(cfg: dict[str, Any]) -> Iterator[str]:
     if classes != {"signal", "background"}:
         yield f"samples: need at least one signal and one background sample, got {sorted(classes)}"
     for i, s in enumerate(cfg["samples"]):
-        if ("pythia" in s) == ("files" in s):
-            yield (f"samples[{i}]: sample {s['name']!r} needs exactly one of pythia (generate it) "
+        generated = "pythia" in s or "lhe" in s
+        if generated == ("files" in s):
+            yield (f"samples[{i}]: sample {s['name']!r} needs either pythia or lhe (generate it) "
                    "or files (read it)")
-        if "pythia" in s and s["n_shards"] > s["n_events"]:
+        if "lhe" in s and not Path(s["lhe"]).is_file():
+            yield f"samples[{i}].lhe: {s['lhe']}: no such file"
+        if generated and s["n_shards"] > s["n_events"]:
             yield f"samples[{i}].n_shards: {s['n_shards']} shards for {s['n_events']} events"
         s.setdefault("seed", zlib.crc32(s["name"].encode()))
     jets = cfg["jets"]

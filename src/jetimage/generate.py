@@ -189,7 +189,12 @@ def generate(cfg: Config, sample: str, shard: int, output: str | Path) -> int:
     gen = cfg["generation"]
     jet_cfg = cfg["jets"]
     log.info("%s shard %d: %d events, Pythia seed %d", sample, shard, n_events, seed)
-    pythia = make_pythia(gen["common"] + s["pythia"], seed, gen["sqrt_s"])
+    commands = gen["common"] + s.get("pythia", [])
+    if "lhe" in s:
+        # Pythia showers the file's events; this shard starts after the earlier shards' events
+        commands += ["Beams:frameType = 4", f"Beams:LHEF = {s['lhe']}",
+                     f"Beams:nSkipLHEFatInit = {first_event}"]
+    pythia = make_pythia(commands, seed, gen["sqrt_s"])
     truth = s.get("truth", "none")
     done = 0
     start = time.perf_counter()
@@ -197,6 +202,10 @@ def generate(cfg: Config, sample: str, shard: int, output: str | Path) -> int:
         while done < n_events:
             n = min(gen["batch_size"], n_events - done)
             batch = pythia.nextBatch(n, "skip")
+            if "lhe" in s and len(batch) < n and pythia.infoPython().atEndOfFile():
+                log.warning("%s shard %d: the LHE file %s ended after %d of %d events",
+                            sample, shard, s["lhe"], done + len(batch), n_events)
+                n_events = done + len(batch)
             particles = final_state(pythia, batch, jet_cfg["particle_eta_max"])
             jets = build_jets(particles, jet_cfg)
             rows = jets["event"]
@@ -213,7 +222,7 @@ def generate(cfg: Config, sample: str, shard: int, output: str | Path) -> int:
             jets["label"] = label
             jets["event"] = first_event + done + rows
             writer.extend(jets)
-            done += n
+            done += len(batch) if "lhe" in s else n
             rate = done / (time.perf_counter() - start)
             log.info(
                 "%s shard %d: %d/%d events, %d jets so far, %.0f events/s, %.0f s left",
