@@ -12,6 +12,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/jets.smk"
+include: "workflow/rules/events.smk"
 
 
 rule all:
@@ -21,3 +22,4 @@ rule all:
         f"{OUT}/plots/roc.pdf",
         f"{OUT}/plots/roc.png",
         f"{OUT}/plots/preprocessing.png",
+        EVENTS_TARGETS,  # empty unless events.enabled

@@ -76,6 +76,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jetimage", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="stage", required=True)
+    from .cli_events import register
+
+    register(sub)  # events-generate, events-images, events-train, events-evaluate, events-plots
 
     g = sub.add_parser("generate", help="Pythia + FastJet: one shard of a sample -> ROOT file")
     g.add_argument("--config", required=True)

@@ -70,3 +70,51 @@ def generation_settings(name):
     return json.dumps(
         [{k: s.get(k) for k in keys}, CFG["generation"], CFG["jets"], CFG["seed"]], sort_keys=True
     )
+
+
+# --- event classification (workflow/rules/events.smk) ----------------------------------------
+import json as _ev_json
+import os as _ev_os
+
+from jetimage.config import ConfigError as _EvConfigError
+from jetimage.events import samples as _ev_samples
+from jetimage.events import validate_section as _ev_validate
+
+try:
+    EV = _ev_validate(config.get("events"), source="config")
+except _EvConfigError as err:
+    raise WorkflowError(str(err)) from None
+
+EV_CLI = JETIMAGE  # the package's command line, as for the jets rules
+EV_OUT = f"results/{EV['study']}"
+EV_LOGS = f"logs/{EV['study']}"
+EV_SAMPLES = _ev_samples(EV)
+EV_NAMES = list(EV_SAMPLES)
+EV_CONFIG = f"{EV_OUT}/events_config.json"
+_ev_text = _ev_json.dumps({"seed": config.get("seed", 20151118), "events": EV}, indent=1,
+                          sort_keys=True)
+if EV["enabled"] and (not _ev_os.path.exists(EV_CONFIG) or open(EV_CONFIG).read() != _ev_text):
+    _ev_os.makedirs(EV_OUT, exist_ok=True)
+    with open(f"{EV_CONFIG}.tmp", "w") as _f:
+        _f.write(_ev_text)
+    _ev_os.replace(f"{EV_CONFIG}.tmp", EV_CONFIG)
+
+EV_PLOTS = ["roc", "cnn_vs_n_fatjets", "cnn_vs_mj", "cnn_in_bins_of_n_fatjets",
+            "cnn_in_bins_of_mj", "images_mean", "images_example"]
+EVENTS_TARGETS = (
+    [f"{EV_OUT}/metrics.json", *(f"{EV_OUT}/plots/{p}.{ext}" for p in EV_PLOTS for ext in ("pdf", "png"))]
+    if EV["enabled"]
+    else []
+)
+
+
+def _ev_inputs(wildcards):
+    s = EV_SAMPLES[wildcards.evsample]
+    if EV["source"] == "delphes":
+        return EV["delphes"][s["class"]]
+    return [f"{EV_OUT}/samples/{wildcards.evsample}/shard{i}.root" for i in range(s["n_shards"])]
+
+
+wildcard_constraints:
+    evsample="|".join(EV_NAMES),
+    evshard=r"\d+",
