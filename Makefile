@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 
-.PHONY: run test setup lint clean
+.PHONY: run test test-slurm setup lint clean
 
 $(BIN)/jetimage: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ run: setup
 test: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
+
+# The tiny workflow through a real one-node SLURM started on this machine (root, Debian/Ubuntu).
+test-slurm: setup
+	$(BIN)/python -m pip install --quiet -e ".[cluster]"
+	tests/slurm/run.sh $(BIN)/python
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -72,7 +72,7 @@ rule events_train:
         config=EV_CONFIG,
         cli=EV_CLI,
         settings=_ev_json.dumps([EV["train"], config.get("seed")], sort_keys=True),
-    threads: workflow.cores
+    threads: 4  # capped at --cores when run locally
     resources:
         mem_mb=12000,
         runtime=240,
@@ -97,7 +97,7 @@ rule events_evaluate:
     params:
         config=EV_CONFIG,
         cli=EV_CLI,
-    threads: workflow.cores
+    threads: 4  # capped at --cores when run locally
     resources:
         mem_mb=12000,
         runtime=30,
