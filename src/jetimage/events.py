@@ -59,7 +59,6 @@ EVENT_CHANNELS = ("em", "had", "charged_count", "total", "charged", "neutral")
 EVENT_VARIABLES = ("n_fatjets", "mj", "lead_pt", "deta12", "cut_pass", "event")
 #: Seed streams derived from the master seed (distinct from jetimage.train's 1 and 2).
 SPLIT_STREAM, TRAIN_STREAM = 51, 52
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "events.schema.yaml"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -67,20 +66,8 @@ SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "ev
 # ---------------------------------------------------------------------------------------------
 
 
-def _fill_defaults(instance: Any, schema: Mapping[str, Any]) -> None:
-    if isinstance(instance, dict):
-        for key, sub in schema.get("properties", {}).items():
-            if key not in instance and "default" in sub:
-                instance[key] = copy.deepcopy(sub["default"])
-            if key in instance:
-                _fill_defaults(instance[key], sub)
-    elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
-        for item in instance:
-            _fill_defaults(item, schema["items"])
-
-
 def validate_section(raw: Mapping[str, Any] | None, source: str = "<dict>") -> dict[str, Any]:
-    """Validate the ``events`` section against ``workflow/schemas/events.schema.yaml``.
+    """Validate the ``events`` section against its part of ``workflow/schemas/config.schema.yaml``.
 
     Returns a copy with the schema defaults filled in.
 
@@ -91,7 +78,9 @@ def validate_section(raw: Mapping[str, Any] | None, source: str = "<dict>") -> d
     """
     import jsonschema
 
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    from .config import _fill_defaults, _schema
+
+    schema = _schema()["properties"]["events"]
     cfg = copy.deepcopy(dict(raw or {}))
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(cfg),
                     key=lambda e: [str(p) for p in e.path])

@@ -226,7 +226,7 @@ def generate(cfg: Config, sample: str, shard: int, output: str | Path) -> int:
             rate = done / (time.perf_counter() - start)
             log.info(
                 "%s shard %d: %d/%d events, %d jets so far, %.0f events/s, %.0f s left",
-                sample, shard, done, n_events, writer.n_written + writer._buffered, rate,
+                sample, shard, done, n_events, writer.n_jets, rate,
                 (n_events - done) / rate,
             )
     info = pythia.infoPython()

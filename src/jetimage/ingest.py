@@ -257,6 +257,6 @@ def ingest(cfg: Config, sample: str, path: str, entry_start: int, entry_stop: in
             writer.extend(jets)
             done += len(arrays)
             log.info("%s: %s entries %d-%d: %d read, %d jets", sample, path, entry_start,
-                     entry_stop, done, writer.n_written + writer._buffered)
+                     entry_stop, done, writer.n_jets)
     log.info("%s: wrote %d jets to %s", sample, writer.n_written, output)
     return writer.n_written

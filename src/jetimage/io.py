@@ -105,6 +105,11 @@ class JetTreeWriter:
         )
         return self
 
+    @property
+    def n_jets(self) -> int:
+        """Jets given so far (written or still buffered)."""
+        return self.n_written + self._buffered
+
     def extend(self, jets: Mapping[str, Any]) -> None:
         n = len(jets["jet_pt"])
         if n:
