@@ -100,6 +100,70 @@ def test_lorentz_mode_keeps_the_constituent_jet_mass(real_jets, rotate, flip, ce
     np.testing.assert_allclose(m2, m2_in, atol=1e-6 * flat.e.max() ** 2)
 
 
+def test_lorentz_mode_keeps_the_massless_jet_mass(real_jets):
+    # the default: constituents as massless deposits (E = pT cosh eta); their jet mass is kept
+    flat = Flat.from_awkward(real_jets.constituents, np.float64, massless=True)
+    np.testing.assert_allclose(flat.e, flat.pt * np.cosh(flat.eta))
+    eta0, phi0 = centre_of(real_jets, "leading_subjet")
+    s2 = (ak.to_numpy(real_jets.subjet2_eta), ak.to_numpy(real_jets.subjet2_phi))
+    fr = lorentz_frame(flat, eta0, phi0, "subjet", "parity", "pt", s2)
+    before = mass(*cartesian(flat), flat.counts)
+    np.testing.assert_allclose(mass(fr.px, fr.py, fr.pz, fr.e, flat.counts), before, rtol=1e-6)
+    # and each translated constituent moves by exactly -eta0 in pseudorapidity
+    fr0 = lorentz_frame(flat, eta0, phi0)
+    np.testing.assert_allclose(fr0.eta, flat.eta - np.repeat(eta0, flat.counts), atol=1e-9)
+
+
+def random_jets(seed: int, n: int = 60) -> ak.Array:
+    """Jets of 3-40 random massive constituents around a random axis, second subjet or none."""
+    rng = np.random.default_rng(seed)
+    cons, centres, subjets = [], [], []
+    for _ in range(n):
+        eta0, phi0 = rng.uniform(-2.5, 2.5), rng.uniform(-np.pi, np.pi)
+        k = int(rng.integers(3, 40))
+        d_eta, d_phi = rng.normal(0.0, 0.4, (2, k))
+        phi = np.angle(np.exp(1j * (phi0 + d_phi)))
+        cons.append(list(zip(rng.exponential(10.0, k) + 0.1, eta0 + d_eta, phi,
+                             rng.uniform(0.0, 1.0, k), strict=True)))
+        centres.append((eta0, phi0))
+        subjets.append((eta0 + d_eta[1], phi[1]) if rng.uniform() < 0.8 else (np.nan, np.nan))
+    return make_jets(cons, centre=centres, subjet2=subjets)
+
+
+def assert_same_images(jets: ak.Array, opts: dict) -> None:
+    a, extras_a = make_images(jets, opts)
+    b, extras_b = make_images(jets, opts, backend="numpy")
+    assert a.dtype == np.float32 and a.shape == b.shape
+    peak = np.maximum(b.max(axis=(1, 2), keepdims=True), 1e-30)
+    np.testing.assert_array_less(np.abs(a - b) / peak, 2e-6)  # float32 rounding
+    assert set(extras_a) == set(extras_b)
+    for key, value in extras_b.items():
+        np.testing.assert_allclose(extras_a[key], value, rtol=1e-6, atol=1e-9, err_msg=key)
+
+
+@pytest.mark.parametrize("massless", [True, False])
+@pytest.mark.parametrize("deposit", ["moment", "ngp"])
+@pytest.mark.parametrize("rotate", ["subjet", "principal"])
+def test_numba_kernel_matches_the_numpy_reference_on_real_jets(real_jets, massless, deposit, rotate):
+    opts = {**OPTIONS, "massless": massless, "deposit": deposit, "rotate": rotate,
+            "flip": "parity", "normalize": "l1",
+            "channels": ["total", "charged", "neutral", "charged_count"]}
+    assert_same_images(real_jets, opts)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("intensity", ["pt", "e"])
+def test_numba_kernel_matches_the_numpy_reference_on_random_jets(seed, intensity):
+    jets = random_jets(seed)
+    for centre, rotate, normalize in (("leading_subjet", "subjet", "l2"),
+                                      ("centroid", "none", "none"),
+                                      ("jet_axis", "principal", "l1")):
+        opts = {**OPTIONS, "intensity": intensity, "centre": centre, "rotate": rotate,
+                "flip": "parity", "normalize": normalize, "massless": seed == 1,
+                "channels": ["total", "neutral"]}
+        assert_same_images(jets, opts)
+
+
 jet_strategy = st.lists(
     st.tuples(st.floats(0.5, 100.0), st.floats(-0.9, 0.9), st.floats(-0.9, 0.9),
               st.floats(0.0, 1.0)),

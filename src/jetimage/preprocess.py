@@ -39,6 +39,13 @@ Modes
     intensity and moves it off the constituent directions, and a translated E image is no longer
     the image of any set of massless particles of that energy: both change the image mass.
 
+Constituents enter as massless deposits by default (option ``massless``, true): E is replaced
+by ``pT cosh(eta)``, as a calorimeter cell sees a particle, so a boost along z shifts every
+constituent's pseudorapidity (= rapidity) by exactly ``-eta0`` and the image mass after the
+translation equals that of the pixelized jet up to the pixel quantization. With
+``massless: false`` the stored (massive) hadron four-vectors are used; their pseudorapidity
+shifts by less than ``eta0`` under the boost (see ``docs/preprocessing.md``).
+
 Centre, rotation and flip conventions (both modes): ``centre`` is ``leading_subjet`` (jet axis
 if there is none), ``centroid`` (pT-weighted) or ``jet_axis``; ``rotate: subjet`` puts the
 second subjet straight below the centre (angle -pi/2 in the (eta, phi) plane), falling back to
@@ -64,6 +71,9 @@ MODES = ("lorentz", "image")
 BLOCK_JETS = 1024
 #: Jets rotated at once in ``image`` mode (bounds the float64 spline coefficients in memory).
 ROTATE_BLOCK_JETS = 1024
+#: Constituents closer than this to the eta = 0 axis (in radians of polar angle) count on
+#: neither side in the ``lorentz`` parity decision.
+PARITY_TOLERANCE = 1e-9
 #: Zero padding around an image before the spline prefilter (scipy's ``grid-constant``).
 _SPLINE_PAD = 12
 
@@ -91,17 +101,29 @@ class Flat:
     offsets: np.ndarray
 
     @classmethod
-    def from_awkward(cls, constituents: ak.Array, dtype: Any = np.float64) -> Flat:
+    def from_awkward(
+        cls, constituents: ak.Array, dtype: Any = np.float64, massless: bool = False,
+        energy: bool = True,
+    ) -> Flat:
+        """Flatten ``(n_jets, var)`` constituent records.
+
+        With ``massless`` (or without an ``e`` field) the energy is ``E = pT cosh(eta)``: a
+        massless deposit at the constituent's (eta, phi), as a calorimeter cell sees it.
+        With ``energy=False`` the energy is not computed (``e`` is ``pt``, a placeholder).
+        """
         counts = ak.to_numpy(ak.num(constituents)).astype(np.int64)
         flat = ak.flatten(constituents)
-        fields = {f: ak.to_numpy(flat[f]).astype(dtype, copy=False) for f in ("pt", "eta", "phi")}
-        e = (
-            ak.to_numpy(flat.e).astype(dtype, copy=False)
-            if "e" in flat.fields
-            else fields["pt"] * np.cosh(fields["eta"])  # massless if no energy is given
-        )
+        fields = {f: np.ascontiguousarray(ak.to_numpy(flat[f]), dtype=dtype)
+                  for f in ("pt", "eta", "phi")}
+        if not energy:
+            e = fields["pt"]
+        elif massless or "e" not in flat.fields:
+            e = fields["pt"] * np.cosh(fields["eta"])
+        else:
+            e = np.ascontiguousarray(ak.to_numpy(flat.e), dtype=dtype)
         charge = (
-            ak.to_numpy(flat.charge) if "charge" in flat.fields else np.zeros(len(e), np.int32)
+            np.ascontiguousarray(ak.to_numpy(flat.charge), dtype=np.int32)
+            if "charge" in flat.fields else np.zeros(len(e), np.int32)
         )
         offsets = np.concatenate([[0], np.cumsum(counts)])
         return cls(e=e, charge=charge, counts=counts, offsets=offsets, **fields)
@@ -315,7 +337,11 @@ def lorentz_frame(
 
     sign = np.ones(n_jets)
     if flip == "parity":
-        sign = _parity_sign(pz, e if intensity == "e" else pt, offsets)
+        # constituents within PARITY_TOLERANCE (radians) of the eta = 0 axis count on neither
+        # side: their side would be decided by rounding (a one-particle second subjet lands
+        # on the axis by construction)
+        on_axis = np.abs(pz) <= dt(PARITY_TOLERANCE) * np.sqrt(pt * pt + pz * pz)
+        sign = _parity_sign(np.where(on_axis, dt(0.0), pz), e if intensity == "e" else pt, offsets)
         pz = pz * per_constituent(sign)
     elif flip != "none":
         raise ValueError(f"images.flip: unknown flip {flip!r}")
@@ -325,15 +351,18 @@ def lorentz_frame(
     return Frame(px, py, pz, e, pt, eta, phi, angle, sign)
 
 
-def _lorentz_images(
-    jets: ak.Array, options: dict[str, Any], grid: Grid
+def _lorentz_images_numpy(
+    jets: ak.Array, options: dict[str, Any], grid: Grid, dtype: Any = np.float64
 ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """The readable reference of :func:`_lorentz_images`: whole-array numpy passes over
+    blocks of :data:`BLOCK_JETS` jets (:func:`lorentz_frame`, :func:`pixelize_flat`,
+    :func:`normalize`), computed in ``dtype``."""
     eta0, phi0 = centre_of(jets, options["centre"])
     rotate, flip = options.get("rotate", "none"), options.get("flip", "none")
     subjet2 = _subjet2(jets) if rotate == "subjet" else None
     channels = options["channels"]
     deposit = resolve_deposit(options.get("deposit"), "lorentz")
-    flat = Flat.from_awkward(jets.constituents, np.float32)  # the output is float32 anyway
+    flat = Flat.from_awkward(jets.constituents, dtype, massless=options.get("massless", True))
     n = len(flat.counts)
     images = np.empty((n, *grid.shape, len(channels)), dtype=np.float32)
     angle, sign, scale = np.zeros(n), np.ones(n), np.ones((n, len(channels)))
@@ -351,12 +380,65 @@ def _lorentz_images(
         # normalize while the block is in the cache
         scale[sl] = normalize(images[sl], options.get("normalize", "none"))[1]
         angle[sl], sign[sl] = fr.angle, fr.flip
+    return images, _lorentz_extras(eta0, phi0, rotate, flip, angle, sign), scale
+
+
+def _lorentz_extras(
+    eta0: np.ndarray, phi0: np.ndarray, rotate: str, flip: str, angle: np.ndarray, sign: np.ndarray
+) -> dict[str, np.ndarray]:
     extras = {"centre_eta": eta0, "centre_phi": phi0}
     if rotate != "none":
         extras["rotation"] = angle
     if flip != "none":
         extras["flipped"] = (sign < 0).astype(np.int8)
-    return images, extras, scale
+    return extras
+
+
+def _code(table: dict[str, int], value: str, message: str) -> int:
+    if value not in table:
+        raise ValueError(f"{message} {value!r}; choose from {tuple(table)}")
+    return table[value]
+
+
+def _lorentz_images(
+    jets: ak.Array, options: dict[str, Any], grid: Grid
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """Lorentz-mode images with the fused compiled kernel :func:`jetimage._kernels.lorentz_images`:
+    one call for the whole chunk, float64 arithmetic, float32 images. Same result as
+    :func:`_lorentz_images_numpy` to float32 rounding."""
+    from . import _kernels as K  # numba is imported (and the kernel loaded) on first use
+
+    rotate, flip = options.get("rotate", "none"), options.get("flip", "none")
+    normalize_how = options.get("normalize", "none")
+    codes = dict(
+        rotate=_code(K.ROTATE_CODES, rotate, "images.rotate: unknown rotation"),
+        flip=_code(K.FLIP_CODES, flip, "images.flip: unknown flip"),
+        deposit=_code(K.DEPOSIT_CODES, resolve_deposit(options.get("deposit"), "lorentz"),
+                      "unknown deposit"),
+        normalize=_code(K.NORMALIZE_CODES, normalize_how, "images.normalize: unknown normalization"),
+    )
+    unknown = [c for c in options["channels"] if c not in K.CHANNEL_CODES]
+    if unknown:
+        raise ValueError(f"unknown image channels {unknown}; choose from {tuple(K.CHANNEL_CODES)}")
+    channels = np.array([K.CHANNEL_CODES[c] for c in options["channels"]], dtype=np.int64)
+    eta0, phi0 = centre_of(jets, options["centre"])
+    if rotate == "subjet":
+        s2_eta, s2_phi = (np.ascontiguousarray(x) for x in _subjet2(jets))
+    else:
+        s2_eta = s2_phi = np.full(len(eta0), np.nan)
+    massless = bool(options.get("massless", True))
+    flat = Flat.from_awkward(jets.constituents, np.float64, energy=not massless)
+    n = len(flat.counts)
+    images = np.empty((n, *grid.shape, len(channels)), dtype=np.float32)
+    angle, sign, scale = np.empty(n), np.empty(n), np.empty((n, len(channels)))
+    K.lorentz_images(
+        flat.pt, flat.eta, flat.phi, flat.e, flat.charge, flat.offsets.astype(np.int64),
+        np.ascontiguousarray(eta0), np.ascontiguousarray(phi0), s2_eta, s2_phi,
+        codes["rotate"], codes["flip"], options["intensity"] == "e", massless, channels,
+        codes["deposit"], codes["normalize"], float(grid.pixel_eta), float(grid.pixel_phi),
+        images, angle, sign, scale,
+    )
+    return images, _lorentz_extras(eta0, phi0, rotate, flip, angle, sign), scale
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,7 +472,7 @@ def detector_images(
     off_e, off_p = grid.centres()[0][grid.n_eta // 2], grid.centres()[1][grid.n_phi // 2]
     eta_c = (np.floor(eta0 / pe) + 0.5) * pe - off_e
     phi_c = delta_phi((np.floor(phi0 / pp) + 0.5) * pp - off_p, 0.0)
-    flat = Flat.from_awkward(jets.constituents, np.float64)
+    flat = Flat.from_awkward(jets.constituents, np.float64, massless=options.get("massless", True))
     jet = np.repeat(np.arange(len(flat.counts)), flat.counts)
     # phi unwrapped next to the centre, exact where no wrap is needed
     dphi0 = flat.phi - phi0[jet]
@@ -583,7 +665,9 @@ def normalize(images: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
     return images, scale
 
 
-def make_images(jets: ak.Array, options: dict[str, Any]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def make_images(
+    jets: ak.Array, options: dict[str, Any], backend: str = "numba"
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Preprocess and pixelize jets according to the ``images`` section of the configuration.
 
     Parameters
@@ -593,7 +677,14 @@ def make_images(jets: ak.Array, options: dict[str, Any]) -> tuple[np.ndarray, di
     options
         ``n_eta, n_phi, pixel_eta, pixel_phi, intensity, channels, centre, rotate, flip,
         normalize, mode``; optionally ``deposit`` (``ngp`` | ``moment``; default ``moment``
-        in ``lorentz`` mode and ``ngp`` in ``image`` mode).
+        in ``lorentz`` mode and ``ngp`` in ``image`` mode) and ``massless`` (default true:
+        every constituent enters as a massless deposit at its (eta, phi) with its pT, i.e.
+        ``E = pT cosh(eta)``, as calorimeter cells see particles; false: the stored hadron
+        four-vectors, massive).
+    backend
+        ``numba`` (default): ``lorentz`` mode runs the fused compiled kernel of
+        :mod:`jetimage._kernels`; ``numpy``: the whole-array numpy reference in float64
+        (same images to float32 rounding, ~5-10x slower). ``image`` mode is numpy either way.
 
     Returns
     -------
@@ -608,8 +699,11 @@ def make_images(jets: ak.Array, options: dict[str, Any]) -> tuple[np.ndarray, di
     grid = Grid.from_config(options)
     mode = options.get("mode", "lorentz")
     how = options.get("normalize", "none")
+    if backend not in ("numba", "numpy"):
+        raise ValueError(f"unknown backend {backend!r}; choose numba or numpy")
     if mode == "lorentz":
-        images, extras, scale = _lorentz_images(jets, options, grid)
+        lorentz = _lorentz_images if backend == "numba" else _lorentz_images_numpy
+        images, extras, scale = lorentz(jets, options, grid)
     elif mode == "image":
         images, extras = _image_images(jets, options, grid)
         images, scale = normalize(images, how)
