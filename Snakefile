@@ -19,7 +19,6 @@ rule all:
     default_target: True
     input:
         f"{OUT}/metrics.json",
-        f"{OUT}/plots/roc.pdf",
-        f"{OUT}/plots/roc.png",
+        jet_plot_files(),
         f"{OUT}/plots/preprocessing.png",
         EVENTS_TARGETS,  # empty unless events.enabled

@@ -90,11 +90,19 @@ def _leaves(schema: dict, path: tuple = ()):
 
 
 def _wrong_type(sub: dict):
-    kind = sub.get("type")
+    """A value of a JSON type the key does not allow (``object`` when every type is allowed)."""
     if "enum" in sub:
         return "__no_such_choice__"
-    return {"integer": "seven", "number": "seven", "string": 7, "boolean": "yes",
-            "array": 7, "object": 7}.get(kind, object)
+    allowed = sub.get("type")
+    if allowed is None:
+        return object
+    allowed = {allowed} if isinstance(allowed, str) else set(allowed)
+    candidates = [("seven", {"string"}), (7.5, {"number"}), ("yes", {"string"}), (7, {"integer", "number"}),
+                  ({"x": 7}, {"object"}), ([7], {"array"})]
+    for value, types in candidates:
+        if not types & allowed:
+            return value
+    return object
 
 
 def _out_of_range(sub: dict):

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 
-from jetimage.evaluate import auc, likelihood_ratio, rejection_at, roc_curve, tagger_metrics
+from jetimage.config import validate
+from jetimage.evaluate import (
+    TAGGERS,
+    FastROC,
+    auc,
+    evaluate,
+    json_safe,
+    likelihood_ratio,
+    likelihood_ratio_2d,
+    pt_weights,
+    quantile_edges,
+    rejection_at,
+    roc_curve,
+    tagger_metrics,
+)
+from jetimage.io import ImageWriter, read_images
 from jetimage.train import balanced_weights, split_indices
+
+from .conftest import tiny_raw_config
 
 
 def _gaussians(n=200_000, shift=1.0, seed=1):
@@ -73,3 +91,145 @@ def test_balanced_weights_equalize_classes():
     w = balanced_weights(labels, np.array([1.0, 2.0, 1.0, 5.0]))
     assert w[labels == 1].sum() == pytest.approx(w[labels == 0].sum())
     assert w.mean() == pytest.approx(1.0)
+
+
+# --- baselines, bootstrap, selection options and the metrics file ----------------------------
+
+def test_2d_likelihood_ratio_beats_either_variable_on_correlated_classes():
+    rng = np.random.default_rng(4)
+    n = 40_000
+    # the classes differ only in the correlation of x1 and x2, invisible in each marginal
+    s = rng.multivariate_normal([0, 0], [[1, 0.8], [0.8, 1]], n)
+    b = rng.multivariate_normal([0, 0], [[1, -0.8], [-0.8, 1]], n)
+    x, y, w = np.r_[s, b], np.r_[np.ones(n, int), np.zeros(n, int)], np.ones(2 * n)
+    edges = (quantile_edges(x[:, 0], 20), quantile_edges(x[:, 1], 20))
+    lr = likelihood_ratio_2d(x, y, w, x, edges)
+    assert auc(*roc_curve(lr, y)) > 0.8
+    for k in (0, 1):
+        one = likelihood_ratio(x[:, k], y, w, x[:, k], 40, (-4, 4))
+        assert auc(*roc_curve(one, y)) < 0.56
+    assert likelihood_ratio_2d(x, y, w, np.array([[np.nan, 0.0]]), edges)[0] == -1.0
+
+
+def test_pt_reweighting_removes_the_pt_discrimination():
+    rng = np.random.default_rng(5)
+    n = 30_000
+    pt = np.r_[rng.uniform(250, 300, n), 250 + 50 * rng.beta(1, 3, n)]
+    y = np.r_[np.ones(n, int), np.zeros(n, int)]
+    w = np.ones(2 * n)
+    assert auc(*roc_curve(pt, y, w)) > 0.65
+    w2 = pt_weights(pt, y, w, 10, (250, 300))
+    assert auc(*roc_curve(pt, y, w2)) == pytest.approx(0.5, abs=0.02)
+    assert w2[y == 1].sum() == pytest.approx(n) and np.array_equal(w2[y == 0], w[y == 0])
+
+
+def test_fast_roc_matches_sklearn_and_bootstrap_gives_a_sensible_spread():
+    scores, labels = _gaussians(n=5000, seed=2)
+    scores = np.round(scores, 1)  # ties
+    w = np.random.default_rng(0).uniform(0.5, 2, len(scores))
+    es, eb = FastROC(scores, labels).curve(w)
+    es2, eb2 = roc_curve(scores, labels, w)
+    assert auc(es, eb) == pytest.approx(auc(es2, eb2), abs=1e-12)
+    assert rejection_at(es, eb, 0.5) == pytest.approx(rejection_at(es2, eb2, 0.5), rel=1e-9)
+    m = tagger_metrics(scores, labels, w, [0.3, 0.5], n_bootstrap=60, seed=1)
+    # AUC of 2 x 5000 jets: binomial-like spread of a few 0.001
+    assert 0.001 < m["auc_err"] < 0.02
+    assert 0 < m["rejection_err"]["0.5"] < 0.3 * m["rejection"]["0.5"]
+    again = tagger_metrics(scores, labels, w, [0.3, 0.5], n_bootstrap=60, seed=1)
+    assert again["auc_err"] == m["auc_err"]
+
+
+def test_json_safe_writes_infinite_rejections_as_null():
+    obj = {"a": float("inf"), "b": [np.float32(1.5), float("nan")], "c": {"d": np.int64(3)}}
+    text = json.dumps(json_safe(obj), allow_nan=False)
+    assert json.loads(text) == {"a": None, "b": [1.5, None], "c": {"d": 3}}
+
+
+def _toy_study(tmp_path, n=1600, seed=11):
+    """Two HDF5 files with learnable toy images and physical-looking jet variables."""
+    rng = np.random.default_rng(seed)
+    paths = []
+    for cls in (1, 0):
+        img = rng.exponential(1.0, (n, 9, 9, 1)).astype(np.float32) * (rng.random((n, 9, 9, 1)) < 0.2)
+        img[:, 4, 4, 0] += 100.0
+        if cls == 1:
+            img[:, 4, 7, 0] += rng.uniform(20, 40, n)  # a second prong
+        cols = {
+            "labels": np.full(n, cls, np.int8),
+            "weights": np.ones(n),
+            "jet_m": rng.normal(80, 8, n) if cls else rng.exponential(50, n),
+            "tau21": np.clip(rng.normal(0.35 if cls else 0.6, 0.12, n), 0, 1),
+            "delta_r": np.where(rng.random(n) < (0.02 if cls else 0.3), np.nan,
+                                rng.normal(0.6 if cls else 0.35, 0.15, n)),
+            "jet_pt": rng.uniform(250, 300, n) if cls else 250 + 50 * rng.beta(1, 3, n),
+        }
+        path = tmp_path / f"{'w' if cls else 'qcd'}.h5"
+        with ImageWriter(path, (9, 9, 1), {"sample": "toy"}) as wtr:
+            wtr.append(img, cols)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def toy_model(tmp_path_factory):
+    """A small MaxOut network of the zoo, trained for three epochs on the toy images."""
+    import keras
+
+    from jetimage import models
+
+    tmp = tmp_path_factory.mktemp("toy")
+    paths = _toy_study(tmp)
+    data = read_images(paths)
+    model = models.maxout((9, 9, 1), units=(16, 8), dense=(8, 4),
+                          normalization=models.standardizer(data["images"]))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="binary_crossentropy")
+    model.fit(data["images"], data["labels"].astype(np.float32), epochs=3, batch_size=64, verbose=0)
+    model.save(tmp / "model.keras")
+    return tmp, paths
+
+
+def _toy_config(**evaluate):
+    raw = tiny_raw_config()
+    raw["evaluate"].update(bootstrap=20, **evaluate)
+    return validate(raw)
+
+
+def test_evaluate_writes_every_tagger_with_uncertainties_as_valid_json(toy_model):
+    tmp, paths = toy_model
+    (tmp / "pre.json").write_text('{"lorentz": {"flip": 2.0}}')
+    metrics = evaluate(_toy_config(), paths, tmp / "model.keras", tmp / "metrics.json",
+                       tmp / "scores.npz", tmp / "pre.json")
+    text = (tmp / "metrics.json").read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    on_disk = json.loads(text)
+    assert set(TAGGERS) <= set(on_disk)
+    for name in TAGGERS:
+        m = on_disk[name]
+        assert 0.0 <= m["auc"] <= 1.0
+        assert set(m["rejection"]) == set(m["rejection_err"]) == {"0.3", "0.5"}
+        assert m["auc_err"] is not None and 0 <= m["auc_err"] < 0.1
+    assert on_disk["preprocessing"] == {"lorentz": {"flip": 2.0}}
+    assert on_disk["n_test"]["signal"] + on_disk["n_test"]["background"] == 640
+    # the toy classes differ in mass, tau21, Delta R and a second prong in the image
+    for name in ("mass", "tau21", "delta_r", "mass_tau21", "fisher", "cnn", "cnn_mass"):
+        assert metrics[name]["auc"] > 0.75, name
+    assert metrics["mass_tau21"]["auc"] > max(metrics["mass"]["auc"], metrics["tau21"]["auc"]) - 0.005
+    scores = np.load(tmp / "scores.npz")
+    assert scores["mean_image_signal"].shape == (9, 9)
+    assert scores["mean_image_signal"][4, 7] > scores["mean_image_background"][4, 7] + 10
+    assert scores["corr_cnn_pixel"][4, 7] > 0.3
+
+
+def test_mass_window_and_pt_reweighting_change_the_selection(toy_model):
+    tmp, paths = toy_model
+    m = evaluate(_toy_config(mass_window=[65, 95], reweight_pt=True), paths, tmp / "model.keras",
+                 tmp / "m_window.json", tmp / "s_window.npz")
+    s = np.load(tmp / "s_window.npz")
+    win = s["in_window"]
+    assert np.all((s["mass"][win] > 65) & (s["mass"][win] < 95))
+    assert m["n_test"]["background"] == int((s["labels"][win] == 0).sum()) < 320
+    assert m["selection"] == {"mass_window": [65, 95], "reweight_pt": True}
+    # inside the window the mass hardly separates the classes any more
+    assert m["mass"]["auc"] < 0.7
+    y, w, pt = s["labels"][win], s["weights"][win], s["jet_pt"][win]
+    assert auc(*roc_curve(pt, y, w)) < 0.6 < auc(*roc_curve(pt, y))

@@ -55,13 +55,18 @@ def test_workflow_writes_every_output(workflow_run):
     assert len(history["loss"]) == 1 and "val_loss" in history
     assert (out / "model" / "model.keras").stat().st_size > 10_000
     metrics = json.loads((out / "metrics.json").read_text())
-    for tagger in ("cnn", "mass", "tau21"):
+    text = (out / "metrics.json").read_text()
+    assert "Infinity" not in text and "NaN" not in text  # strict JSON: null for infinite rejections
+    for tagger in ("cnn", "mass", "tau21", "delta_r", "mass_tau21", "fisher", "cnn_mass"):
         assert 0.0 <= metrics[tagger]["auc"] <= 1.0
-        assert set(metrics[tagger]["rejection"]) == {"0.3", "0.5"}
+        assert set(metrics[tagger]["rejection"]) == set(metrics[tagger]["rejection_err"]) == {"0.3", "0.5"}
+        assert metrics[tagger]["auc_err"] > 0
     # mass alone separates W from QCD even on a few hundred jets
     assert metrics["mass"]["auc"] > 0.7
-    assert (out / "plots" / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (out / "plots" / "roc.pdf").read_bytes()[:5] == b"%PDF-"
+    for name in ("roc", "cnn_vs_mass", "cnn_vs_tau21", "cnn_vs_delta_r", "mean_images",
+                 "pixel_correlation", "training", "cnn_output"):
+        assert (out / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (out / "plots" / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
     steps = ["pixelization", "translation", "rotation", "flip", "normalization"]
     for mode in ("lorentz", "image"):
         assert list(metrics["preprocessing"][mode]) == steps
@@ -98,6 +103,7 @@ def test_report_and_lint(workflow_run):
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = report.read_text(errors="replace")
     assert report.stat().st_size > 100_000 and "roc.png" in text and "metrics.json" in text
+    assert "cnn_vs_mass.png" in text and "pixel_correlation.png" in text
     proc = _snakemake(workdir, "--lint")
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr

@@ -63,13 +63,28 @@ def _plot_roc(args: argparse.Namespace) -> None:
 
     cfg = load(args.config)
     data = np.load(args.scores)
+    win = data["in_window"] if "in_window" in data.files else slice(None)
     curves = {
-        key.removeprefix("score_"): roc_curve(data[key], data["labels"], data["weights"])
+        key.removeprefix("score_"): roc_curve(data[key][win], data["labels"][win], data["weights"][win])
         for key in data.files if key.startswith("score_")
     }
     j = cfg["jets"]
-    text = rf"{j['pt_min']:g} < $p_T$ < {j['pt_max']:g} GeV, $|\eta|$ < {j['eta_max']:g}"
+    text = plots.selection_text(j["pt_min"], j["pt_max"], j["eta_max"], cfg["evaluate"]["mass_window"])
     plots.roc(curves, args.output, text=text, sqrt_s_tev=cfg["generation"]["sqrt_s"] / 1000)
+
+
+def _plots(args: argparse.Namespace) -> None:
+    import json
+
+    import numpy as np
+
+    from . import plots
+
+    cfg = load(args.config)
+    with np.load(args.scores) as data:
+        scores = {k: data[k] for k in data.files}
+    history = json.loads(open(args.history).read()) if args.history else None
+    plots.jet_plots(cfg, scores, history, args.outdir)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -131,6 +146,14 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--scores", required=True)
     r.add_argument("--output", required=True, help="output path without suffix")
     r.set_defaults(func=_plot_roc)
+
+    f = sub.add_parser("plots", help="every jet-study figure (ROC, CNN vs mass/tau21/Delta R, mean "
+                       "images, pixel correlation, training curves, CNN output), PDF and PNG")
+    f.add_argument("--config", required=True)
+    f.add_argument("--scores", required=True, help="scores .npz written by evaluate")
+    f.add_argument("--history", help="history.json of the training (training curves)")
+    f.add_argument("--outdir", required=True, help="folder of the figures")
+    f.set_defaults(func=_plots)
     return p
 
 

@@ -1,17 +1,21 @@
 """Figures in HEP style (mplhep), each written as PDF and PNG.
 
 One function per figure; each takes arrays (not files) and an output stem ``path/name``
-to which ``.pdf`` and ``.png`` are added. Files are written atomically.
+to which ``.pdf`` and ``.png`` are added. Files are written atomically. :func:`jet_plots`
+draws the whole set of the jet study from the scores file of :func:`jetimage.evaluate.evaluate`
+and the training history; :data:`JET_PLOTS` names them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # batch jobs have no display
+import matplotlib.colors  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import mplhep as hep  # noqa: E402
 import numpy as np  # noqa: E402
@@ -19,7 +23,18 @@ import numpy as np  # noqa: E402
 from .io import atomic_path  # noqa: E402
 
 #: Display names of the taggers.
-LABELS = {"cnn": "CNN (jet image)", "mass": "Trimmed jet mass", "tau21": r"$\tau_{21}$"}
+LABELS = {
+    "cnn": "CNN (jet image)",
+    "cnn_mass": "CNN + mass",
+    "fisher": "Fisher discriminant (image)",
+    "mass_tau21": r"Mass + $\tau_{21}$",
+    "tau21": r"$\tau_{21}$",
+    "delta_r": r"$\Delta R$(subjets)",
+    "mass": "Trimmed jet mass",
+}
+#: Figures of the jet study (file stems under ``plots/``), drawn by :func:`jet_plots`.
+JET_PLOTS = ("roc", "cnn_vs_mass", "cnn_vs_tau21", "cnn_vs_delta_r", "mean_images",
+             "pixel_correlation", "training", "cnn_output")
 
 
 def _save(fig, stem: str | Path, suffixes: Sequence[str] = (".pdf", ".png")) -> list[Path]:
@@ -33,14 +48,28 @@ def _save(fig, stem: str | Path, suffixes: Sequence[str] = (".pdf", ".png")) -> 
     return out
 
 
-def _label(ax, text: str, sqrt_s_tev: float = 13.0) -> None:
+def _label(ax, text: str, sqrt_s_tev: float = 13.0, loc: str = "lower left") -> None:
     hep.label.exp_label(exp="jetimage", llabel="Simulation", rlabel=rf"$\sqrt{{s}}$ = {sqrt_s_tev:g} TeV",
                         ax=ax)
-    ax.text(0.04, 0.04, text, transform=ax.transAxes, fontsize=13, va="bottom")
+    x, ha = (0.04, "left") if "left" in loc else (0.96, "right")
+    y, va = (0.04, "bottom") if "lower" in loc else (0.96, "top")
+    ax.text(x, y, text, transform=ax.transAxes, fontsize=12, va=va, ha=ha)
+
+
+def selection_text(pt_min: float, pt_max: float, eta_max: float | None = None,
+                   mass_window: Sequence[float] | None = None) -> str:
+    """The selection printed on the figures: pT window (GeV), |eta| and the mass window."""
+    text = rf"{pt_min:g} < $p_T$ < {pt_max:g} GeV"
+    if eta_max is not None:
+        text += rf", $|\eta|$ < {eta_max:g}"
+    if mass_window is not None:
+        text += "\n" + rf"{mass_window[0]:g} < $m$ < {mass_window[1]:g} GeV"
+    return text
 
 
 def roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], stem: str | Path,
-        text: str = "", sqrt_s_tev: float = 13.0) -> list[Path]:
+        text: str = "", sqrt_s_tev: float = 13.0, reference: str | None = "mass_tau21"
+        ) -> list[Path]:
     """Background rejection 1/eps_B against signal efficiency eps_S, log scale.
 
     Parameters
@@ -51,17 +80,240 @@ def roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], stem: str | Path,
         Output path without suffix.
     text
         Selection text printed in the corner (pT window, mass window).
+    reference
+        Tagger to which a lower panel gives the ratio of rejections (skipped when absent).
     """
     hep.style.use("ATLAS")
-    fig, ax = plt.subplots(figsize=(8, 7))
+    ratio = reference is not None and reference in curves
+    if ratio:
+        fig, (ax, rax) = plt.subplots(2, 1, figsize=(8, 9), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05})
+    else:
+        fig, ax = plt.subplots(figsize=(8, 7))
+    grid = np.linspace(0.05, 1.0, 400)
+
+    def rejection(eps_s: np.ndarray, eps_b: np.ndarray) -> np.ndarray:
+        # 1/eps_B on a common eps_S grid, interpolated as in evaluate.rejection_at
+        i = np.clip(np.searchsorted(eps_s, grid, side="left"), 1, len(eps_s) - 1)
+        lo, hi = eps_s[i - 1], eps_s[i]
+        f = np.where(hi > lo, (grid - lo) / np.where(hi > lo, hi - lo, 1.0), 1.0)
+        eb = eps_b[i - 1] + f * (eps_b[i] - eps_b[i - 1])
+        return np.where(eb > 0, 1.0 / np.maximum(eb, 1e-300), np.nan)
+
+    ref = rejection(*curves[reference]) if ratio else None
     for name, (eps_s, eps_b) in curves.items():
-        ok = (eps_b > 0) & (eps_s > 0.05)
-        ax.plot(eps_s[ok], 1.0 / eps_b[ok], label=LABELS.get(name, name), lw=2)
+        r = rejection(eps_s, eps_b)
+        (line,) = ax.plot(grid, r, label=LABELS.get(name, name), lw=2)
+        if ratio:
+            rax.plot(grid, r / ref, lw=2, color=line.get_color())
     ax.set_yscale("log")
     ax.set_xlim(0.05, 1.0)
     ax.set_ylim(bottom=1.0)
-    ax.set_xlabel(r"Signal efficiency $\varepsilon_S$")
     ax.set_ylabel(r"Background rejection $1/\varepsilon_B$")
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper right", fontsize=12)
     _label(ax, text, sqrt_s_tev)
+    if ratio:
+        rax.axhline(1.0, color="grey", lw=1, ls="--")
+        rax.set_ylabel(f"Ratio to\n{LABELS.get(reference, reference)}", fontsize=12)
+        rax.set_xlabel(r"Signal efficiency $\varepsilon_S$")
+        rax.set_ylim(0.0, 3.0)
+    else:
+        ax.set_xlabel(r"Signal efficiency $\varepsilon_S$")
     return _save(fig, stem)
+
+
+def cut_thresholds(score: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+                   efficiencies: Sequence[float]) -> list[float]:
+    """Cuts ``score > c`` keeping the given signal efficiencies (weighted quantiles)."""
+    s, w = score[labels == 1], weights[labels == 1]
+    order = np.argsort(s)
+    cum = np.cumsum(w[order]) / max(w.sum(), 1e-300)
+    return [float(np.interp(1.0 - e, cum, s[order])) for e in efficiencies]
+
+
+def cnn_vs_variable(score: np.ndarray, x: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+                    stem: str | Path, xlabel: str, edges: np.ndarray, text: str = "",
+                    sqrt_s_tev: float = 13.0,
+                    efficiencies: Sequence[float] = (1.0, 0.8, 0.5, 0.3)) -> list[Path]:
+    """Does the CNN sculpt the distribution of ``x``? (arXiv:1511.05190, figures 9-11.)
+
+    Left: the 2D distribution of CNN output and ``x`` for QCD jets, normalized to unity in each
+    CNN-output bin (a column shows the ``x`` distribution of the QCD jets with that output).
+    Middle and right: the ``x`` distributions of QCD and W jets after successive cuts on the
+    CNN output, which keep the signal efficiencies ``efficiencies``, each normalized to unity.
+
+    Parameters
+    ----------
+    score, x, labels, weights
+        ``(n,)`` CNN output, variable (NaN allowed: left out), labels and weights.
+    edges
+        Bin edges of ``x``.
+    """
+    hep.style.use("ATLAS")
+    fig, axes = plt.subplots(1, 3, figsize=(22, 7))
+    ok = np.isfinite(x)
+    s_edges = np.linspace(0.0, 1.0, 21)
+    qcd = ok & (labels == 0)
+    h, _, _ = np.histogram2d(np.clip(score[qcd], 0, 1), np.clip(x[qcd], edges[0], edges[-1]),
+                             bins=(s_edges, edges), weights=weights[qcd])
+    h = h / np.where(h.sum(axis=1, keepdims=True) > 0, h.sum(axis=1, keepdims=True), 1.0)
+    mesh = axes[0].pcolormesh(s_edges, edges, h.T, cmap="viridis")
+    fig.colorbar(mesh, ax=axes[0], label="Fraction of QCD jets in the CNN-output bin")
+    axes[0].set_xlabel("CNN output")
+    axes[0].set_ylabel(xlabel)
+    _label(axes[0], "QCD jets", sqrt_s_tev, loc="upper right")
+    cuts = cut_thresholds(score, labels, weights, efficiencies)
+    for ax, cls, name in ((axes[1], 0, "QCD jets"), (axes[2], 1, "W jets")):
+        for eff, cut in zip(efficiencies, cuts, strict=True):
+            sel = ok & (labels == cls) & (score >= cut if eff < 1 else np.ones_like(ok))
+            if sel.sum() == 0:
+                continue
+            counts, _ = np.histogram(np.clip(x[sel], edges[0], edges[-1]), edges, weights=weights[sel])
+            hep.histplot(counts, edges, density=True, ax=ax, lw=2,
+                         label=("no cut" if eff >= 1 else rf"CNN cut: $\varepsilon_S$ = {eff:g}"))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("Normalized to unity")
+        ax.set_xlim(edges[0], edges[-1])
+        ax.legend(loc="upper right", fontsize=12, title=name)
+        _label(ax, text, sqrt_s_tev, loc="upper left" if cls == 0 else "upper left")
+    fig.tight_layout()
+    return _save(fig, stem)
+
+
+def mean_images(signal: np.ndarray, background: np.ndarray, stem: str | Path,
+                extent: tuple[float, float, float, float] | None = None,
+                sqrt_s_tev: float = 13.0, text: str = "") -> list[Path]:
+    """Mean W image, mean QCD image (log colour scale) and their difference.
+
+    Parameters
+    ----------
+    signal, background
+        ``(n_eta, n_phi)`` weighted mean pixel intensities (GeV).
+    extent
+        ``(eta_lo, eta_hi, phi_lo, phi_hi)`` of the image edges relative to the centre.
+    """
+    hep.style.use("ATLAS")
+    fig, axes = plt.subplots(1, 3, figsize=(22, 6.5))
+    pos = np.concatenate([signal[signal > 0], background[background > 0]])
+    vmin = float(pos.min()) if len(pos) else 1e-3
+    vmax = float(pos.max()) if len(pos) else 1.0
+    for ax, img, title in ((axes[0], signal, "W jets"), (axes[1], background, "QCD jets")):
+        im = ax.imshow(np.where(img > 0, img, np.nan).T, origin="lower", extent=extent,
+                       norm=matplotlib.colors.LogNorm(vmin=vmin, vmax=max(vmax, vmin * 10)),
+                       cmap="viridis")
+        fig.colorbar(im, ax=ax, label=r"Mean pixel $p_T$ [GeV]")
+        ax.set_title(title, fontsize=15)
+    diff = signal - background
+    lim = float(np.abs(diff).max()) or 1.0
+    im = axes[2].imshow(diff.T, origin="lower", extent=extent, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    fig.colorbar(im, ax=axes[2], label=r"$\langle W \rangle - \langle \mathrm{QCD} \rangle$ [GeV]")
+    axes[2].set_title("Difference", fontsize=15)
+    for ax in axes:
+        ax.set_xlabel(r"Translated pseudorapidity $\eta$" if extent else r"$\eta$ pixel")
+        ax.set_ylabel(r"Translated azimuth $\phi$" if extent else r"$\phi$ pixel")
+    fig.suptitle(rf"jetimage Simulation, $\sqrt{{s}}$ = {sqrt_s_tev:g} TeV, "
+                 + text.replace("\n", ", "), fontsize=14)
+    fig.tight_layout()
+    return _save(fig, stem)
+
+
+def pixel_correlation(corr: np.ndarray, stem: str | Path,
+                      extent: tuple[float, float, float, float] | None = None,
+                      sqrt_s_tev: float = 13.0, text: str = "") -> list[Path]:
+    """Per-pixel Pearson correlation of the CNN output with the pixel intensity
+    (``(n_eta, n_phi)``, between -1 and 1; arXiv:1511.05190, figure 8)."""
+    hep.style.use("ATLAS")
+    fig, ax = plt.subplots(figsize=(9, 7.5))
+    lim = max(float(np.abs(corr).max()), 1e-3)
+    im = ax.imshow(corr.T, origin="lower", extent=extent, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    fig.colorbar(im, ax=ax, label="Correlation of CNN output with pixel intensity")
+    ax.set_xlabel(r"Translated pseudorapidity $\eta$" if extent else r"$\eta$ pixel")
+    ax.set_ylabel(r"Translated azimuth $\phi$" if extent else r"$\phi$ pixel")
+    ax.set_title(rf"$\sqrt{{s}}$ = {sqrt_s_tev:g} TeV, " + text.replace("\n", ", "), fontsize=12)
+    return _save(fig, stem)
+
+
+def training_curves(history: Mapping[str, Sequence[float]], stem: str | Path,
+                    sqrt_s_tev: float = 13.0) -> list[Path]:
+    """Loss and AUC per epoch for the training and validation splits (from ``history.json``)."""
+    hep.style.use("ATLAS")
+    fig, axes = plt.subplots(1, 2, figsize=(15, 6.5))
+    for ax, key, ylabel in ((axes[0], "loss", "Weighted binary cross-entropy"),
+                            (axes[1], "auc", "AUC")):
+        for prefix, name in (("", "training"), ("val_", "validation")):
+            values = history.get(prefix + key)
+            if values:
+                ax.plot(np.arange(1, len(values) + 1), values, "o-", lw=2, label=name)
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel(ylabel)
+        ax.legend(loc="best")
+        hep.label.exp_label(exp="jetimage", llabel="Simulation",
+                            rlabel=rf"$\sqrt{{s}}$ = {sqrt_s_tev:g} TeV", ax=ax)
+    fig.tight_layout()
+    return _save(fig, stem)
+
+
+def cnn_output(score: np.ndarray, labels: np.ndarray, weights: np.ndarray, stem: str | Path,
+               text: str = "", sqrt_s_tev: float = 13.0) -> list[Path]:
+    """CNN output distributions of W and QCD test jets, each normalized to unity (log scale)."""
+    hep.style.use("ATLAS")
+    fig, ax = plt.subplots(figsize=(8, 7))
+    edges = np.linspace(0.0, 1.0, 41)
+    for cls, name in ((1, "W jets"), (0, "QCD jets")):
+        sel = labels == cls
+        if sel.any():
+            counts, _ = np.histogram(np.clip(score[sel], 0, 1), edges, weights=weights[sel])
+            hep.histplot(counts, edges, density=True, ax=ax, lw=2, label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("CNN output")
+    ax.set_ylabel("Normalized to unity")
+    ax.legend(loc="upper center")
+    _label(ax, text, sqrt_s_tev, loc="upper left")
+    return _save(fig, stem)
+
+
+def jet_plots(cfg: Mapping[str, Any], scores: Mapping[str, np.ndarray],
+              history: Mapping[str, Sequence[float]] | None, outdir: str | Path) -> list[Path]:
+    """Every figure of :data:`JET_PLOTS` in ``outdir`` (PDF and PNG).
+
+    Parameters
+    ----------
+    cfg
+        The validated configuration (``jets``, ``generation``, ``images``, ``evaluate``).
+    scores
+        The arrays of the scores file written by :func:`jetimage.evaluate.evaluate`.
+    history
+        The training history (``history.json``); ``None`` skips the training curves.
+    """
+    from .evaluate import roc_curve
+
+    outdir = Path(outdir)
+    j, window = cfg["jets"], cfg["evaluate"]["mass_window"]
+    text = selection_text(j["pt_min"], j["pt_max"], j["eta_max"], window)
+    text_all = selection_text(j["pt_min"], j["pt_max"], j["eta_max"])
+    sqrt_s = cfg["generation"]["sqrt_s"] / 1000
+    y, w = scores["labels"].astype(int), scores["weights"].astype(np.float64)
+    win = scores["in_window"] if "in_window" in scores else np.ones(len(y), bool)
+    cnn = scores["score_cnn"].astype(np.float64)
+    names = [k.removeprefix("score_") for k in scores if k.startswith("score_")]
+    order = [n for n in LABELS if n in names] + [n for n in names if n not in LABELS]
+    curves = {n: roc_curve(scores[f"score_{n}"][win], y[win], w[win]) for n in order}
+    written = roc(curves, outdir / "roc", text=text, sqrt_s_tev=sqrt_s)
+    for var, label, edges in (
+        ("mass", "Trimmed jet mass [GeV]", np.linspace(0.0, 200.0, 41)),
+        ("tau21", r"$\tau_{21}$", np.linspace(0.0, 1.0, 26)),
+        ("delta_r", r"$\Delta R$ between the two leading subjets", np.linspace(0.0, 1.2, 25)),
+    ):
+        written += cnn_vs_variable(cnn, scores[var].astype(np.float64), y, w, outdir / f"cnn_vs_{var}",
+                                   label, edges, text_all, sqrt_s)
+    im = cfg["images"]
+    extent = (-im["n_eta"] * im["pixel_eta"] / 2, im["n_eta"] * im["pixel_eta"] / 2,
+              -im["n_phi"] * im["pixel_phi"] / 2, im["n_phi"] * im["pixel_phi"] / 2)
+    written += mean_images(scores["mean_image_signal"], scores["mean_image_background"],
+                           outdir / "mean_images", extent, sqrt_s, text)
+    written += pixel_correlation(scores["corr_cnn_pixel"], outdir / "pixel_correlation", extent,
+                                 sqrt_s, text)
+    if history is not None:
+        written += training_curves(history, outdir / "training", sqrt_s)
+    written += cnn_output(cnn[win], y[win], w[win], outdir / "cnn_output", text, sqrt_s)
+    return written

@@ -1,4 +1,5 @@
-"""Training: split the images by seed, fit the CNN with early stopping, save model and history."""
+"""Training: split the images by seed, stream them from HDF5, fit the CNN with early stopping and
+per-epoch backups, save model and history."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .config import Config, derive_seed
-from .io import atomic_path, read_images
+from .io import InputError, atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +68,260 @@ class _ProgressLog:
         return Callback()
 
 
+class ImageStream:
+    """A ``keras.utils.PyDataset`` of ``(images, labels, weights)`` batches read from HDF5 files.
+
+    Only the labels and weights are held in memory; images are read when a batch is asked for.
+    The rows (global indices into the concatenation of ``paths``) are cut, per file, into
+    blocks of ``block_rows`` consecutive rows, each read with one contiguous HDF5 slice (the
+    files are chunked by rows, see :class:`jetimage.io.ImageWriter`). With ``shuffle``, the
+    block order is permuted at every epoch with a seed derived from ``seed`` and the epoch
+    (:meth:`set_epoch`), and ``blocks_per_group`` blocks at a time are shuffled row by row
+    before they are cut into batches, so that batches mix samples and files. Memory: about
+    2 x ``block_rows`` x ``blocks_per_group`` images.
+
+    Built with :meth:`create` (the class derives from ``keras.utils.PyDataset`` lazily so that
+    importing this module does not import Keras).
+    """
+
+    @staticmethod
+    def create(paths: Sequence[str | Path], rows: np.ndarray, labels: np.ndarray,
+               weights: np.ndarray, batch_size: int, block_rows: int = 1024,
+               blocks_per_group: int = 16, shuffle: bool = True, seed: int = 0,
+               workers: int = 1) -> Any:
+        """Build the dataset.
+
+        Parameters
+        ----------
+        paths
+            HDF5 image files, concatenated in this order.
+        rows
+            ``(n,)`` global row indices of the split to stream.
+        labels, weights
+            ``(n_total,)`` per-row label and sample weight of all rows of all files.
+        batch_size
+            Images per batch (the last batch of an epoch may be smaller).
+        workers
+            Threads reading batches ahead (``keras.utils.PyDataset`` workers).
+        """
+        import keras
+
+        class _Stream(_StreamMixin, keras.utils.PyDataset):
+            pass
+
+        return _Stream(paths, rows, labels, weights, batch_size, block_rows, blocks_per_group,
+                       shuffle, seed, workers=workers, use_multiprocessing=False,
+                       max_queue_size=max(4, 2 * workers))
+
+
+class _StreamMixin:
+    def __init__(self, paths: Sequence[str | Path], rows: np.ndarray, labels: np.ndarray,
+                 weights: np.ndarray, batch_size: int, block_rows: int, blocks_per_group: int,
+                 shuffle: bool, seed: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        import threading
+
+        self.paths = [str(p) for p in paths]
+        sizes = file_rows(self.paths)
+        self.offsets = np.r_[0, np.cumsum(sizes)]
+        self.labels = np.asarray(labels, dtype=np.float32)
+        self.weights = np.asarray(weights, dtype=np.float32)
+        self.batch_size, self.blocks_per_group = batch_size, blocks_per_group
+        self.shuffle, self.seed = shuffle, seed
+        rows = np.sort(np.asarray(rows))
+        self.blocks: list[np.ndarray] = []
+        for f in range(len(self.paths)):
+            in_file = rows[(rows >= self.offsets[f]) & (rows < self.offsets[f + 1])]
+            self.blocks += [in_file[i:i + block_rows] for i in range(0, len(in_file), block_rows)]
+        self.n = len(rows)
+        self._lock = threading.Lock()
+        self._files: dict[str, Any] = {}
+        self._cache: dict[int, np.ndarray] = {}
+        self.epoch = -1
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Fix the block order and the within-group row order of ``epoch`` (0-based)."""
+        if epoch == self.epoch:
+            return
+        with self._lock:
+            self.epoch = epoch
+            rng = np.random.default_rng([self.seed, epoch])
+            order = rng.permutation(len(self.blocks)) if self.shuffle else np.arange(len(self.blocks))
+            k = self.blocks_per_group
+            groups = [np.concatenate([self.blocks[b] for b in order[i:i + k]])
+                      for i in range(0, len(order), k)]
+            if self.shuffle:
+                groups = [rng.permutation(g) for g in groups]
+            self.groups = groups
+            self.group_start = np.r_[0, np.cumsum([len(g) for g in groups])]
+            self._cache = {}
+
+    def __len__(self) -> int:
+        return max(1, -(-self.n // self.batch_size))
+
+    def _handle(self, path: str) -> Any:
+        import h5py
+
+        if path not in self._files:
+            self._files[path] = h5py.File(path, "r")
+        return self._files[path]["images"]
+
+    def _group_images(self, g: int) -> np.ndarray:
+        """Images of group ``g`` in the group's row order; the two latest groups are cached."""
+        with self._lock:
+            if g in self._cache:
+                return self._cache[g]
+            rows = self.groups[g]
+            out = None
+            for f, path in enumerate(self.paths):
+                sel = np.flatnonzero((rows >= self.offsets[f]) & (rows < self.offsets[f + 1]))
+                if len(sel) == 0:
+                    continue
+                local = rows[sel] - self.offsets[f]
+                # one contiguous read per block of the group (blocks hold nearby rows)
+                order = np.argsort(local, kind="stable")
+                ls = local[order]
+                breaks = np.r_[0, np.flatnonzero(np.diff(ls) > 4 * self.batch_size) + 1, len(ls)]
+                ds = self._handle(path)
+                if out is None:
+                    out = np.empty((len(rows), *ds.shape[1:]), dtype=np.float32)
+                for a, b in zip(breaks[:-1], breaks[1:], strict=True):
+                    lo, hi = int(ls[a]), int(ls[b - 1]) + 1
+                    out[sel[order[a:b]]] = ds[lo:hi][ls[a:b] - lo]
+            for old in [k for k in self._cache if k < g - 1]:
+                del self._cache[old]
+            self._cache[g] = out
+            return out
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        lo = index * self.batch_size
+        hi = min(lo + self.batch_size, self.n)
+        parts, rows = [], []
+        g = int(np.searchsorted(self.group_start, lo, side="right") - 1)
+        while lo < hi:
+            end = min(hi, int(self.group_start[g + 1]))
+            a, b = lo - int(self.group_start[g]), end - int(self.group_start[g])
+            parts.append(self._group_images(g)[a:b])
+            rows.append(self.groups[g][a:b])
+            lo, g = end, g + 1
+        r = np.concatenate(rows)
+        return np.concatenate(parts), self.labels[r], self.weights[r]
+
+    def close(self) -> None:
+        """Close the HDF5 files."""
+        for f in self._files.values():
+            f.close()
+        self._files = {}
+
+
+def file_rows(paths: Sequence[str | Path]) -> list[int]:
+    """Number of images in each HDF5 file; raises :class:`jetimage.io.InputError` if unreadable."""
+    import h5py
+
+    out = []
+    for path in paths:
+        try:
+            with h5py.File(path, "r") as f:
+                if "images" not in f:
+                    raise InputError(f"{path}: no dataset 'images'")
+                out.append(int(f["images"].shape[0]))
+        except OSError as err:
+            raise InputError(f"{path}: not a readable HDF5 file ({err})") from err
+    return out
+
+
+def read_columns(paths: Sequence[str | Path], names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Concatenate the 1-D datasets ``names`` (e.g. ``labels``, ``weights``) of several files."""
+    import h5py
+
+    out: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for path in paths:
+        with h5py.File(path, "r") as f:
+            for n in names:
+                if n not in f:
+                    raise InputError(f"{path}: no dataset {n!r}")
+                out[n].append(f[n][...])
+    return {n: np.concatenate(v) for n, v in out.items()}
+
+
+def standardization_sample(stream: Any, n_max: int, seed: int) -> np.ndarray:
+    """Images of whole random groups of ``stream`` (at least ``n_max`` or all), for adapting
+    the standardization: ``(n, n_eta, n_phi, n_channels)``."""
+    order = np.random.default_rng(seed).permutation(len(stream.groups))
+    parts, n = [], 0
+    for g in order:
+        parts.append(stream._group_images(int(g)).copy())
+        n += len(parts[-1])
+        if n >= n_max:
+            break
+    stream._cache = {}
+    return np.concatenate(parts)[:n_max]
+
+
+def accelerators() -> int:
+    """Number of GPUs the Keras backend sees (0 on CPU)."""
+    import keras
+
+    backend = keras.backend.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return len(tf.config.list_physical_devices("GPU"))
+        if backend == "jax":
+            import jax
+
+            return sum(d.platform == "gpu" for d in jax.devices())
+        if backend == "torch":
+            import torch
+
+            return torch.cuda.device_count()
+    except (ImportError, RuntimeError):
+        pass
+    return 0
+
+
+def _strategy_scope(n_gpus: int) -> Any:
+    """A context in which to build the model: data-parallel over several GPUs, else a no-op."""
+    import contextlib
+
+    import keras
+
+    if n_gpus > 1 and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.distribute.MirroredStrategy().scope()
+    if n_gpus > 1 and keras.backend.backend() == "jax":
+        keras.distribution.set_distribution(keras.distribution.DataParallel())
+    return contextlib.nullcontext()
+
+
+def _set_epoch_callback(streams: Sequence[Any]) -> Any:
+    import keras
+
+    class SetEpoch(keras.callbacks.Callback):
+        """Gives the datasets the epoch number (also after a resume) for their shuffle."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            for s in streams:
+                s.set_epoch(epoch)
+
+    return SetEpoch()
+
+
 def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
           history_path: str | Path) -> dict[str, list[float]]:
-    """Train the configured model on the image files ``inputs``.
+    """Train the configured model on the image files ``inputs``, streaming them from disk.
 
-    The images of all files are concatenated in the given order and split with
-    :func:`dataset_split`. Sample weights are the event weights, balanced per class. The best
-    model on the validation loss is saved to ``model_path`` (``.keras``), the per-epoch
-    history to ``history_path`` (JSON); both atomically.
+    The rows of all files are concatenated in the given order and split with
+    :func:`dataset_split`. Sample weights are the event weights, balanced per class. Images
+    are read in batches by :class:`ImageStream`, so the training set need not fit in memory;
+    the per-pixel standardization is adapted on ``train.standardize_sample`` training images.
+    On a GPU, mixed precision and XLA are used as configured; with several GPUs the training
+    is data-parallel. The best model on the validation loss is saved to ``model_path``
+    (``.keras``), the per-epoch history to ``history_path`` (JSON); both atomically.
+    TensorBoard logs (``train.tensorboard``) go to ``<model dir>/tensorboard/``.
 
     Returns
     -------
@@ -86,20 +334,38 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
 
     tcfg = cfg["train"]
     keras.utils.set_random_seed(derive_seed(cfg["seed"], TRAIN_STREAM))
-    data = read_images(inputs)
-    images, labels = data["images"], data["labels"].astype(np.float32)
-    weights = balanced_weights(labels, data["weights"])
+    cols = read_columns(inputs, ["labels", "weights"])
+    labels = cols["labels"].astype(np.float32)
+    weights = balanced_weights(labels, cols["weights"])
     split = dataset_split(cfg, len(labels))
     tr, va = split["train"], split["validation"]
-    log.info("training on %d images (%d signal), validating on %d, backend %s, devices %s",
-             len(tr), int(labels[tr].sum()), len(va), keras.backend.backend(), _devices())
-    norm = models.standardizer(images[tr]) if tcfg["standardize"] else None
-    model = models.build(tcfg["model"], images.shape[1:], normalization=norm)
-    model.compile(
-        optimizer=keras.optimizers.Adam(tcfg["learning_rate"]),
-        loss="binary_crossentropy",
-        weighted_metrics=["accuracy", keras.metrics.AUC(name="auc")],
-    )
+    n_gpus = accelerators()
+    use_gpu = n_gpus > 0
+    if use_gpu and tcfg["mixed_precision"]:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    stream_seed = derive_seed(cfg["seed"], TRAIN_STREAM, 1)
+    common = dict(block_rows=tcfg["block_rows"], blocks_per_group=tcfg["shuffle_blocks"],
+                  workers=tcfg["workers"])
+    train_data = ImageStream.create(inputs, tr, labels, weights, tcfg["batch_size"], shuffle=True,
+                                    seed=stream_seed, **common)
+    val_data = ImageStream.create(inputs, va, labels, weights, max(tcfg["batch_size"], 512),
+                                  shuffle=False, **common)
+    log.info("training %s on %d images (%d signal), validating on %d, backend %s, devices %s",
+             tcfg["model"], len(tr), int(labels[tr].sum()), len(va), keras.backend.backend(),
+             _devices())
+    with _strategy_scope(n_gpus):
+        norm = None
+        if tcfg["standardize"]:
+            norm = models.standardizer(standardization_sample(train_data, tcfg["standardize_sample"],
+                                                              stream_seed))
+        shape = tuple(train_data[0][0].shape[1:])
+        model = models.build(tcfg["model"], shape, normalization=norm, augment=tcfg["augment"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(tcfg["learning_rate"]),
+            loss="binary_crossentropy",
+            weighted_metrics=["accuracy", keras.metrics.AUC(name="auc")],
+            jit_compile=bool(use_gpu and tcfg["jit_compile"]),
+        )
     # A backup after every epoch beside the model: a killed run resumes from the last one
     # (weights, optimizer state and epoch; the early-stopping counters restart).
     backup = Path(model_path).with_name(Path(model_path).stem + ".backup")
@@ -111,18 +377,25 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
         epochs_csv.unlink()  # left by an earlier, completed run
     Path(model_path).parent.mkdir(parents=True, exist_ok=True)
     callbacks = [
+        _set_epoch_callback([train_data]),
         keras.callbacks.CSVLogger(str(epochs_csv), append=True),
         keras.callbacks.BackupAndRestore(str(backup), save_freq="epoch", delete_checkpoint=True),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=tcfg["patience"],
                                       restore_best_weights=True),
         _ProgressLog(tcfg["epochs"]),
     ]
-    fit = model.fit(
-        images[tr], labels[tr], sample_weight=weights[tr],
-        validation_data=(images[va], labels[va], weights[va]),
-        epochs=tcfg["epochs"], batch_size=tcfg["batch_size"], callbacks=callbacks,
-        verbose=0, shuffle=True,
-    )
+    if tcfg["tensorboard"]:
+        if _has_tensorboard():
+            callbacks.append(keras.callbacks.TensorBoard(
+                str(Path(model_path).parent / "tensorboard"), profile_batch=0))
+        else:
+            log.warning("train.tensorboard: the tensorboard package is not installed; no logs")
+    try:
+        fit = model.fit(train_data, validation_data=val_data, epochs=tcfg["epochs"],
+                        callbacks=callbacks, verbose=0)
+    finally:
+        train_data.close()
+        val_data.close()
     history = _read_history(epochs_csv) if epochs_csv.exists() else {}
     history = history or {k: [float(x) for x in v] for k, v in fit.history.items()}
     with atomic_path(model_path) as tmp:
@@ -143,6 +416,12 @@ def _read_history(path: Path) -> dict[str, list[float]]:
             rows[int(row["epoch"])] = row
     keys = [k for k in next(iter(rows.values()), {}) if k != "epoch"]
     return {k: [float(rows[e][k]) for e in sorted(rows)] for k in keys}
+
+
+def _has_tensorboard() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
 
 
 def _devices() -> str:

@@ -63,6 +63,30 @@ def files_of_sample(name):
     return [f"{OUT}/samples/{name}/shard{i}.root" for i in range(CFG.sample(name)["n_shards"])]
 
 
+# Figures of the `plots` rule (jetimage.plots.JET_PLOTS; listed here so that parsing the
+# workflow does not import matplotlib).
+JET_PLOTS = [
+    "roc",
+    "cnn_vs_mass",
+    "cnn_vs_tau21",
+    "cnn_vs_delta_r",
+    "mean_images",
+    "pixel_correlation",
+    "training",
+    "cnn_output",
+]
+
+
+def jet_plot_files():
+    """Every figure of the jet study, PDF and PNG (targets of `rule all`)."""
+    return [f"{OUT}/plots/{p}.{ext}" for p in JET_PLOTS for ext in ("pdf", "png")]
+
+
+def train_gpus():
+    """GPUs requested by the train rule (config train.gpus; 0 for local runs)."""
+    return int(CFG["train"]["gpus"])
+
+
 def generation_settings(name):
     """What a generated shard depends on: only these keys rerun it when they change."""
     s = CFG.sample(name)

@@ -94,6 +94,7 @@ rule train:
     resources:
         mem_mb=8000,
         runtime=240,
+        gpu=train_gpus(),
     conda:
         "../envs/jetimage.yaml"
     shell:
@@ -148,7 +149,7 @@ rule evaluate:
     params:
         jetimage=JETIMAGE,
         config=CONFIG_PATH,
-        settings=section("evaluate", "train", "seed"),
+        settings=section("evaluate", "train", "seed", "jets"),
     threads: 4  # capped at --cores when run locally
     resources:
         mem_mb=8000,
@@ -161,23 +162,53 @@ rule evaluate:
         " --preprocessing {input.preprocessing} > {log} 2>&1"
 
 
-rule plot_roc:
+rule plots:
     input:
-        f"{OUT}/scores.npz",
+        scores=f"{OUT}/scores.npz",
+        history=f"{OUT}/model/history.json",
     output:
-        f"{OUT}/plots/roc.pdf",
-        report(f"{OUT}/plots/roc.png", caption="../report/roc.rst", category="Jet tagging"),
+        pdf=[f"{OUT}/plots/{p}.pdf" for p in JET_PLOTS],
+        roc=report(f"{OUT}/plots/roc.png", caption="../report/roc.rst", category="Jet tagging"),
+        cnn_vs_mass=report(
+            f"{OUT}/plots/cnn_vs_mass.png", caption="../report/cnn_vs_mass.rst", category="Jet tagging"
+        ),
+        cnn_vs_tau21=report(
+            f"{OUT}/plots/cnn_vs_tau21.png", caption="../report/cnn_vs_tau21.rst", category="Jet tagging"
+        ),
+        cnn_vs_delta_r=report(
+            f"{OUT}/plots/cnn_vs_delta_r.png",
+            caption="../report/cnn_vs_delta_r.rst",
+            category="Jet tagging",
+        ),
+        mean_images=report(
+            f"{OUT}/plots/mean_images.png", caption="../report/mean_images.rst", category="Jet images"
+        ),
+        pixel_correlation=report(
+            f"{OUT}/plots/pixel_correlation.png",
+            caption="../report/pixel_correlation.rst",
+            category="Jet images",
+        ),
+        training=report(
+            f"{OUT}/plots/training.png", caption="../report/training.rst", category="Training"
+        ),
+        cnn_output=report(
+            f"{OUT}/plots/cnn_output.png", caption="../report/cnn_output.rst", category="Jet tagging"
+        ),
     log:
-        f"logs/{CFG['study']}/plot_roc.log",
+        f"logs/{CFG['study']}/plots.log",
+    benchmark:
+        f"{OUT}/benchmarks/plots.tsv"
     params:
         jetimage=JETIMAGE,
         config=CONFIG_PATH,
-        stem=lambda w, output: os.path.splitext(output[0])[0],
+        outdir=lambda w, output: os.path.dirname(output.roc),
+        settings=section("jets", "generation", "images", "evaluate"),
+    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=4000,
+        runtime=15,
     conda:
         "../envs/jetimage.yaml"
     shell:
-        "{params.jetimage} plot-roc --config {params.config} --scores {input}"
-        " --output {params.stem} > {log} 2>&1"
+        "{params.jetimage} plots --config {params.config} --scores {input.scores}"
+        " --history {input.history} --outdir {params.outdir} > {log} 2>&1"
