@@ -58,7 +58,8 @@ EVENT_CHANNELS = ("em", "had", "charged_count", "total", "charged", "neutral")
 #: Event variables stored beside the images (HDF5 columns).
 EVENT_VARIABLES = ("n_fatjets", "mj", "lead_pt", "deta12", "cut_pass", "event")
 #: Seed streams derived from the master seed (distinct from jetimage.train's 1 and 2).
-SPLIT_STREAM, TRAIN_STREAM = 51, 52
+SPLIT_STREAM, TRAIN_STREAM, BOOTSTRAP_STREAM = 51, 52, 53
+N_BOOTSTRAP = 300  # bootstrap replicas of the test split for the factor's uncertainty
 
 
 # ---------------------------------------------------------------------------------------------
@@ -817,6 +818,41 @@ def working_point(eps_s: np.ndarray, eps_b: np.ndarray, target_eps_b: float) -> 
     return float(np.interp(target_eps_b, ub, s[::-1][last]))
 
 
+def bootstrap_factor(score: np.ndarray, y: np.ndarray, w: np.ndarray, cut: np.ndarray,
+                     n: int, seed: int) -> dict[str, float]:
+    """Spread of the factor over ``n`` bootstrap replicas of the test events.
+
+    Each replica resamples the test events with replacement (all of them, both classes) and
+    recomputes the cut-based efficiencies, the CNN ROC and the working point; the model and
+    the threshold definition stay fixed. Returns the standard deviation and the 16/50/84 %
+    quantiles of the factor, the relative spread of the cut-based background efficiency and
+    the fraction of replicas with a factor of at least 1.5.
+    """
+    from .evaluate import FastROC
+
+    rng = np.random.default_rng(seed)
+    roc = FastROC(score, y)
+    sig, bkg = y == 1, y == 0
+    factors, cut_bs = [], []
+    for _ in range(n):
+        k = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y)).astype(np.float64)
+        wk = w * k
+        ws, wb = wk[sig].sum(), wk[bkg].sum()
+        if ws <= 0 or wb <= 0:
+            continue
+        cs, cb = wk[sig & cut].sum() / ws, wk[bkg & cut].sum() / wb
+        if cs <= 0:
+            continue
+        factors.append(working_point(*roc.curve(wk), cb) / cs)
+        cut_bs.append(cb)
+    f, cb = np.asarray(factors), np.asarray(cut_bs)
+    q16, q50, q84 = np.percentile(f, [16, 50, 84])
+    return {"n": len(f), "factor_std": float(f.std(ddof=1)), "factor_q16": float(q16),
+            "factor_median": float(q50), "factor_q84": float(q84),
+            "cut_bkg_eff_rel_std": float(cb.std(ddof=1) / cb.mean()) if cb.mean() > 0 else float("nan"),
+            "fraction_factor_ge_1p5": float((f >= 1.5).mean())}
+
+
 def evaluate_events(cfg: Mapping[str, Any], inputs: Sequence[str | Path], model_path: str | Path,
                     metrics_path: str | Path, scores_path: str | Path) -> dict[str, Any]:
     """Score the test split; compare the CNN with the cut-based selection; write metrics.
@@ -880,10 +916,15 @@ def evaluate_events(cfg: Mapping[str, Any], inputs: Sequence[str | Path], model_
             w[bkg & cut].sum() ** 2 / max((w[bkg & cut] ** 2).sum(), 1e-300)),
         "sigma_pb": {"signal": totals[1], "background": totals[0]},
     }
+    if cut_s > 0:
+        metrics["bootstrap"] = bootstrap_factor(score, y, w, cut, N_BOOTSTRAP,
+                                                derive_seed(cfg["seed"], BOOTSTRAP_STREAM))
+        metrics["factor_err"] = metrics["bootstrap"]["factor_std"]
     log.info("CNN AUC %.4f; cut-based eps_S %.4g eps_B %.3g; CNN eps_S at that eps_B %.4g "
-             "(factor %.2f); %d background test events pass the cuts", metrics["auc"],
+             "(factor %.2f +- %.2f); %d background test events pass the cuts", metrics["auc"],
              metrics["cut_sig_eff"], metrics["cut_bkg_eff"],
              metrics["cnn_sig_eff_at_cut_bkg_eff"], metrics["factor"],
+             metrics.get("factor_err", float("nan")),
              metrics["n_test"]["background_passing_cuts"])
     with atomic_path(metrics_path) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")
