@@ -81,7 +81,8 @@ def main() -> None:
     import keras
 
     from jetimage import models
-    from jetimage.train import ImageStream, accelerators, balanced_weights, read_columns
+    from jetimage.io import read_columns
+    from jetimage.train import ImageStream, accelerators, balanced_weights
 
     keras.utils.set_random_seed(1)
     tmp = Path(args.dir or tempfile.mkdtemp(prefix="jetimage-bench-"))

@@ -278,20 +278,25 @@ class ImageWriter:
             self._atomic.__exit__(exc_type, exc, tb)
 
 
-def read_images(paths: Sequence[str | Path], columns: Sequence[str] = ()) -> dict[str, np.ndarray]:
-    """Concatenate ``images``, ``labels``, ``weights`` and the named columns of several files."""
-    out: dict[str, list[np.ndarray]] = {}
+def read_columns(paths: Sequence[str | Path], names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Concatenate the datasets ``names`` of several HDF5 files (rows in file order)."""
+    out: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for path in paths:
         try:
             f = h5py.File(path, "r")
         except OSError as err:
             raise InputError(f"{path}: not a readable HDF5 file ({err})") from err
         with f:
-            for name in ("images", "labels", "weights", *columns):
+            for name in names:
                 if name not in f:
                     raise InputError(f"{path}: no dataset {name!r}")
-                out.setdefault(name, []).append(f[name][...])
+                out[name].append(f[name][...])
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def read_images(paths: Sequence[str | Path], columns: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """Concatenate ``images``, ``labels``, ``weights`` and the named columns of several files."""
+    return read_columns(paths, ["images", "labels", "weights", *columns])
 
 
 def image_attrs(path: str | Path) -> dict[str, Any]:

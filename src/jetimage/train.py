@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .config import Config, derive_seed
-from .io import InputError, atomic_path
+from .io import InputError, atomic_path, read_columns
 
 log = logging.getLogger(__name__)
 
@@ -229,20 +229,6 @@ def file_rows(paths: Sequence[str | Path]) -> list[int]:
         except OSError as err:
             raise InputError(f"{path}: not a readable HDF5 file ({err})") from err
     return out
-
-
-def read_columns(paths: Sequence[str | Path], names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Concatenate the 1-D datasets ``names`` (e.g. ``labels``, ``weights``) of several files."""
-    import h5py
-
-    out: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    for path in paths:
-        with h5py.File(path, "r") as f:
-            for n in names:
-                if n not in f:
-                    raise InputError(f"{path}: no dataset {n!r}")
-                out[n].append(f[n][...])
-    return {n: np.concatenate(v) for n, v in out.items()}
 
 
 def standardization_sample(stream: Any, n_max: int, seed: int) -> np.ndarray:
