@@ -124,6 +124,12 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
     assert h_full["val_auc"][-1] > 0.9 and h_res["val_auc"][-1] > 0.9
     assert abs(h_full["val_auc"][-1] - h_res["val_auc"][-1]) < 0.02
     assert not (tmp_path / "resumed" / "model.backup").exists()
+    # every epoch's model is kept, those written before the kill included, and each one loads
+    import keras
+
+    kept = sorted(p.name for p in (tmp_path / "resumed" / "model.checkpoints").iterdir())
+    assert kept == [f"epoch_{i:03d}.keras" for i in range(1, 7)]
+    keras.saving.load_model(tmp_path / "resumed" / "model.checkpoints" / "epoch_002.keras")
 
 
 @pytest.mark.slow

@@ -68,6 +68,24 @@ class _ProgressLog:
         return Callback()
 
 
+class _EpochCheckpoint:
+    """A Keras callback keeping the model of every epoch as ``<dir>/epoch_NNN.keras``.
+
+    Each file is written to a temp path and renamed, so a kill never leaves a half-written
+    checkpoint (``keras.callbacks.ModelCheckpoint`` writes in place).
+    """
+
+    def __new__(cls, directory: Path):
+        import keras
+
+        class Callback(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                with atomic_path(directory / f"epoch_{epoch + 1:03d}.keras") as tmp:
+                    self.model.save(tmp)
+
+        return Callback()
+
+
 class ImageStream:
     """A ``keras.utils.PyDataset`` of ``(images, labels, weights)`` batches read from HDF5 files.
 
@@ -307,7 +325,9 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     On a GPU, mixed precision and XLA are used as configured; with several GPUs the training
     is data-parallel. The best model on the validation loss is saved to ``model_path``
     (``.keras``), the per-epoch history to ``history_path`` (JSON); both atomically.
-    TensorBoard logs (``train.tensorboard``) go to ``<model dir>/tensorboard/``.
+    TensorBoard logs (``train.tensorboard``) go to ``<model dir>/tensorboard/``. The model after
+    every epoch is kept as ``<model stem>.checkpoints/epoch_NNN.keras``; a backup of the training
+    state after every epoch lets a killed run resume where it stopped.
 
     Returns
     -------
@@ -357,15 +377,19 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     backup = Path(model_path).with_name(Path(model_path).stem + ".backup")
     # per-epoch metrics, appended across resumed runs (BackupAndRestore deletes its own folder)
     epochs_csv = Path(model_path).with_name(Path(model_path).stem + ".epochs.csv")
+    # the model after every epoch, kept (the backup is the resume state and is deleted at the end)
+    checkpoints = Path(model_path).with_name(Path(model_path).stem + ".checkpoints")
     if backup.exists():
         log.info("resuming from the backup in %s", backup)
-    elif epochs_csv.exists():
-        epochs_csv.unlink()  # left by an earlier, completed run
-    Path(model_path).parent.mkdir(parents=True, exist_ok=True)
+    else:  # files left by an earlier, completed run
+        epochs_csv.unlink(missing_ok=True)
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    checkpoints.mkdir(parents=True, exist_ok=True)
     callbacks = [
         _set_epoch_callback([train_data]),
         keras.callbacks.CSVLogger(str(epochs_csv), append=True),
         keras.callbacks.BackupAndRestore(str(backup), save_freq="epoch", delete_checkpoint=True),
+        _EpochCheckpoint(checkpoints),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=tcfg["patience"],
                                       restore_best_weights=True),
         _ProgressLog(tcfg["epochs"]),
