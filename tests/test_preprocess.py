@@ -135,10 +135,14 @@ def assert_same_images(jets: ak.Array, opts: dict) -> None:
     b, extras_b = make_images(jets, opts, backend="numpy")
     assert a.dtype == np.float32 and a.shape == b.shape
     peak = np.maximum(b.max(axis=(1, 2), keepdims=True), 1e-30)
-    np.testing.assert_array_less(np.abs(a - b) / peak, 2e-6)  # float32 rounding
+    # the kernel computes in float32 (the pixels' precision): coordinates to ~1e-6 of a pixel,
+    # pixel sums to a few float32 ulps of the peak
+    np.testing.assert_array_less(np.abs(a - b) / peak, 2e-5)
     assert set(extras_a) == set(extras_b)
     for key, value in extras_b.items():
-        np.testing.assert_allclose(extras_a[key], value, rtol=1e-6, atol=1e-9, err_msg=key)
+        # the norms are those of the float32 image (~1e-6 relative)
+        rtol = 1e-5 if key.startswith("norm_scale") else 1e-6
+        np.testing.assert_allclose(extras_a[key], value, rtol=rtol, atol=1e-9, err_msg=key)
 
 
 @pytest.mark.parametrize("massless", [True, False])

@@ -3,32 +3,48 @@
 :func:`lorentz_images` does for a whole chunk of jets, in one compiled call, what
 :func:`jetimage.preprocess.lorentz_frame` + :func:`jetimage.pixelize.pixelize_flat` +
 :func:`jetimage.preprocess.normalize` do with whole-array numpy passes (those stay as the
-readable reference; the tests check that both give the same images to float32 rounding).
-The loop is over jets, and per jet over its constituents, which stay in the L1 cache:
+readable reference in float64; the tests check that both give the same images to 1e-5 of the
+peak pixel). The loop is over jets, and per jet over its constituents, which stay in the L1
+cache:
 
-1. translation (vectorized): ``px, py = pT cos(dphi), pT sin(dphi)``, ``pz = pT sinh(eta)``
-   boosted along z with rapidity ``eta0``, ``E' = E cosh(eta0) - pz sinh(eta0)``;
+1. translation (vectorized): massless constituents (the default) directly in the centre's
+   frame, ``px, py, pz, E = pT (cos dphi, sin dphi, sinh deta, cosh deta)`` with
+   ``deta = eta - eta0`` (exact for light-like momenta: the boost shifts rapidity); massive
+   ones as ``pz = pT sinh(eta)`` boosted along z with rapidity ``eta0``,
+   ``E' = E cosh(eta0) - pz sinh(eta0)``, in float64 (the boost cancels large terms);
 2. the rotation angle (second subjet, or principal axis of the constituents' directions);
-3. rotation about the x axis and the new ``pT' = sqrt(px^2 + py'^2)`` in one vectorized pass
-   (cos/sin of the angle once per jet);
-4. parity sums (branch-free, vectorized); the reflection ``pz -> -pz`` is not a pass of its
-   own but the sign applied to pz in step 5;
-5. image coordinates ``eta' = asinh(pz / pT')``, ``phi' = atan2(py, px)`` (vectorized);
-6. deposit (``ngp`` or ``moment``) into a float64 scratch image and per-channel
-   normalization into the float32 output. For one ``total`` channel (the usual case) a
-   vectorized pass first computes, for every constituent whose taps all fall inside the
-   image, its pixel index and the five ``moment`` weights (or the ``ngp`` pixel); the
-   scatter loop then only adds them, and the general, bounds-checked path is left to the
-   constituents near the edges or outside.
+3. rotation about the x axis and the new ``pT' = sqrt(px^2 + py'^2)`` (vectorized; cos/sin of
+   the angle once per jet);
+4. parity: the sign of ``sum(+-w)`` over the two halves (a vectorized reduction); the
+   reflection ``pz -> -pz`` is not a pass of its own but the sign applied to pz in step 5;
+5. image coordinates ``eta' = asinh(pz / pT')``, ``phi' = atan2(py, px)`` (vectorized, one
+   division per constituent for both);
+6. deposit (``ngp`` or ``moment``) into a float32 scratch image that stays in the L1 cache,
+   and per-channel normalization into the float32 output (the scratch is cleared in the same
+   pass). For one ``total`` channel (the usual case) a vectorized pass first computes, for
+   every constituent whose taps all fall inside the image, its pixel index and the five
+   ``moment`` weights (or the ``ngp`` pixel); the scatter loop then only adds them, and the
+   general, bounds-checked path is left to the constituents near the edges or outside.
 
-The elementary functions of steps 1 and 5 are evaluated with branch-free range reductions and
-Taylor series (exp by ``exp(x / 32) ** 32``, sin/cos of a quarter angle and two doublings,
-log by powers of two and ``2 atanh``, atan by the half-angle formula and a reduction to
-``|r| <= tan(pi/16)`` about 0, tan(pi/8) or 1),
-which LLVM vectorizes; they are accurate to a few 1e-15 (relative) on their domains. Inputs
-outside those domains (``|eta| > 16``, unwrapped ``phi``, ``|eta'| > 3.4``, ``|phi'| > pi/2``,
-zero or non-finite momenta) are flagged and redone with libm (``math.*``) in a scalar loop.
-All arithmetic is float64; only the image is float32.
+Precision: the pixel contents are float32, so from step 1 (massless) or step 3 (massive) on the
+arithmetic is float32 as well: eight constituents per AVX2 instruction instead of four. Image
+coordinates are good to ~1e-6 of a pixel; the image of a jet agrees with the float64 numpy
+reference to ~1e-6 of its peak pixel (``moment``), and with ``ngp`` a constituent within ~1e-6
+pixel of a pixel edge may land on the other side of it. The Lorentz invariance of the
+transformations (constituent and jet masses to 1e-6) is a property of the mathematics, checked
+in float64 on :func:`jetimage.preprocess.lorentz_frame`. Norms are summed in float64.
+
+The elementary functions are evaluated with branch-free range reductions and Taylor series,
+which LLVM vectorizes: in float32 exp by ``exp(x / 4) ** 4`` (``|x| <= 2``), sin/cos of a
+quarter angle and two doublings, log by powers of two and ``2 atanh``, atan by the half-angle
+formula and a reduction to ``|r| <= tan(pi/16)`` about 0, tan(pi/8) or 1, each accurate to a
+few float32 ulps; in float64 (massive translation) exp by ``exp(x / 32) ** 32`` and the same
+sin/cos to a few 1e-15. Inputs outside those domains (``|deta| > 2`` or ``|eta| > 16``,
+unwrapped ``phi``, ``|eta'| > 3.4``, ``|phi'| > pi/2``, zero or non-finite momenta) are
+flagged and redone with libm (``math.*``) in a scalar loop.
+
+The loops over constituents run to the next multiple of :data:`PAD` with harmless padding
+(zero pT), so that no scalar remainder loop runs after the vector loop.
 """
 
 from __future__ import annotations
@@ -46,7 +62,10 @@ NORMALIZE_CODES = {"none": 0, "l1": 1, "l2": 2}
 CHANNEL_CODES = {"total": 0, "charged": 1, "neutral": 2, "charged_count": 3}
 
 #: As :data:`jetimage.preprocess.PARITY_TOLERANCE` (radians).
-PARITY_TOLERANCE = 1e-9
+PARITY_TOLERANCE = 1e-5
+
+#: Constituent loops run over a multiple of this many entries (8 float32 lanes of AVX2).
+PAD = 8
 
 #: LLVM fast-math flags: reassociation (vectorized sums), FMA contraction, reciprocals and
 #: signed zeros; not ``nnan``/``ninf``, since NaN and inf inputs are detected by comparisons.
@@ -54,11 +73,23 @@ _FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 
 _PI = math.pi
 _TWO_PI = 2.0 * math.pi
-_LN2 = math.log(2.0)
-_SQRT2 = math.sqrt(2.0)
-_TAN_PI_8 = math.tan(math.pi / 8.0)
-_TAN_PI_16 = math.tan(math.pi / 16.0)
-_TAN_3PI_16 = math.tan(3.0 * math.pi / 16.0)
+
+# float32 constants (numba types module-level numpy scalars as float32 constants; a Python
+# float literal would promote float32 arithmetic to float64)
+F = np.float32
+_F0, _F1, _F2, _FH, _FQ = F(0.0), F(1.0), F(2.0), F(0.5), F(0.25)
+_F4, _F16, _F32 = F(4.0), F(16.0), F(32.0)
+_FLN2 = F(math.log(2.0))
+_FSQRT2 = F(math.sqrt(2.0))
+_FTAN_PI_8 = F(math.tan(math.pi / 8.0))
+_FTAN_PI_16 = F(math.tan(math.pi / 16.0))
+_FTAN_3PI_16 = F(math.tan(3.0 * math.pi / 16.0))
+_FPI_4 = F(0.25 * math.pi)
+_FPI_8 = F(0.125 * math.pi)
+_FPARITY_TOL2 = F(PARITY_TOLERANCE * PARITY_TOLERANCE)
+# Taylor coefficients 1/n! and 1/n
+_C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11 = (F(1.0 / math.factorial(n)) for n in range(2, 12))
+_I3, _I5, _I7, _I9, _I11 = (F(1.0 / n) for n in (3, 5, 7, 9, 11))
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=_FASTMATH, inline="always")
@@ -94,55 +125,88 @@ def _sincos(y: float) -> tuple[float, float]:
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=_FASTMATH, inline="always")
-def _log_ratio(a: float, b: float) -> float:
-    """``log(a / b)`` for ``1 <= a / b < 32``: reduction by powers of two to
-    ``[1/sqrt(2), sqrt(2))``, then ``2 atanh(t)``, ``t = (a - b) / (a + b)``, to ``t^23``
-    (``|t| <= 0.172``, error < 1e-18)."""
-    k = 0.0
-    big = a >= 16.0 * b
-    b = b * 16.0 if big else b
-    k = k + 4.0 if big else k
-    big = a >= 4.0 * b
-    b = b * 4.0 if big else b
-    k = k + 2.0 if big else k
-    big = a >= 2.0 * b
-    b = b * 2.0 if big else b
-    k = k + 1.0 if big else k
-    big = a >= _SQRT2 * b
-    b = b * 2.0 if big else b
-    k = k + 1.0 if big else k
-    t = (a - b) / (a + b)
-    t2 = t * t
-    series = 1.0 + t2 * (1.0 / 3 + t2 * (1.0 / 5 + t2 * (1.0 / 7 + t2 * (1.0 / 9 + t2 * (
-        1.0 / 11 + t2 * (1.0 / 13 + t2 * (1.0 / 15 + t2 * (1.0 / 17 + t2 * (
-            1.0 / 19 + t2 * (1.0 / 21 + t2 * (1.0 / 23)))))))))))
-    return k * _LN2 + 2.0 * t * series
+def _wrap(y: float) -> float:
+    """``y`` moved into ``[-pi, pi]`` by one turn at most (branch-free)."""
+    y = y - _TWO_PI if y > _PI else y
+    return y + _TWO_PI if y < -_PI else y
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=_FASTMATH, inline="always")
-def _atan_unit(a: float) -> float:
-    """``atan(a)`` for ``0 <= a <= 1``: ``atan(c) + atan((a - c) / (1 + a c))`` with ``c`` the
-    nearest of 0, tan(pi/8), 1 (boundaries tan(pi/16), tan(3 pi/16)), then the Taylor series
-    to ``r^21`` (``|r| <= tan(pi/16) = 0.199``, error < 4e-18)."""
-    mid = a > _TAN_PI_16
-    big = a > _TAN_3PI_16
-    c = 1.0 if big else (_TAN_PI_8 if mid else 0.0)
-    base = 0.25 * _PI if big else (0.125 * _PI if mid else 0.0)
-    r = (a - c) / (1.0 + a * c)
+def _momentum64(p: float, eta: float, dphi: float, e: float, eta0: float,
+                massless: bool) -> tuple[float, float, float, float]:
+    """float64 ``(px, py, pz, E)`` of one constituent after the translation (libm)."""
+    px, py = p * math.cos(dphi), p * math.sin(dphi)
+    if massless:
+        return px, py, p * math.sinh(eta - eta0), p * math.cosh(eta - eta0)
+    pz = p * math.sinh(eta)
+    return px, py, pz * math.cosh(eta0) - e * math.sinh(eta0), e * math.cosh(eta0) - pz * math.sinh(eta0)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=_FASTMATH, inline="always")
+def _exp_pm32(x: np.float32) -> tuple[np.float32, np.float32]:
+    """float32 ``(exp(x), exp(-x))`` for ``|x| <= 2``: Taylor series of ``exp(x / 4)`` to degree
+    9 (error < 3e-9 at ``|x / 4| <= 1/2``) split in even and odd parts, squared twice."""
+    r = x * _FQ
     r2 = r * r
-    # alternating series sum_{n=0}^{10} (-1)^n r^(2n+1) / (2n+1), Horner form
-    s = 1.0 / 21
-    s = 1.0 / 19 - r2 * s
-    s = 1.0 / 17 - r2 * s
-    s = 1.0 / 15 - r2 * s
-    s = 1.0 / 13 - r2 * s
-    s = 1.0 / 11 - r2 * s
-    s = 1.0 / 9 - r2 * s
-    s = 1.0 / 7 - r2 * s
-    s = 1.0 / 5 - r2 * s
-    s = 1.0 / 3 - r2 * s
-    s = 1.0 / 1 - r2 * s
-    return base + r * s
+    even = _F1 + r2 * (_C2 + r2 * (_C4 + r2 * (_C6 + r2 * _C8)))
+    odd = r * (_F1 + r2 * (_C3 + r2 * (_C5 + r2 * (_C7 + r2 * _C9))))
+    a, b = even + odd, even - odd
+    a, b = a * a, b * b
+    return a * a, b * b
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=_FASTMATH, inline="always")
+def _sincos32(y: np.float32) -> tuple[np.float32, np.float32]:
+    """float32 ``(sin y, cos y)`` for ``|y| <= pi``: Taylor series of the quarter angle
+    (``|y / 4| <= pi / 4``, degrees 11 and 10, error < 2e-10) and two angle doublings."""
+    z = _FQ * y
+    z2 = z * z
+    s = z * (_F1 - z2 * (_C3 - z2 * (_C5 - z2 * (_C7 - z2 * (_C9 - z2 * _C11)))))
+    c = _F1 - z2 * (_C2 - z2 * (_C4 - z2 * (_C6 - z2 * (_C8 - z2 * _C10))))
+    s, c = _F2 * s * c, (c - s) * (c + s)
+    return _F2 * s * c, (c - s) * (c + s)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=_FASTMATH, inline="always")
+def _eta_phi32(q: np.float32, x: np.float32, y: np.float32, z: np.float32,
+               p: np.float32) -> tuple[np.float32, np.float32]:
+    """float32 ``(asinh(z / q), atan2(y, x))`` of a momentum with ``pT = q = sqrt(x^2 + y^2)``
+    and ``|p| = p``, for ``x > 0`` and ``(p + |z|) / q < 32``, with one division.
+
+    eta: ``log((p + |z|) / q)``, reduced by powers of two to a ratio ``a / b`` in
+    ``[1/sqrt(2), sqrt(2))``, then ``2 atanh(t)``, ``t = (a - b) / (a + b)``, to ``t^9``
+    (``|t| <= 0.172``). phi: ``2 atan(h)``, ``h = y / (q + x)`` in ``[-1, 1]``, reduced to
+    ``r = (|h| - c) / (1 + |h| c)``, ``c`` the nearest of 0, tan(pi/8), 1, and the series to
+    ``r^11`` (``|r| <= 0.199``). Both quotients share the reciprocal of the product of their
+    denominators."""
+    a, b = p + abs(z), q
+    k = _F0
+    big = a >= _F16 * b
+    b = b * _F16 if big else b
+    k = k + _F4 if big else k
+    big = a >= _F4 * b
+    b = b * _F4 if big else b
+    k = k + _F2 if big else k
+    big = a >= _F2 * b
+    b = b * _F2 if big else b
+    k = k + _F1 if big else k
+    big = a >= _FSQRT2 * b
+    b = b * _F2 if big else b
+    k = k + _F1 if big else k
+    den, ay = q + x, abs(y)  # |h| = ay / den, compared without dividing
+    mid = ay > _FTAN_PI_16 * den
+    top = ay > _FTAN_3PI_16 * den
+    c = _F1 if top else (_FTAN_PI_8 if mid else _F0)
+    base = _FPI_4 if top else (_FPI_8 if mid else _F0)
+    d1, d2 = a + b, den + ay * c
+    inv = _F1 / (d1 * d2)
+    t = (a - b) * d2 * inv
+    r = (ay - c * den) * d1 * inv
+    t2 = t * t
+    eta = k * _FLN2 + _F2 * t * (_F1 + t2 * (_I3 + t2 * (_I5 + t2 * (_I7 + t2 * _I9))))
+    r2 = r * r
+    phi = _F2 * (base + r * (_F1 - r2 * (_I3 - r2 * (_I5 - r2 * (_I7 - r2 * (_I9 - r2 * _I11))))))
+    return (-eta if z < _F0 else eta), (-phi if y < _F0 else phi)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=_FASTMATH)
@@ -187,74 +251,107 @@ def lorentz_images(
         ``(n_jets, n_channels)`` float64, set to the normalization scale (1 for none).
     """
     n_jets = offsets.size - 1
+    n_total = offsets[n_jets]
     ne, nph, nch = out.shape[1], out.shape[2], out.shape[3]
     maxc = 0
     for j in range(n_jets):
         maxc = max(maxc, offsets[j + 1] - offsets[j])
-    px = np.empty(maxc)
-    py = np.empty(maxc)
-    pz = np.empty(maxc)
-    en = np.empty(maxc)
-    ptn = np.empty(maxc)
-    uu = np.empty(maxc)
-    vv = np.empty(maxc)
+    maxc += PAD
+    # per-constituent scratch (float32), padded entries stay harmless: px = 1, all else 0
+    px = np.zeros(maxc, dtype=F)
+    py = np.zeros(maxc, dtype=F)
+    pz = np.zeros(maxc, dtype=F)
+    en = np.zeros(maxc, dtype=F)
+    ptn = np.zeros(maxc, dtype=F)
+    uu = np.zeros(maxc, dtype=F)
+    vv = np.zeros(maxc, dtype=F)
+    ib = np.zeros(maxc, dtype=F)
     bad = np.zeros(maxc, dtype=np.bool_)
-    ib = np.empty(maxc, dtype=np.int64)
-    t0, t1, t2, t3, t4 = np.empty(maxc), np.empty(maxc), np.empty(maxc), np.empty(maxc), np.empty(maxc)
-    wch = np.empty((maxc, nch))
+    t0, t1, t2 = np.zeros(maxc, dtype=F), np.zeros(maxc, dtype=F), np.zeros(maxc, dtype=F)
+    t3, t4 = np.zeros(maxc, dtype=F), np.zeros(maxc, dtype=F)
+    wch = np.zeros((maxc, nch), dtype=F)
     npix = ne * nph
     step_u = nph * nch
     flat_out = out.reshape(n_jets, npix * nch)
-    acc64 = np.empty(npix * nch)
-    invs = np.empty(nch)
+    acc = np.zeros(npix * nch, dtype=F)  # the scratch image, kept zero between jets
+    invs = np.empty(nch, dtype=F)
     single = nch == 1
     total_only = single and channels[0] == 0
-    inv_pe, inv_pp = 1.0 / pixel_eta, 1.0 / pixel_phi
-    off_u = (0.5 * ne * pixel_eta) / pixel_eta
-    off_v = (0.5 * nph * pixel_phi) / pixel_phi
+    inv_pe, inv_pp = F(1.0 / pixel_eta), F(1.0 / pixel_phi)
+    off_u, off_v = F(0.5 * ne), F(0.5 * nph)
+    u_hi1, v_hi1 = F(ne - 1.0), F(nph - 1.0)  # last pixel index
+    u_hi2, v_hi2 = F(ne - 2.0), F(nph - 2.0)  # last index with both neighbours inside
+    f_nph = F(nph)
     ring = 0 if deposit == 0 else 1
     for j in range(n_jets):
         c0 = offsets[j]
         m = offsets[j + 1] - c0
-        ch, sh, p0 = math.cosh(eta0[j]), math.sinh(eta0[j]), phi0[j]
+        mp = (m + PAD - 1) // PAD * PAD
+        # the translation reads on into the next jet's constituents (finite values, replaced
+        # by the padding below), so that its vector loop has no scalar remainder
+        mv = min(mp, n_total - c0)
+        e0, p0 = eta0[j], phi0[j]
+        pt_j, eta_j, phi_j = pt[c0:c0 + mv], eta[c0:c0 + mv], phi[c0:c0 + mv]
+        e_j, charge_j = e[c0:c0 + mv], charge[c0:c0 + mv]
+        # 2. (first) the rotation angle of the second subjet: without one, the principal
+        # axis is summed during the translation
+        ang = 0.0
+        if rotate == 1:
+            ang = -0.5 * _PI - math.atan2(math.sin(s2_phi[j] - p0), math.sinh(s2_eta[j] - e0))
+        # (tested on the inputs: `not math.isfinite(ang)` came out false for a NaN angle here,
+        # numba 0.68 / LLVM with these fast-math flags)
+        no_subjet = not (abs(s2_eta[j]) < np.inf and abs(s2_phi[j]) < np.inf)
+        axis = rotate == 2 or (rotate == 1 and no_subjet)
         # 1. translation: rotation about z by -phi0, boost along z by eta0 (vectorized)
-        pt_j, eta_j, phi_j = pt[c0:c0 + m], eta[c0:c0 + m], phi[c0:c0 + m]
-        e_j, charge_j = e[c0:c0 + m], charge[c0:c0 + m]
-        for k in range(m):  # slices indexed by the range variable: no wraparound, vectorized
-            x, p = eta_j[k], pt_j[k]
-            y = phi_j[k] - p0
-            y = y - _TWO_PI if y > _PI else y
-            y = y + _TWO_PI if y < -_PI else y
-            a, b = _exp_pm(x)
-            s, c = _sincos(y)
-            pz0 = p * (0.5 * (a - b))
-            ei = e_j[k]  # read unconditionally (``pt`` when massless): keeps the loop vectorized
-            ee = p * (0.5 * (a + b)) if massless else ei
-            px[k] = p * c
-            py[k] = p * s
-            pz[k] = pz0 * ch - ee * sh
-            en[k] = ee * ch - pz0 * sh
-            bad[k] = not (abs(x) <= 16.0 and abs(y) <= _PI)
+        sw = su = sv = suu = svv = suv = 0.0
+        if massless and not axis:  # light-like: the boost shifts eta; float32 from here on
+            for k in range(mv):  # slices indexed by the range variable: no wraparound
+                x = eta_j[k] - e0
+                y = _wrap(phi_j[k] - p0)
+                xf, yf, p = F(x), F(y), F(pt_j[k])
+                a, b = _exp_pm32(xf)
+                s, c = _sincos32(yf)
+                px[k] = p * c
+                py[k] = p * s
+                pz[k] = p * (_FH * (a - b))
+                en[k] = p * (_FH * (a + b))
+                bad[k] = not (abs(x) <= 2.0 and abs(y) <= _PI)
+        else:  # float64 until the store: the massive boost cancels large terms, and the
+            # principal axis of a nearly round jet is ill-conditioned
+            ch, sh = math.cosh(e0), math.sinh(e0)
+            for k in range(mv):
+                p = pt_j[k]
+                x = eta_j[k] - e0 if massless else eta_j[k]
+                y = _wrap(phi_j[k] - p0)
+                a, b = _exp_pm(x)
+                s, c = _sincos(y)
+                zz, ee = p * (0.5 * (a - b)), p * (0.5 * (a + b))
+                if not massless:
+                    zz, ee = zz * ch - e_j[k] * sh, e_j[k] * ch - zz * sh
+                xx, yy = p * c, p * s
+                px[k], py[k], pz[k], en[k] = F(xx), F(yy), F(zz), F(ee)
+                ok = abs(x) <= 16.0 and abs(y) <= _PI
+                bad[k] = not ok
+                # principal-axis sums of the directions (pz, py) / |p| (unused without axis)
+                nrm = 1.0 / math.sqrt(xx * xx + yy * yy + zz * zz)
+                u, v = zz * nrm, yy * nrm
+                w = ee if use_e else p
+                w = w if ok and k < m else 0.0
+                wu, wv = w * u, w * v
+                sw += w
+                su += wu
+                sv += wv
+                suu += wu * u
+                svv += wv * v
+                suv += wu * v
         for k in range(m):  # outside the series' domains: libm
             if bad[k]:
-                i = c0 + k
-                p, dphi = pt[i], phi[i] - p0
-                pz0 = p * math.sinh(eta[i])
-                ee = p * math.cosh(eta[i]) if massless else e[i]
-                px[k], py[k] = p * math.cos(dphi), p * math.sin(dphi)
-                pz[k], en[k] = pz0 * ch - ee * sh, ee * ch - pz0 * sh
-        # 2. rotation angle
-        ang = 0.0
-        if rotate != 0:
-            ang = np.nan
-            if rotate == 1:
-                ang = -0.5 * _PI - math.atan2(math.sin(s2_phi[j] - p0), math.sinh(s2_eta[j] - eta0[j]))
-            if not math.isfinite(ang):  # principal axis of the directions (pz, py) / |p|
-                sw = su = sv = suu = svv = suv = 0.0
-                for k in range(m):
-                    nrm = 1.0 / math.sqrt(px[k] * px[k] + py[k] * py[k] + pz[k] * pz[k])
-                    u, v = pz[k] * nrm, py[k] * nrm
-                    w = en[k] if use_e else pt_j[k]
+                xx, yy, zz, ee = _momentum64(pt_j[k], eta_j[k], phi_j[k] - p0, e_j[k], e0, massless)
+                px[k], py[k], pz[k], en[k] = F(xx), F(yy), F(zz), F(ee)
+                if axis:
+                    nrm = 1.0 / math.sqrt(xx * xx + yy * yy + zz * zz)
+                    u, v = zz * nrm, yy * nrm
+                    w = ee if use_e else pt_j[k]
                     wu, wv = w * u, w * v
                     sw += w
                     su += wu
@@ -262,57 +359,53 @@ def lorentz_images(
                     suu += wu * u
                     svv += wv * v
                     suv += wu * v
-                inv = 1.0 / sw if sw > 0 else 0.0
-                mu, mv = su * inv, sv * inv
-                theta = 0.5 * math.atan2(2.0 * (suv * inv - mu * mv),
-                                         (suu * inv - mu * mu) - (svv * inv - mv * mv))
-                ang = 0.5 * _PI - theta
+        for k in range(m, mp):  # padding: pT = |p| = 0 along +x, on neither side of the flip
+            px[k], py[k], pz[k], en[k] = _F1, _F0, _F0, _F0
+        # 2. (then) the principal axis
+        if axis:
+            inv = 1.0 / sw if sw > 0 else 0.0
+            mean_u, mean_v = su * inv, sv * inv
+            theta = 0.5 * math.atan2(2.0 * (suv * inv - mean_u * mean_v),
+                                     (suu * inv - mean_u * mean_u) - (svv * inv - mean_v * mean_v))
+            ang = 0.5 * _PI - theta
         # 3. rotation about x (vectorized) and pT'
         if rotate != 0:
-            ca, sa = math.cos(ang), math.sin(ang)
-            for k in range(m):
+            ca, sa = F(math.cos(ang)), F(math.sin(ang))
+            for k in range(mp):
                 z, y, x = pz[k], py[k], px[k]
                 y2 = z * sa + y * ca
                 pz[k] = z * ca - y * sa
                 py[k] = y2
                 ptn[k] = math.sqrt(x * x + y2 * y2)
         else:
-            for k in range(m):
+            for k in range(mp):
                 ptn[k] = math.sqrt(px[k] * px[k] + py[k] * py[k])
-        # 4. parity: the half eta > 0 holds at least the intensity of eta < 0
+        # 4. parity: the half eta > 0 holds at least the intensity of eta < 0; right - left
+        # as one sum of +-w, a reduction LLVM vectorizes (two conditional sums are not)
         sign = 1.0
         if flip == 1:
-            left = right = 0.0
-            for k in range(m):  # branch-free: vectorized
+            diff = _F0
+            for k in range(mp):
                 q, z = ptn[k], pz[k]
                 w = en[k] if use_e else q
                 # on the axis (see preprocess.PARITY_TOLERANCE): on neither side
-                w = 0.0 if abs(z) <= PARITY_TOLERANCE * math.sqrt(q * q + z * z) else w
-                right += w if z > 0 else 0.0
-                left += 0.0 if z > 0 else w
-            if left > right:
+                w = _F0 if z * z <= _FPARITY_TOL2 * (q * q + z * z) else w
+                diff += math.copysign(w, z)
+            if diff < _F0:
                 sign = -1.0  # the reflection pz -> -pz, applied in the next pass
         angle_out[j], sign_out[j] = ang, sign
-        # 5. image coordinates eta' = asinh(pz / pT'), phi' = atan2(py, px) (vectorized)
-        for k in range(m):
-            q, t, z = ptn[k], px[k], pz[k] * sign
-            az = abs(z)
-            big = math.sqrt(q * q + z * z) + az
-            et = _log_ratio(big, q)
-            et = -et if z < 0 else et
-            h = py[k] / (q + t)  # tan(phi' / 2), in [-1, 1] for px >= 0
-            ph = 2.0 * _atan_unit(abs(h))
-            ph = -ph if h < 0 else ph
+        fsign = F(sign)
+        # 5. image coordinates eta' = asinh(pz / pT'), phi' = atan2(py, px) (vectorized);
+        # |p| is E' for massless constituents, else sqrt(pT'^2 + pz^2)
+        for k in range(mp):
+            q, x, z = ptn[k], px[k], pz[k] * fsign
+            pa = en[k] if massless else math.sqrt(q * q + z * z)
+            et, ph = _eta_phi32(q, x, py[k], z, pa)
             uu[k] = et * inv_pe + off_u
             vv[k] = ph * inv_pp + off_v
-            bad[k] = not (big < 32.0 * q and t > 0.0)
-        # 6. deposit into a float64 image of the jet (pixel (a, b), channel c at
+            bad[k] = not (pa + abs(z) < _F32 * q and x > _F0)
+        # 6. deposit into the float32 scratch image (pixel (a, b), channel c at
         # (a * n_phi + b) * n_ch + c), channel contributions first
-        for q in range(npix * nch):
-            acc64[q] = 0.0
-        if total_only:  # one total channel: a plain copy (vectorized)
-            for k in range(m):
-                wch[k, 0] = en[k] if use_e else ptn[k]
         for k in range(0 if total_only else m):
             value = en[k] if use_e else ptn[k]
             charged = charge_j[k] != 0
@@ -321,45 +414,59 @@ def lorentz_images(
                 if code == 0:
                     wch[k, cc] = value
                 elif code == 1:
-                    wch[k, cc] = value if charged else 0.0
+                    wch[k, cc] = value if charged else _F0
                 elif code == 2:
-                    wch[k, cc] = 0.0 if charged else value
+                    wch[k, cc] = _F0 if charged else value
                 else:
-                    wch[k, cc] = 1.0 if charged else 0.0
+                    wch[k, cc] = _F1 if charged else _F0
         stencil = total_only and deposit == 1
+        # the L1 norm of one total channel: the sum of what is deposited (the five moment
+        # weights of a constituent add up to its intensity), no pass over the pixels
+        l1_sum = total_only and normalize == 1
+        l1 = 0.0  # float64: the norm is kept beside the image to 1e-7
         if stencil:  # the five weights of the constituents well inside the image (vectorized)
-            for k in range(m):
-                u, v, w = uu[k], vv[k], wch[k, 0]
-                fu, fv = math.floor(u), math.floor(v)
-                du, dv = u - fu - 0.5, v - fv - 0.5
-                inner = (fu >= 1.0) & (fu <= ne - 2.0) & (fv >= 1.0) & (fv <= nph - 2.0) & (not bad[k])
-                ib[k] = int(fu * nph + fv) if inner else -1
-                t0[k] = w * (0.5 - du * du - dv * dv)
-                t1[k] = w * (0.5 * ((du + 0.5) * (du + 0.5)))
-                t2[k] = w * (0.5 * ((du - 0.5) * (du - 0.5)))
-                t3[k] = w * (0.5 * ((dv + 0.5) * (dv + 0.5)))
-                t4[k] = w * (0.5 * ((dv - 0.5) * (dv - 0.5)))
+            for k in range(mp):
+                u, v, w = uu[k], vv[k], en[k] if use_e else ptn[k]
+                fu, fv = np.floor(u), np.floor(v)
+                du, dv = u - fu - _FH, v - fv - _FH
+                inner = (fu >= _F1) & (fu <= u_hi2) & (fv >= _F1) & (fv <= v_hi2) & (not bad[k])
+                l1 += float(w) if inner & (k < m) else 0.0
+                # the flat pixel index as a float (exact): int conversions stop the vectorizer
+                ib[k] = fu * f_nph + fv if inner else -_F1
+                t0[k] = w * (_FH - du * du - dv * dv)
+                t1[k] = w * (_FH * ((du + _FH) * (du + _FH)))
+                t2[k] = w * (_FH * ((du - _FH) * (du - _FH)))
+                t3[k] = w * (_FH * ((dv + _FH) * (dv + _FH)))
+                t4[k] = w * (_FH * ((dv - _FH) * (dv - _FH)))
         if total_only and deposit == 0:  # the pixel of each constituent inside (vectorized)
-            for k in range(m):
-                fu, fv = math.floor(uu[k]), math.floor(vv[k])
-                inner = (fu >= 0.0) & (fu <= ne - 1.0) & (fv >= 0.0) & (fv <= nph - 1.0) & (not bad[k])
-                ib[k] = int(fu * nph + fv) if inner else -1
+            for k in range(mp):
+                fu, fv = np.floor(uu[k]), np.floor(vv[k])
+                inner = (fu >= _F0) & (fu <= u_hi1) & (fv >= _F0) & (fv <= v_hi1) & (not bad[k])
+                ib[k] = fu * f_nph + fv if inner else -_F1
+                l1 += float(en[k] if use_e else ptn[k]) if inner & (k < m) else 0.0
+        edge_l1 = 0.0  # what the general path below deposits
         for k in range(m):
-            if total_only and deposit == 0 and ib[k] >= 0:
-                acc64[ib[k]] += wch[k, 0]
+            if total_only and deposit == 0 and ib[k] >= _F0:
+                acc[int(ib[k])] += en[k] if use_e else ptn[k]
                 continue
-            if stencil and ib[k] >= 0:
-                base = ib[k]
-                acc64[base] += t0[k]
-                acc64[base + nph] += t1[k]
-                acc64[base - nph] += t2[k]
-                acc64[base + 1] += t3[k]
-                acc64[base - 1] += t4[k]
+            if stencil and ib[k] >= _F0:
+                base = int(ib[k])
+                acc[base] += t0[k]
+                acc[base + nph] += t1[k]
+                acc[base - nph] += t2[k]
+                acc[base + 1] += t3[k]
+                acc[base - 1] += t4[k]
                 continue
-            u, v = uu[k], vv[k]
-            if bad[k]:
-                u = math.asinh(sign * pz[k] / ptn[k]) * inv_pe + off_u
-                v = math.atan2(py[k], px[k]) * inv_pp + off_v
+            if total_only:
+                wch[k, 0] = en[k] if use_e else ptn[k]
+            if bad[k]:  # libm, in float64
+                zz, qq = sign * float(pz[k]), float(ptn[k])
+                u = math.asinh(zz / qq) / pixel_eta + 0.5 * ne
+                v = math.atan2(float(py[k]), float(px[k])) / pixel_phi + 0.5 * nph
+            else:
+                u, v = float(uu[k]), float(vv[k])
+            if not math.isfinite(u + v):
+                continue
             fu, fv = math.floor(u), math.floor(v)
             if not (fu >= -ring and fu < ne + ring and fv >= -ring and fv < nph + ring):
                 continue
@@ -367,62 +474,67 @@ def lorentz_images(
             base = (iu * nph + iv) * nch
             if deposit == 0:
                 if single:
-                    acc64[base] += wch[k, 0]
+                    acc[base] += wch[k, 0]
+                    edge_l1 += float(wch[k, 0])
                     continue
                 for cc in range(nch):
-                    acc64[base + cc] += wch[k, cc]
+                    acc[base + cc] += wch[k, cc]
                 continue
-            du, dv = u - fu - 0.5, v - fv - 0.5
+            du, dv = F(u - fu - 0.5), F(v - fv - 0.5)
             u_in, v_in = 0 <= iu < ne, 0 <= iv < nph
-            if single and u_in and v_in and 1 <= iu < ne - 1 and 1 <= iv < nph - 1:
-                w = wch[k, 0]  # one channel, all five taps inside: no further tests
-                acc64[base] += w * (0.5 - du * du - dv * dv)
-                acc64[base + step_u] += w * (0.5 * ((du + 0.5) * (du + 0.5)))
-                acc64[base - step_u] += w * (0.5 * ((du - 0.5) * (du - 0.5)))
-                acc64[base + 1] += w * (0.5 * ((dv + 0.5) * (dv + 0.5)))
-                acc64[base - 1] += w * (0.5 * ((dv - 0.5) * (dv - 0.5)))
-                continue
+            kw_in = _F0  # the sum of the weights of the taps inside the image
             if u_in and v_in:
-                kw = 0.5 - du * du - dv * dv
+                kw = _FH - du * du - dv * dv
+                kw_in += kw
                 for cc in range(nch):
-                    acc64[base + cc] += wch[k, cc] * kw
+                    acc[base + cc] += wch[k, cc] * kw
             if v_in and iu + 1 < ne:
-                kw = 0.5 * ((du + 0.5) * (du + 0.5))
+                kw = _FH * ((du + _FH) * (du + _FH))
+                kw_in += kw
                 for cc in range(nch):
-                    acc64[base + step_u + cc] += wch[k, cc] * kw
+                    acc[base + step_u + cc] += wch[k, cc] * kw
             if v_in and iu >= 1:
-                kw = 0.5 * ((du - 0.5) * (du - 0.5))
+                kw = _FH * ((du - _FH) * (du - _FH))
+                kw_in += kw
                 for cc in range(nch):
-                    acc64[base - step_u + cc] += wch[k, cc] * kw
+                    acc[base - step_u + cc] += wch[k, cc] * kw
             if u_in and iv + 1 < nph:
-                kw = 0.5 * ((dv + 0.5) * (dv + 0.5))
+                kw = _FH * ((dv + _FH) * (dv + _FH))
+                kw_in += kw
                 for cc in range(nch):
-                    acc64[base + nch + cc] += wch[k, cc] * kw
+                    acc[base + nch + cc] += wch[k, cc] * kw
             if u_in and iv >= 1:
-                kw = 0.5 * ((dv - 0.5) * (dv - 0.5))
+                kw = _FH * ((dv - _FH) * (dv - _FH))
+                kw_in += kw
                 for cc in range(nch):
-                    acc64[base - nch + cc] += wch[k, cc] * kw
-        # normalization by the L1 or L2 norm of each channel, and the float32 image
+                    acc[base - nch + cc] += wch[k, cc] * kw
+            edge_l1 += float(wch[k, 0] * kw_in)
+        # normalization by the L1 or L2 norm of each channel (summed in float64), and the
+        # output image; the scratch image is cleared in the same pass
         row = flat_out[j]
         for cc in range(nch):
             scale = 1.0
-            if normalize != 0:
-                acc = 0.0
+            if l1_sum:
+                scale = l1 + edge_l1
+            elif normalize != 0:
+                total = 0.0
                 if single:  # contiguous: vectorized
                     for q in range(npix):
-                        x = acc64[q]
-                        acc += abs(x) if normalize == 1 else x * x
+                        x = float(acc[q])
+                        total += abs(x) if normalize == 1 else x * x
                 else:
                     for q in range(npix):
-                        x = acc64[q * nch + cc]
-                        acc += abs(x) if normalize == 1 else x * x
-                scale = acc if normalize == 1 else math.sqrt(acc)
+                        x = float(acc[q * nch + cc])
+                        total += abs(x) if normalize == 1 else x * x
+                scale = total if normalize == 1 else math.sqrt(total)
             scale_out[j, cc] = scale
-            invs[cc] = 1.0 if normalize == 0 else (1.0 / scale if scale > 0 else 0.0)
+            invs[cc] = _F1 if normalize == 0 else (F(1.0 / scale) if scale > 0 else _F0)
         if nch == 1:  # contiguous: vectorized
             f = invs[0]
             for q in range(npix):
-                row[q] = np.float32(acc64[q] * f)
+                row[q] = acc[q] * f
+                acc[q] = _F0
         else:
             for q in range(npix * nch):
-                row[q] = np.float32(acc64[q] * invs[q % nch])
+                row[q] = acc[q] * invs[q % nch]
+                acc[q] = _F0

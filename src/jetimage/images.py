@@ -79,6 +79,7 @@ def make_sample_images(
     attrs = {"sample": sample, "class": s["class"], "images": opts, "jets": cfg["jets"]}
     n_in = 0
     dropped = {"bad_constituents": 0, "bad_jets": 0}
+    buffer = None  # one output buffer for all chunks: no fresh memory to page-fault per chunk
     with ImageWriter(output, shape, attrs) as writer:
         for chunk in iterate_jets(inputs, step_size=opts["chunk_size"]):
             n_in += len(chunk)
@@ -87,7 +88,9 @@ def make_sample_images(
             chunk, counts = clean_jets(chunk)
             for k, v in counts.items():
                 dropped[k] += v
-            images, extras = preprocess.make_images(chunk, opts)
+            if buffer is None or len(buffer) < len(chunk):
+                buffer = np.empty((len(chunk), *shape), dtype=np.float32)
+            images, extras = preprocess.make_images(chunk, opts, out=buffer)
             columns = {
                 "labels": np.full(len(chunk), cls, dtype=np.int8),
                 "weights": ak.to_numpy(chunk.weight),
