@@ -278,6 +278,7 @@ def lorentz_images(
     vv = np.zeros(maxc, dtype=F)
     ib = np.zeros(maxc, dtype=F)
     bad = np.zeros(maxc, dtype=np.bool_)
+    edge = np.zeros(maxc, dtype=np.int64)
     t0, t1, t2 = np.zeros(maxc, dtype=F), np.zeros(maxc, dtype=F), np.zeros(maxc, dtype=F)
     t3, t4 = np.zeros(maxc, dtype=F), np.zeros(maxc, dtype=F)
     wch = np.zeros((maxc, nch), dtype=F)
@@ -457,19 +458,35 @@ def lorentz_images(
                 inner = (fu >= _F0) & (fu <= u_hi1) & (fv >= _F0) & (fv <= v_hi1) & (not bad[k])
                 ib[k] = fu * f_nph + fv if inner else -_F1
                 l1 += (en[k] if use_e else ptn[k]) if inner & (k < m) else _F0
+        # the scatter of the precomputed taps, a tight loop; the other constituents are listed
+        # for the general path
+        n_edge = 0
+        if stencil:
+            for k in range(m):
+                if ib[k] >= _F0:
+                    base = int(ib[k])
+                    acc[base] += t0[k]
+                    acc[base + nph] += t1[k]
+                    acc[base - nph] += t2[k]
+                    acc[base + 1] += t3[k]
+                    acc[base - 1] += t4[k]
+                else:
+                    edge[n_edge] = k
+                    n_edge += 1
+        elif total_only and deposit == 0:
+            for k in range(m):
+                if ib[k] >= _F0:
+                    acc[int(ib[k])] += en[k] if use_e else ptn[k]
+                else:
+                    edge[n_edge] = k
+                    n_edge += 1
+        else:
+            for k in range(m):
+                edge[k] = k
+            n_edge = m
         edge_l1 = 0.0  # what the general path below deposits
-        for k in range(m):
-            if total_only and deposit == 0 and ib[k] >= _F0:
-                acc[int(ib[k])] += en[k] if use_e else ptn[k]
-                continue
-            if stencil and ib[k] >= _F0:
-                base = int(ib[k])
-                acc[base] += t0[k]
-                acc[base + nph] += t1[k]
-                acc[base - nph] += t2[k]
-                acc[base + 1] += t3[k]
-                acc[base - 1] += t4[k]
-                continue
+        for i_edge in range(n_edge):
+            k = edge[i_edge]
             if total_only:
                 wch[k, 0] = en[k] if use_e else ptn[k]
             if bad[k]:  # libm, in float64
