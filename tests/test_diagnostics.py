@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import awkward as ak
 import numpy as np
 import pytest
 
@@ -89,3 +90,16 @@ def test_run_study_writes_json_and_figure(study):
     assert written["mass_within_1pct"]["lorentz"] > written["mass_within_1pct"]["image"]
     for suffix in (".pdf", ".png"):
         assert (out / f"preprocessing{suffix}").stat().st_size > 1000
+
+
+def test_the_study_reads_at_most_max_jets_per_sample(study):
+    cfg, inputs, _, jets, labels, _ = study
+    n_sig, n_bkg = int((labels == 1).sum()), int((labels == 0).sum())
+    cap = min(n_sig, n_bkg) - 10
+    few, few_labels, few_weights = diagnostics.read_study_jets(cfg, inputs, max_jets=cap)
+    assert (few_labels == 1).sum() == cap and (few_labels == 0).sum() == cap
+    assert len(few) == len(few_weights) == 2 * cap
+    # the first jets of each sample, truth-matched signal only
+    for cls in (1, 0):
+        np.testing.assert_array_equal(ak.to_numpy(few.jet_pt[few_labels == cls]),
+                                      ak.to_numpy(jets.jet_pt[labels == cls][:cap]))
