@@ -153,6 +153,25 @@ def _momentum64(p: float, eta: float, dphi: float, e: float, eta0: float,
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=_FASTMATH, inline="always")
+def _axis_terms(x: float, y: float, z: float, w: float) -> tuple[float, float, float, float, float, float]:
+    """The terms of one constituent in the principal-axis sums: ``(w, w u, w v, w u^2, w v^2,
+    w u v)`` of its direction ``(u, v) = (z, y) / |p|`` with weight ``w``."""
+    nrm = 1.0 / math.sqrt(x * x + y * y + z * z)
+    u, v = z * nrm, y * nrm
+    wu, wv = w * u, w * v
+    return w, wu, wv, wu * u, wv * v, wu * v
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=_FASTMATH, inline="always")
+def _add_tap(acc: np.ndarray, at: int, wch: np.ndarray, k: int, kw: np.float32) -> np.float32:
+    """Add constituent ``k``'s channel weights times the tap weight ``kw`` at flat index ``at``
+    of the scratch image; return ``kw``."""
+    for cc in range(wch.shape[1]):
+        acc[at + cc] += wch[k, cc] * kw
+    return kw
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=_FASTMATH, inline="always")
 def _exp_pm32(x: np.float32) -> tuple[np.float32, np.float32]:
     """float32 ``(exp(x), exp(-x))`` for ``|x| <= 2``: Taylor series of ``exp(x / 4)`` to degree
     9 (error < 3e-9 at ``|x / 4| <= 1/2``) split in even and odd parts, squared twice."""
@@ -355,33 +374,19 @@ def lorentz_images(
                 px[k], py[k], pz[k], en[k] = F(xx), F(yy), F(zz), F(ee)
                 ok = abs(x) <= 16.0 and abs(y) <= _PI
                 bad[k] = not ok
-                # principal-axis sums of the directions (pz, py) / |p| (unused without axis)
-                nrm = 1.0 / math.sqrt(xx * xx + yy * yy + zz * zz)
-                u, v = zz * nrm, yy * nrm
+                # principal-axis sums (unused without axis)
                 w = ee if use_e else p
-                w = w if ok and k < m else 0.0
-                wu, wv = w * u, w * v
-                sw += w
-                su += wu
-                sv += wv
-                suu += wu * u
-                svv += wv * v
-                suv += wu * v
+                t_w, t_u, t_v, t_uu, t_vv, t_uv = _axis_terms(xx, yy, zz, w if ok and k < m else 0.0)
+                sw, su, sv = sw + t_w, su + t_u, sv + t_v
+                suu, svv, suv = suu + t_uu, svv + t_vv, suv + t_uv
         for k in range(m):  # outside the series' domains: libm
             if bad[k]:
                 xx, yy, zz, ee = _momentum64(pt_j[k], eta_j[k], phi_j[k] - p0, e_j[k], e0, massless)
                 px[k], py[k], pz[k], en[k] = F(xx), F(yy), F(zz), F(ee)
                 if axis:
-                    nrm = 1.0 / math.sqrt(xx * xx + yy * yy + zz * zz)
-                    u, v = zz * nrm, yy * nrm
-                    w = ee if use_e else pt_j[k]
-                    wu, wv = w * u, w * v
-                    sw += w
-                    su += wu
-                    sv += wv
-                    suu += wu * u
-                    svv += wv * v
-                    suv += wu * v
+                    t_w, t_u, t_v, t_uu, t_vv, t_uv = _axis_terms(xx, yy, zz, ee if use_e else pt_j[k])
+                    sw, su, sv = sw + t_w, su + t_u, sv + t_v
+                    suu, svv, suv = suu + t_uu, svv + t_vv, suv + t_uv
         for k in range(m, mp):  # padding: pT = |p| = 0 along +x, on neither side of the flip
             px[k], py[k], pz[k], en[k] = _F1, _F0, _F0, _F0
         # 2. (then) the principal axis
@@ -514,30 +519,15 @@ def lorentz_images(
             u_in, v_in = 0 <= iu < ne, 0 <= iv < nph
             kw_in = _F0  # the sum of the weights of the taps inside the image
             if u_in and v_in:
-                kw = _FH - du * du - dv * dv
-                kw_in += kw
-                for cc in range(nch):
-                    acc[base + cc] += wch[k, cc] * kw
+                kw_in += _add_tap(acc, base, wch, k, _FH - du * du - dv * dv)
             if v_in and iu + 1 < ne:
-                kw = _FH * ((du + _FH) * (du + _FH))
-                kw_in += kw
-                for cc in range(nch):
-                    acc[base + step_u + cc] += wch[k, cc] * kw
+                kw_in += _add_tap(acc, base + step_u, wch, k, _FH * ((du + _FH) * (du + _FH)))
             if v_in and iu >= 1:
-                kw = _FH * ((du - _FH) * (du - _FH))
-                kw_in += kw
-                for cc in range(nch):
-                    acc[base - step_u + cc] += wch[k, cc] * kw
+                kw_in += _add_tap(acc, base - step_u, wch, k, _FH * ((du - _FH) * (du - _FH)))
             if u_in and iv + 1 < nph:
-                kw = _FH * ((dv + _FH) * (dv + _FH))
-                kw_in += kw
-                for cc in range(nch):
-                    acc[base + nch + cc] += wch[k, cc] * kw
+                kw_in += _add_tap(acc, base + nch, wch, k, _FH * ((dv + _FH) * (dv + _FH)))
             if u_in and iv >= 1:
-                kw = _FH * ((dv - _FH) * (dv - _FH))
-                kw_in += kw
-                for cc in range(nch):
-                    acc[base - nch + cc] += wch[k, cc] * kw
+                kw_in += _add_tap(acc, base - nch, wch, k, _FH * ((dv - _FH) * (dv - _FH)))
             edge_l1 += float(wch[k, 0] * kw_in)
         # normalization by the L1 or L2 norm of each channel (summed in float64), and the
         # output image; the scratch image is cleared in the same pass

@@ -406,7 +406,7 @@ def _lorentz_images(
 ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
     """Lorentz-mode images with the fused compiled kernel :func:`jetimage._kernels.lorentz_images`:
     one call for the whole chunk, float32 images (written into ``out[:n]`` when given). Same
-    result as :func:`_lorentz_images_numpy` to ~1e-6 of the peak pixel."""
+    result as :func:`_lorentz_images_numpy` to ~1e-5 of the peak pixel."""
     from . import _kernels as K  # numba is imported (and the kernel loaded) on first use
 
     rotate, flip = options.get("rotate", "none"), options.get("flip", "none")
@@ -696,7 +696,7 @@ def make_images(
     backend
         ``numba`` (default): ``lorentz`` mode runs the fused compiled kernel of
         :mod:`jetimage._kernels`; ``numpy``: the whole-array numpy reference in float64
-        (same images to ~1e-6 of the peak pixel, ~5-10x slower). ``image`` mode is numpy either way.
+        (same images to ~1e-5 of the peak pixel, ~5-10x slower). ``image`` mode is numpy either way.
     out
         Optional ``(>= n_jets, n_eta, n_phi, n_channels)`` C-contiguous float32 array that
         receives the images: the returned ``images`` is ``out[:n_jets]``. A loop over chunks
@@ -717,7 +717,8 @@ def make_images(
     how = options.get("normalize", "none")
     if backend not in ("numba", "numpy"):
         raise ValueError(f"unknown backend {backend!r}; choose numba or numpy")
-    if mode == "lorentz" and backend == "numba":
+    kernel = mode == "lorentz" and backend == "numba"  # writes into ``out`` itself
+    if kernel:
         images, extras, scale = _lorentz_images(jets, options, grid, out)
     elif mode == "lorentz":
         images, extras, scale = _lorentz_images_numpy(jets, options, grid)
@@ -726,7 +727,7 @@ def make_images(
         images, scale = normalize(images, how)
     else:
         raise ValueError(f"images.mode: unknown mode {mode!r}; choose from {MODES}")
-    if out is not None and not (mode == "lorentz" and backend == "numba"):
+    if out is not None and not kernel:
         target = _output(out, images.shape)
         target[...] = images
         images = target
