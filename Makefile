@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 
-.PHONY: run test test-slurm setup lint clean
+.PHONY: run test test-slurm events-full setup lint clean
 
 $(BIN)/jetimage: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ test: setup
 test-slurm: setup
 	$(BIN)/python -m pip install --quiet -e ".[cluster]"
 	tests/slurm/run.sh $(BIN)/python
+
+# The full event study (config/events.yaml: about 530,000 Pythia events, hours of CPU) and the
+# spread of its CNN figures over 3 training seeds (benchmarks/seed_spread.py).
+events-full: setup
+	$(BIN)/snakemake --cores $(CORES) --configfile config/events.yaml
+	$(BIN)/python benchmarks/seed_spread.py results/events --seeds 3
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -1,6 +1,8 @@
-# jetimage: collider events -> jet images -> CNN -> ROC curves.
-# Run `snakemake --cores 2` (see README.md). Without --configfile the repo's config.yaml is used.
+# jetimage: collider events -> jet or event images -> CNN -> ROC curves, for every study of the
+# configuration. Run `snakemake --cores 2` (see README.md). Without --configfile the repo's
+# config.yaml is used.
 import os
+import re
 
 if not config:
 
@@ -11,14 +13,14 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/jets.smk"
-include: "workflow/rules/events.smk"
+include: "workflow/rules/samples.smk"
+include: "workflow/rules/images.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/plots.smk"
 
 
 rule all:
     default_target: True
     input:
-        f"{OUT}/metrics.json",
-        jet_plot_files(),
-        f"{OUT}/plots/preprocessing.png",
-        EVENTS_TARGETS,  # empty unless events.enabled
+        [path for name in STUDIES for path in study_targets(name)],

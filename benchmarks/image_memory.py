@@ -34,7 +34,7 @@ CHILD = """
 import resource, sys, time
 sys.path.insert(0, {src!r})
 from jetimage import config, images
-cfg = config.load({config!r})
+cfg = config.load({config!r}, "jets")
 cfg["images"].update({opts!r})
 start = time.perf_counter()
 n = images.make_sample_images(cfg, "qcd", [{path!r}], {out!r})
@@ -55,7 +55,7 @@ def make_inputs(directory: Path, base: int, factor: int) -> tuple[Path, Path]:
 
     small, large = directory / f"qcd_{base}.root", directory / f"qcd_{base}_x{factor}.root"
     if not small.exists():
-        cfg = config.load(ROOT / "config.yaml")
+        cfg = config.load(ROOT / "config.yaml", "jets")
         # ~0.5 jets per QCD event: generate enough events, then keep exactly `base` jets
         cfg.sample("qcd").update(n_events=int(base * 2.4) + 200, n_shards=1)
         raw = directory / "qcd_raw.root"

@@ -33,9 +33,9 @@ sys.path.insert(0, {src!r})
 import yaml
 from jetimage import config, ingest
 raw = yaml.safe_load(open({config!r}))
-raw["samples"][1] = {{"name": "user", "class": "background", "files": [{path!r}],
-                      "chunk_entries": {chunk}}}
-cfg = config.validate(raw)
+raw["studies"]["jets"]["samples"][1] = {{"name": "user", "class": "background", "files": [{path!r}],
+                                        "chunk_entries": {chunk}}}
+cfg = config.validate(raw, study="jets")
 start = time.perf_counter()
 n = ingest.ingest(cfg, "user", {path!r}, {begin}, {end}, {out!r})
 seconds = time.perf_counter() - start

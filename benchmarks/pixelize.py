@@ -53,7 +53,7 @@ from jetimage.preprocess import make_images  # noqa: E402
 
 def sample_files(directory: Path, n_events: int) -> list[Path]:
     """The W and QCD jets of ``n_events`` events each, generated once into ``directory``."""
-    cfg = config.load(ROOT / "config.yaml")
+    cfg = config.load(ROOT / "config.yaml", study="jets")
     paths = []
     for sample in ("wjets", "qcd"):
         path = directory / f"{sample}_{n_events}.root"
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     ef_rate = best_rate(energyflow, n)  # best of 3, as jetimage
 
-    opts = dict(config.load(ROOT / "config.yaml")["images"])
+    opts = dict(config.load(ROOT / "config.yaml", study="jets")["images"])
     opts.update(n_eta=25, n_phi=25, pixel_eta=0.1, pixel_phi=0.1, intensity="pt",
                 channels=["total"], centre="leading_subjet", rotate="subjet", flip="parity",
                 normalize="l1", mode="lorentz")

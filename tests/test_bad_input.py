@@ -56,6 +56,8 @@ def test_unusable_values_are_skipped_and_counted(tmp_path):
     # jets 3, 4 (non-finite kinematics) and 5 (no constituent) are skipped
     assert data["event"].tolist() == [0, 1, 2, 6, 7]
     assert np.isfinite(data["images"]).all()
+    # a file without the run summary of jetimage's own stages keeps its weights (here 1)
+    np.testing.assert_array_equal(data["weights"], np.ones(5))
     assert "skipped 3 jets and 4 constituents" in proc.stderr
     totals = data["images"].sum(axis=(1, 2, 3))
     assert totals[2] == 0 and totals[4] == 0, "constituents beyond the image leave it empty"

@@ -18,7 +18,7 @@ CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """Config, sample files and the jets of a small real generation (once per module)."""
-    cfg = config.load(CONFIG)
+    cfg = config.load(CONFIG, "jets")
     out = tmp_path_factory.mktemp("study")
     inputs = {}
     for sample, n in (("wjets", 700), ("qcd", 300)):

@@ -23,10 +23,10 @@ from jetimage.evaluate import (
     roc_curve,
     tagger_metrics,
 )
-from jetimage.io import ImageWriter, read_images
+from jetimage.io import ImageWriter, InputError, read_images
 from jetimage.train import balanced_weights, split_indices
 
-from .conftest import tiny_raw_config
+from .conftest import tiny_event_config, tiny_raw_config
 
 
 def _gaussians(n=200_000, shift=1.0, seed=1):
@@ -233,3 +233,65 @@ def test_mass_window_and_pt_reweighting_change_the_selection(toy_model):
     assert m["mass"]["auc"] < 0.7
     y, w, pt = s["labels"][win], s["weights"][win], s["jet_pt"][win]
     assert auc(*roc_curve(pt, y, w)) < 0.6 < auc(*roc_curve(pt, y))
+
+
+def test_a_selection_without_one_class_is_an_error_naming_the_files(toy_model, tmp_path):
+    """The test split inside the mass window must hold both classes."""
+    tmp, paths = toy_model
+    # the toy W jets peak at 80 GeV: a window far above keeps only QCD jets
+    with pytest.raises(InputError, match="no signal example") as err:
+        evaluate(_toy_config(mass_window=[200, 300]), paths, tmp / "model.keras", tmp_path / "m.json")
+    assert all(str(p) in str(err.value) for p in paths)
+    assert not (tmp_path / "m.json").exists()
+
+
+def _toy_events(tmp_path, n=1000, seed=12):
+    """Event-image files (9x9, one channel) with the event variables, in pb, half preselected."""
+    rng = np.random.default_rng(seed)
+    paths = []
+    for cls, name, w in ((1, "gluino", 0.002), (0, "qcd", 5.0)):
+        img = rng.exponential(1.0, (n, 9, 9, 1)).astype(np.float32) * (rng.random((n, 9, 9, 1)) < 0.2)
+        img[:, 4, 4, 0] += 100.0
+        if cls == 1:
+            img[:, 4, 7, 0] += rng.uniform(20, 40, n)
+        nfj = rng.poisson(4.5 if cls else 3.2, n)
+        mj = rng.normal(900 if cls else 600, 150, n)
+        cut = (nfj >= 4) & (mj > 800)
+        cols = {"labels": np.full(n, cls, np.int8), "weights": np.full(n, w), "n_fatjets": nfj,
+                "mj": mj, "lead_pt": rng.uniform(440, 900, n), "deta12": rng.uniform(0, 1, n),
+                "cut_pass": cut.astype(np.int8), "event": np.arange(n)}
+        path = tmp_path / f"{name}.h5"
+        # the stored events are half of all generated ones: sigma = 2 x stored weight
+        with ImageWriter(path, (9, 9, 1), {"sample": name, "class": "signal" if cls else "background",
+                                           "kind": "events", "sigma_pb": 2 * n * w}) as wtr:
+            wtr.append(img, cols)
+        paths.append(path)
+    return paths
+
+
+def test_event_study_is_scored_against_the_cut_based_selection(toy_model, tmp_path):
+    tmp, _ = toy_model
+    paths = _toy_events(tmp_path)
+    raw = tiny_event_config()
+    raw["images"]["channels"] = ["em"]  # the toy model scores one-channel 9x9 images
+    cfg = validate(raw)
+    m = evaluate(cfg, paths, tmp / "model.keras", tmp_path / "metrics.json", tmp_path / "scores.npz")
+    assert json.loads((tmp_path / "metrics.json").read_text())["factor"] == pytest.approx(m["factor"])
+    assert {"cnn", "n_fatjets", "mj", "factor", "factor_err", "cut_sig_eff", "n_test"} <= set(m)
+    assert not set(TAGGERS) - {"cnn"} & set(m), "no jet baseline in an event study"
+    for name in ("cnn", "n_fatjets", "mj"):
+        assert m[name]["auc"] > 0.6, name
+        assert set(m[name]["rejection"]) == {"0.3", "0.5"} and m[name]["auc_err"] > 0
+    s = np.load(tmp_path / "scores.npz")
+    y, w, cut = s["labels"], s["weights"], s["cut_pass"].astype(bool)
+    assert {"score_cnn", "score_n_fatjets", "score_mj", "mj", "n_fatjets"} <= set(s.files)
+    assert m["n_test"] == {"signal": int((y == 1).sum()), "background": int((y == 0).sum())}
+    # efficiencies of the cut-based selection among the stored test events, then absolute
+    sig, bkg = y == 1, y == 0
+    assert m["cut_sig_eff_presel"] == pytest.approx(w[sig & cut].sum() / w[sig].sum())
+    assert m["cut_bkg_eff_presel"] == pytest.approx(w[bkg & cut].sum() / w[bkg].sum())
+    assert m["presel_eff"] == {"signal": pytest.approx(0.5), "background": pytest.approx(0.5)}
+    assert m["cut_sig_eff"] == pytest.approx(0.5 * m["cut_sig_eff_presel"])
+    assert m["factor"] == pytest.approx(m["cnn_sig_eff_at_cut_bkg_eff_presel"] / m["cut_sig_eff_presel"])
+    # the CNN sees the second prong, which the cuts do not: more signal at the same background
+    assert m["factor"] > 1.0

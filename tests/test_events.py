@@ -1,12 +1,14 @@
-"""Event classification from whole-event images: real Pythia, FastJet, uproot and Snakemake."""
+"""Studies of kind ``events``: whole-event images through the same stages as jet studies.
+
+Real Pythia, FastJet, uproot and Keras throughout; the event study shares the generation loop,
+the ROOT writer, the channels, the trainer (streaming, resume, checkpoints), the evaluation and
+the plots with the jet study.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
+import signal
 from pathlib import Path
 
 import awkward as ak
@@ -16,56 +18,20 @@ import pytest
 import uproot
 import yaml
 
-from jetimage import events as ev
-from jetimage.config import ConfigError
+from jetimage.config import validate
+from jetimage.fatjets import event_variables
+from jetimage.generate import generate, make_pythia, pythia_commands
+from jetimage.images import event_images, make_sample_images
+from jetimage.io import EVENTS, ImageWriter, InputError, iterate_tree, read_run
 
-REPO = Path(__file__).resolve().parents[1]
+from .conftest import start_jetimage, tiny_event_config, train_args, wait_for
+
 DELPHES = Path(__file__).resolve().parents[2] / "shared/data/delphes_ttbar_10events.root"
 
 
-def _cfg(**events) -> dict:
-    return {"seed": 7, "events": ev.validate_section({"enabled": True, **events})}
-
-
-TINY = {
-    "batch_size": 100,
-    "signal": {"n_events": 120, "n_shards": 1},
-    "background": [
-        {"name": "qcd", "n_events": 300, "n_shards": 1,
-         "pythia": ["HardQCD:all = on", "PhaseSpace:pTHatMin = 600."]},
-    ],
-    "images": {"n_eta": 16, "n_phi": 16},
-    "train": {"epochs": 1, "batch_size": 32,
-              "split": {"train": 0.5, "validation": 0.2, "test": 0.3}},
-}
-
-
-@pytest.fixture(scope="module")
-def signal_file(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("gen") / "gluino.root"
-    cfg = _cfg(**{**TINY, "skim": False, "signal": {"n_events": 60, "n_shards": 1}})
-    assert ev.generate_events(cfg, "gluino", 0, out) == 60
-    return out
-
-
-def test_config_defaults_and_errors():
-    cfg = ev.validate_section({})
-    assert cfg["enabled"] is False
-    assert cfg["images"]["n_eta"] == 64 and cfg["images"]["channels"] == ["em", "had", "charged_count"]
-    assert cfg["selection"]["lead_pt_min"] == 440.0
-    with pytest.raises(ConfigError, match="events.images.n_eta"):
-        ev.validate_section({"images": {"n_eta": 0}})
-    with pytest.raises(ConfigError, match="bogus"):
-        ev.validate_section({"bogus": 1})
-    with pytest.raises(ConfigError, match="split"):
-        ev.validate_section({"train": {"split": {"train": 0.5, "validation": 0.5, "test": 0.5}}})
-
-
-def test_slha_spectrum_initializes_and_neutralinos_decay():
-    from jetimage.generate import make_pythia
-
-    cmds = ev.pythia_commands(ev.samples(ev.validate_section({}))["gluino"])
-    pythia = make_pythia(cmds, 3, 13000.0)
+def test_slha_spectrum_initializes_and_neutralinos_decay(event_config):
+    gluino = event_config.sample("gluino")
+    pythia = make_pythia(pythia_commands(event_config, gluino, 0), 3, 13000.0)
     assert pythia.particleData.m0(1000021) == pytest.approx(1400.0)
     assert pythia.particleData.m0(1000022) == pytest.approx(850.0)
     batch = pythia.nextBatch(40, "skip")
@@ -77,83 +43,91 @@ def test_slha_spectrum_initializes_and_neutralinos_decay():
     assert pythia.infoPython().sigmaGen() * 1e9 == pytest.approx(0.014, rel=0.3)  # pb, LO
 
 
-def test_events_tree_round_trip(signal_file):
-    with uproot.open(signal_file) as f:
+def test_events_tree_round_trip(generated_events):
+    path = generated_events["gluino"]
+    with uproot.open(path) as f:
         tree = f["events"]
-        assert type(tree).__name__.startswith("Model_TTree")
+        assert f.classname_of("events") == "TTree" and f.classname_of("run") == "TTree"
         for b in ("n_particles", "particle_pt", "particle_pdgid", "n_fatjets", "fatjet_m", "weight"):
             assert b in tree
         a = tree.arrays(library="ak")
-        run = f["run"].arrays(library="np")
-    assert len(a) == 60 and run["n_generated"][0] == 60
+    run = read_run(path)
+    assert len(a) == 60 and run["n_generated"] == 60 and run["n_written"] == 60
     assert np.all(ak.to_numpy(a.n_particles) == ak.to_numpy(ak.num(a.particle_pt)))
     assert ak.min(a.n_particles) > 100  # 10 quarks: high multiplicity
     assert set(np.unique(np.abs(ak.to_numpy(ak.flatten(a.particle_pdgid))))) >= {22, 211}
     assert not np.isin(np.abs(ak.to_numpy(ak.flatten(a.particle_pdgid))), [12, 14, 16]).any()
-    # weights add up to the cross section; fat jets sorted and above the storage threshold
-    assert ak.sum(a.weight) == pytest.approx(run["sigma_pb"][0], rel=1e-6)
+    # raw weights add up to the run summary's sum; fat jets sorted and above the storage threshold
+    assert ak.sum(a.weight) == pytest.approx(run["sum_weights"], rel=1e-9)
     pt = a.fatjet_pt
     assert ak.all(pt[:, 1:] <= pt[:, :-1]) and ak.all(pt > 100.0)
-    # re-reading through iterate_events gives the same particles
-    chunk = next(ev.iterate_events([signal_file], step_size=1000))
+    chunk = next(iterate_tree([path], EVENTS, step_size=1000))
     assert ak.all(chunk.particles.e == a.particle_e)
 
 
 def test_skim_keeps_weights_absolute(tmp_path):
-    cfg = _cfg(**TINY)
-    out = tmp_path / "qcd.root"
-    n = ev.generate_events(cfg, "qcd", 0, out)
-    run = ev.read_run([out])
-    assert 0 < n < 300 and run["n_generated"] == 300 and run["n_written"] == n
-    with uproot.open(out) as f:
+    raw = tiny_event_config()
+    raw["events"]["skim"] = True
+    cfg = validate(raw)
+    root, h5 = tmp_path / "qcd.root", tmp_path / "qcd.h5"
+    n = generate(cfg, "qcd_lo", 0, root)
+    run = read_run(root)
+    assert 0 < n < 150 and run["n_generated"] == 150 and run["n_written"] == n
+    with uproot.open(root) as f:
         a = f["events"].arrays(library="ak")
     fat = ak.zip({"pt": a.fatjet_pt, "eta": a.fatjet_eta, "m": a.fatjet_m})
-    assert ev.event_variables(fat, cfg["events"]["selection"])["presel"].all()
-    assert ak.sum(a.weight) < run["sigma_pb"]  # the skimmed events carry only their share
-    assert np.all(a.weight > 0)
+    assert event_variables(fat, cfg["events"]["selection"])["presel"].all()
+    make_sample_images(cfg, "qcd_lo", [root], h5)
+    with h5py.File(h5, "r") as f:
+        weights, sigma = f["weights"][...], json.loads(f.attrs["sigma_pb"])
+    # weights in pb: all generated events would sum to sigma; the skimmed ones carry their share
+    assert sigma == pytest.approx(run["sigma_pb"])
+    assert np.all(weights > 0) and weights.sum() == pytest.approx(sigma * n / 150, rel=1e-4)
+
+
+def _records(eta, phi, pdg, charge, e):
+    counts = np.full(5, len(eta) // 5)
+    flat = ak.zip({"pt": e / np.cosh(eta), "eta": eta, "phi": phi, "e": e, "charge": charge, "pdgid": pdg})
+    return ak.unflatten(flat, counts)
 
 
 def test_event_images_energy_and_periodic_phi():
     rng = np.random.default_rng(1)
-    n_ev, per = 5, 400
-    counts = np.full(n_ev, per)
-    eta = rng.uniform(-4, 4, n_ev * per)
-    phi = rng.uniform(-np.pi, np.pi, n_ev * per)
-    pdg = rng.choice([22, 11, -11, 211, -211, 130, 2112, 13], n_ev * per)
+    n = 5 * 400
+    eta, phi = rng.uniform(-4, 4, n), rng.uniform(-np.pi, np.pi, n)
+    pdg = rng.choice([22, 11, -11, 211, -211, 130, 2112, 13], n)
     charge = np.where(np.isin(pdg, [11, -211, 13]), -1, np.where(np.isin(pdg, [-11, 211]), 1, 0))
-    e = rng.exponential(10.0, n_ev * per)
-    w = ev.particle_channel_weights(pdg, charge, e, ["em", "had", "charged_count"])
-    img = ev.event_images(eta, phi, w, counts, 64, 64, 2.5)
-    assert img.shape == (n_ev, 64, 64, 3)
-    inside = (np.abs(eta) < 2.5).reshape(n_ev, per)
-    apdg = np.abs(pdg).reshape(n_ev, per)
-    ee = e.reshape(n_ev, per)
+    e = rng.exponential(10.0, n)
+    opts = {"n_eta": 64, "n_phi": 64, "eta_max": 2.5, "intensity": "e",
+            "channels": ["em", "had", "charged_count"]}
+    img = event_images(_records(eta, phi, pdg, charge, e), opts)
+    assert img.shape == (5, 64, 64, 3)
+    inside = (np.abs(eta) < 2.5).reshape(5, -1)
+    apdg, ee = np.abs(pdg).reshape(5, -1), e.reshape(5, -1)
     em = np.where(inside & np.isin(apdg, [11, 22]), ee, 0).sum(1)
     had = np.where(inside & (apdg > 100), ee, 0).sum(1)
-    ncharged = (inside & (charge.reshape(n_ev, per) != 0)).sum(1)
     np.testing.assert_allclose(img[..., 0].sum((1, 2)), em, rtol=1e-5)
     np.testing.assert_allclose(img[..., 1].sum((1, 2)), had, rtol=1e-5)
-    np.testing.assert_array_equal(img[..., 2].sum((1, 2)), ncharged)
-    # muons in neither energy channel
-    assert em.sum() + had.sum() < np.where(inside, ee, 0).sum()
+    np.testing.assert_array_equal(img[..., 2].sum((1, 2)), (inside & (charge.reshape(5, -1) != 0)).sum(1))
+    assert em.sum() + had.sum() < np.where(inside, ee, 0).sum()  # muons in neither energy channel
     # phi is periodic: +2 pi is the same image, a shift by k pixels rolls the image
-    np.testing.assert_array_equal(ev.event_images(eta, phi + 2 * np.pi, w, counts, 64, 64, 2.5), img)
-    shifted = ev.event_images(eta, phi + 5 * 2 * np.pi / 64, w, counts, 64, 64, 2.5)
+    np.testing.assert_array_equal(event_images(_records(eta, phi + 2 * np.pi, pdg, charge, e), opts), img)
+    shifted = event_images(_records(eta, phi + 5 * 2 * np.pi / 64, pdg, charge, e), opts)
     np.testing.assert_allclose(shifted, np.roll(img, 5, axis=2), rtol=1e-5)
     # a particle just below +pi and one just above -pi land in the last and first column
-    edge = ev.event_images(np.zeros(2), np.array([np.pi - 1e-9, -np.pi + 1e-9]),
-                           np.ones((2, 1)), np.array([1, 1]), 8, 8, 2.5)
+    one = {**opts, "n_eta": 8, "n_phi": 8, "channels": ["total"]}
+    edge = event_images(ak.Array([[{"pt": 1.0, "eta": 0.0, "phi": np.pi - 1e-9, "e": 1.0, "charge": 0,
+                                    "pdgid": 22}],
+                                  [{"pt": 1.0, "eta": 0.0, "phi": -np.pi + 1e-9, "e": 1.0, "charge": 0,
+                                    "pdgid": 22}]]), one)
     assert edge[0, 4, 7, 0] == 1 and edge[1, 4, 0, 0] == 1
-
-
-SEL = ev.validate_section({})["selection"]
 
 
 def _jets(rows):
     return ak.Array([[{"pt": pt, "eta": eta, "m": m} for pt, eta, m in row] for row in rows])
 
 
-def test_cut_based_selection_each_cut_can_fail():
+def test_cut_based_selection_each_cut_can_fail(event_config):
     passing4 = [(600, 0.1, 250), (400, 0.5, 250), (300, -0.5, 200), (250, 1.0, 150)]  # M_J 850
     passing5 = [(600, 0.1, 150), (400, 0.5, 150), (300, -0.5, 100), (250, 1.0, 210),
                 (210, 0.0, 80)]  # 5 jets, M_J (4 leading) = 610
@@ -168,7 +142,7 @@ def test_cut_based_selection_each_cut_can_fail():
         "eta_acceptance": passing4[:3] + [(250, 2.3, 150)],             # 4th jet out of |eta| < 2
         "pt_threshold": passing4[:3] + [(190, 1.0, 150)],               # 4th jet below 200 GeV
     }
-    v = ev.event_variables(_jets(list(rows.values())), SEL)
+    v = event_variables(_jets(list(rows.values())), event_config["events"]["selection"])
     result = dict(zip(rows, v["cut_pass"], strict=True))
     assert result == {k: k.startswith("pass") for k in rows}, result
     assert v["n_fatjets"].tolist() == [4, 5, 2, 4, 4, 4, 4, 3, 3]
@@ -176,115 +150,135 @@ def test_cut_based_selection_each_cut_can_fail():
     assert v["presel"].tolist() == [True, True, False, False, True, True, True, True, True]
 
 
+def _delphes_config(constituents_from=None) -> dict:
+    raw = tiny_event_config()
+    raw["samples"][0] = {"name": "ttbar", "class": "signal", "files": [str(DELPHES)], "preset": "delphes",
+                         "chunk_entries": 4, **({"constituents_from": constituents_from}
+                                                if constituents_from else {})}
+    return raw
+
+
 @pytest.mark.skipif(not DELPHES.exists(), reason=f"{DELPHES} not present")
-def test_delphes_reader_eflow_and_tower():
-    d = ev.read_delphes(DELPHES, "eflow")
-    dep = d["deposits"]
-    assert len(dep) == 10 and d["weight"].shape == (10,)
+def test_delphes_events_are_ingested_with_one_convention(tmp_path):
+    from jetimage.ingest import check_sample, delphes_particles, ingest, plan_chunks, required_branches
+
+    cfg = validate(_delphes_config())
+    s = cfg.sample("ttbar")
+    parts = []
+    for i, (path, start, stop) in enumerate(plan_chunks(s)):
+        parts.append(tmp_path / f"part{i}.root")
+        ingest(cfg, "ttbar", path, start, stop, parts[-1])
+    assert len(parts) == 3  # 10 entries in chunks of 4
     with uproot.open(DELPHES) as f:
         t = f["Delphes"]
-        ntrk = ak.sum((t["EFlowTrack.PT"].array() > 0) & (abs(t["EFlowTrack.Eta"].array()) < 100),
-                      axis=1)
-        pho_e = t["EFlowPhoton.E"].array()
-        nh_e = t["EFlowNeutralHadron.E"].array()
-        pid = t["EFlowTrack.PID"].array()
-        p = t["EFlowTrack.P"].array()
-        ok = (t["EFlowTrack.PT"].array() > 0) & (abs(t["EFlowTrack.Eta"].array()) < 100)
-    expected_n = ntrk + ak.num(pho_e) + ak.num(nh_e)
-    assert ak.all(ak.num(dep) == expected_n)
-    assert ak.all(ak.sum(dep.charge != 0, axis=1) == ntrk)
-    ele = ak.sum(p[ok & (abs(pid) == 11)], axis=1)
-    np.testing.assert_allclose(ak.to_numpy(ak.sum(dep.em, axis=1)),
-                               ak.to_numpy(ak.sum(pho_e, axis=1) + ele), rtol=1e-5)
-    np.testing.assert_allclose(ak.to_numpy(ak.sum(dep.em + dep.had, axis=1)),
-                               ak.to_numpy(ak.sum(pho_e, axis=1) + ak.sum(nh_e, axis=1)
-                                           + ak.sum(p[ok], axis=1)), rtol=1e-5)
-    flat = ak.flatten(dep)
-    w = ev.deposit_channel_weights(flat, "e", ["em", "had", "charged_count"])
-    img = ev.event_images(ak.to_numpy(flat.eta), ak.to_numpy(flat.phi), w,
-                          ak.to_numpy(ak.num(dep)), 64, 64, 2.5)
-    inside = abs(dep.eta) < 2.5
-    np.testing.assert_allclose(img[..., 1].sum((1, 2)),
-                               ak.to_numpy(ak.sum(dep.had[inside], axis=1)), rtol=1e-4)
-    assert (img[..., 2].sum((1, 2)) == ak.to_numpy(ak.sum((dep.charge != 0) & inside, axis=1))).all()
-    # ttbar: fat jets exist, and the file has no Tower branch, which is named in the error
-    jets = ev.delphes_fatjets(dep, 1.0, 100.0)
-    assert ak.sum(ak.num(jets)) > 5
-    from jetimage.io import InputError
-
-    with pytest.raises(InputError, match="Tower"):
-        ev.read_delphes(DELPHES, "tower")
-
-
-@pytest.mark.skipif(not DELPHES.exists(), reason=f"{DELPHES} not present")
-def test_delphes_images_stage(tmp_path):
-    cfg = _cfg(source="delphes", skim=False, images={"n_eta": 32, "n_phi": 32},
-               delphes={"mode": "eflow", "signal": [str(DELPHES)], "background": []})
-    out = tmp_path / "delphes.h5"
-    assert ev.make_event_images(cfg, "gluino", [DELPHES], out) == 10
+        a = t.arrays(required_branches(s), library="ak")
+    particles = delphes_particles(a, s["constituents_from"])
+    n_tracks = ak.sum(a["EFlowTrack.PT"] > 0, axis=1)
+    expected = (n_tracks + ak.sum(a["EFlowPhoton.ET"] > 0, axis=1)
+                + ak.sum(a["EFlowNeutralHadron.ET"] > 0, axis=1))
+    assert ak.all(ak.num(particles) == expected)
+    # the convention: tracks keep charge and id and get the pion mass; neutrals are massless 22/130
+    m2 = particles.E**2 - particles.px**2 - particles.py**2 - particles.pz**2
+    charged = particles.charge != 0
+    assert ak.all(ak.sum(charged, axis=1) == n_tracks)
+    np.testing.assert_allclose(ak.to_numpy(ak.flatten(m2[charged])), 0.13957**2, rtol=1e-3, atol=1e-6)
+    assert set(np.unique(ak.to_numpy(ak.flatten(particles.pdgid[~charged])))) <= {22, 130}
+    events = ak.concatenate(list(iterate_tree(parts, EVENTS)))
+    assert len(events) == 10 and ak.sum(ak.num(events.fatjets)) > 5  # ttbar has fat jets
+    np.testing.assert_allclose(ak.to_numpy(ak.num(events.particles)), ak.to_numpy(expected))
+    # a Tower study on a file without towers fails at start-up, naming the branch
+    problems = list(check_sample({**s, "constituents_from": ["Tower"]}, "samples[0]"))
+    assert problems and "Tower.Eem" in problems[0] and str(DELPHES) in problems[0]
+    # the same file's particles give whole-event images
+    out = tmp_path / "ttbar.h5"
+    assert make_sample_images(cfg, "ttbar", parts, out) == 10
     with h5py.File(out, "r") as f:
-        assert f["images"].shape == (10, 32, 32, 3)
-        assert (f["labels"][...] == 1).all() and f.attrs["n_generated"] == 10
+        assert f["images"].shape == (10, 16, 16, 3) and (f["labels"][...] == 1).all()
+        central = abs(particles.pz / np.hypot(particles.px, particles.py)) < np.sinh(2.5)  # |eta| < 2.5
+        assert f["images"][..., 2].sum() == pytest.approx(ak.sum(charged & central))
 
 
 def test_working_point_interpolation():
+    from jetimage.evaluate import working_point
+
     eps_s = np.array([0.0, 0.5, 0.8, 1.0])
     eps_b = np.array([0.0, 0.001, 0.01, 1.0])
-    assert ev.working_point(eps_s, eps_b, 0.001) == pytest.approx(0.5)
-    assert ev.working_point(eps_s, eps_b, 0.0055) == pytest.approx(0.65)
+    assert working_point(eps_s, eps_b, 0.001) == pytest.approx(0.5)
+    assert working_point(eps_s, eps_b, 0.0055) == pytest.approx(0.65)
 
 
-def test_reference_cnn_architecture():
-    model = ev.build_model("bhimji", (64, 64, 3))
-    convs = [ly for ly in model.layers if ly.__class__.__name__ == "Conv2D"]
-    assert [c.filters for c in convs] == [128] * 3 and all(c.kernel_size == (3, 3) for c in convs)
-    assert sum(ly.__class__.__name__ == "MaxPooling2D" for ly in model.layers) == 3
-    assert model.get_layer("dropout").rate == 0.5 and model.get_layer("dense").units == 512
-    assert model.output_shape == (None, 1)
-    with pytest.raises(ConfigError, match="unknown model"):
-        ev.build_model("nope", (8, 8, 1))
+def test_reference_cnn_architecture_serves_both_kinds():
+    from jetimage import models
+
+    for shape in ((64, 64, 3), (25, 25, 1)):
+        model = models.build("bhimji", shape, transform="log1p")
+        convs = [ly for ly in model.layers if ly.__class__.__name__ == "Conv2D"]
+        assert [c.filters for c in convs] == [128] * 3 and all(c.kernel_size == (3, 3) for c in convs)
+        assert sum(ly.__class__.__name__ == "MaxPooling2D" for ly in model.layers) == 3
+        assert model.get_layer("dropout").rate == 0.5 and model.get_layer("dense").units == 512
+        assert model.get_layer("log1p") is not None and model.output_shape == (None, 1)
 
 
-@pytest.mark.slow
-def test_event_workflow_end_to_end(tmp_path):
-    """The real snakemake command line on a tiny event study; checks what it wrote."""
-    snakemake = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
-    from .conftest import tiny_raw_config
-
-    # the main workflow, with the event study one word away: events.enabled
-    config = {**tiny_raw_config(), "seed": 11,
-              "events": {**TINY, "enabled": True, "study": "evtiny"}}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    main = ["-s", str(REPO / "Snakefile"), "--configfile", str(tmp_path / "config.yaml")]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    proc = subprocess.run([snakemake, "events_all", *main, "--cores", "2", "--quiet"],
-                          cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
-    logs = "\n".join(p.read_text() for p in (tmp_path / "logs").rglob("*.log")) \
-        if (tmp_path / "logs").exists() else ""
-    assert proc.returncode == 0, proc.stderr[-3000:] + logs[-3000:]
-    out = tmp_path / "results/evtiny"
-    metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("auc", "cut_sig_eff", "cut_bkg_eff", "cnn_sig_eff_at_cut_bkg_eff", "factor"):
-        assert np.isfinite(metrics[key]), key
-    assert 0 <= metrics["auc"] <= 1 and 0 < metrics["cut_sig_eff"] < 1
-    assert metrics["presel_eff"]["signal"] > 0.8 > metrics["presel_eff"]["background"]
-    assert metrics["sigma_pb"]["background"] > 1e3 * metrics["sigma_pb"]["signal"]
-    with uproot.open(out / "samples/gluino/shard0.root") as f:
-        assert f["events"].num_entries > 100 and f["run"]["n_generated"].array()[0] == 120
-    with h5py.File(out / "images/qcd.h5", "r") as f:
-        assert f["images"].shape[1:] == (16, 16, 3) and (f["labels"][...] == 0).all()
-    for name in ev_plots():
-        for ext in ("pdf", "png"):
-            assert (out / f"plots/{name}.{ext}").stat().st_size > 1000
-    assert (out / "benchmarks/train.tsv").exists()
-    # nothing left to do on a re-run
-    dry = subprocess.run([snakemake, "events_all", *main, "-n", "--cores", "2"], cwd=tmp_path,
-                         env=env,
-                         capture_output=True, text=True, timeout=120)
-    assert "Nothing to be done" in dry.stdout + dry.stderr
+def _toy_event_images(path: Path, n: int = 1600, seed: int = 0) -> None:
+    """Event-like 16x16x3 images: signal has five energy clusters, background two."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    images = np.zeros((n, 16, 16, 3), np.float32)
+    for i, y in enumerate(labels):
+        for _ in range(5 if y else 2):
+            a, b = rng.integers(0, 16, 2)
+            images[i, a, b, :2] += rng.exponential(200.0, 2)
+            images[i, a, b, 2] += rng.integers(1, 6)
+    with ImageWriter(path, (16, 16, 3), {"sample": "toy"}, chunk_rows=128) as w:
+        w.append(images, {"labels": labels.astype(np.int8), "weights": rng.uniform(0.5, 2.0, n)})
 
 
-def ev_plots() -> list[str]:
-    return ["roc", "cnn_vs_n_fatjets", "cnn_vs_mj", "cnn_in_bins_of_n_fatjets",
-            "cnn_in_bins_of_mj", "images_mean", "images_example"]
+def test_event_training_streams_resumes_after_a_kill_and_keeps_checkpoints(tmp_path):
+    import keras
+
+    import jetimage.models  # noqa: F401  (registers the log1p layer for loading)
+
+    images = tmp_path / "toy.h5"
+    _toy_event_images(images)
+    raw = tiny_event_config()
+    raw["train"].update(epochs=4, patience=20, batch_size=64, block_rows=128, shuffle_blocks=2,
+                        standardize_sample=256)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+
+    killed = start_jetimage(train_args(cfg, images, tmp_path / "run"), tmp_path / "killed.log")
+    wait_for(lambda: "epoch 2/4" in (tmp_path / "killed.log").read_text() or killed.poll() is not None,
+             timeout=600)
+    assert killed.poll() is None, (tmp_path / "killed.log").read_text()
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=60)
+    assert not (tmp_path / "run" / "model.keras").exists()
+    resumed = start_jetimage(train_args(cfg, images, tmp_path / "run"), tmp_path / "resumed.log")
+    assert resumed.wait(timeout=600) == 0, (tmp_path / "resumed.log").read_text()[-3000:]
+    text = (tmp_path / "resumed.log").read_text()
+    assert "training bhimji" in text and "resuming from the backup" in text
+    assert "epoch 1/4" not in text and "epoch 3/4" in text, "the resumed run must skip done epochs"
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(history["loss"]) == 4 and history["val_auc"][-1] > 0.9
+    kept = sorted(p.name for p in (tmp_path / "run" / "model.checkpoints").iterdir())
+    assert kept == [f"epoch_{i:03d}.keras" for i in range(1, 5)]
+    # the model holds its log1p transform: raw pixels in, the same scores as log1p by hand
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
+    with h5py.File(images, "r") as f:
+        x = f["images"][:64]
+    assert model.get_layer("log1p") is not None
+    score = model.predict(x, verbose=0).ravel()
+    assert np.all((score >= 0) & (score <= 1)) and score.std() > 0.05
+
+
+def test_one_class_test_split_is_an_error_naming_the_files(tmp_path, event_config):
+    path = tmp_path / "signal_only.h5"
+    with ImageWriter(path, (16, 16, 3), {"sample": "s", "class": "signal"}) as w:
+        w.append(np.ones((40, 16, 16, 3), np.float32), {
+            "labels": np.ones(40, np.int8), "weights": np.ones(40),
+            **{k: np.ones(40) for k in ("n_fatjets", "mj", "lead_pt", "deta12", "cut_pass")}})
+    from jetimage.evaluate import evaluate
+
+    with pytest.raises(InputError, match="no background example") as err:
+        evaluate(event_config, [path], tmp_path / "missing.keras", tmp_path / "m.json")
+    assert str(path) in str(err.value) and not (tmp_path / "m.json").exists()

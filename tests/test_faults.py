@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +16,7 @@ import yaml
 
 from jetimage.io import ImageWriter
 
-from .conftest import REPO, tiny_raw_config
-
-
-def _start(args: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "jetimage", *args],
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
-
-
-def _wait_for(predicate, timeout: float = 120.0) -> None:
-    t0 = time.monotonic()
-    while not predicate():
-        if time.monotonic() - t0 > timeout:
-            raise TimeoutError("condition not reached")
-        time.sleep(0.1)
+from .conftest import REPO, start_jetimage, tiny_raw_config, train_args, wait_for
 
 
 def _generation(tmp_path: Path) -> tuple[list[str], Path]:
@@ -50,10 +36,10 @@ def test_killed_generation_leaves_the_old_output_or_none(tmp_path, old_output, g
     if old_output:
         shutil.copy(generated["qcd"], out)
         before = out.read_bytes()
-    proc = _start(args, tmp_path / "log")
+    proc = start_jetimage(args, tmp_path / "log")
     # the temporary file exists as soon as writing has started; let a few batches go in
-    _wait_for(lambda: list(out.parent.glob(".shard0.*.tmp.root")))
-    _wait_for(lambda: "events, " in (tmp_path / "log").read_text())
+    wait_for(lambda: list(out.parent.glob(".shard0.*.tmp.root")))
+    wait_for(lambda: "events, " in (tmp_path / "log").read_text())
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     if old_output:
@@ -64,8 +50,8 @@ def test_killed_generation_leaves_the_old_output_or_none(tmp_path, old_output, g
 
 def test_terminated_generation_removes_its_temporary_file(tmp_path):
     args, out = _generation(tmp_path)
-    proc = _start(args, tmp_path / "log")
-    _wait_for(lambda: list(out.parent.glob(".shard0.*.tmp.root")) if out.parent.exists() else False)
+    proc = start_jetimage(args, tmp_path / "log")
+    wait_for(lambda: list(out.parent.glob(".shard0.*.tmp.root")) if out.parent.exists() else False)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     assert list(out.parent.iterdir()) == []
@@ -98,19 +84,17 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
     cfg.write_text(yaml.safe_dump(raw))
 
     def args(name: str) -> list[str]:
-        return ["train", "--config", str(cfg), "--inputs", str(images),
-                "--model", str(tmp_path / name / "model.keras"),
-                "--history", str(tmp_path / name / "history.json")]
+        return train_args(cfg, images, tmp_path / name)
 
-    full = _start(args("full"), tmp_path / "full.log")
+    full = start_jetimage(args("full"), tmp_path / "full.log")
     assert full.wait(timeout=600) == 0, (tmp_path / "full.log").read_text()[-3000:]
 
-    killed = _start(args("resumed"), tmp_path / "killed.log")
-    _wait_for(lambda: "epoch 3/6" in (tmp_path / "killed.log").read_text(), timeout=600)
+    killed = start_jetimage(args("resumed"), tmp_path / "killed.log")
+    wait_for(lambda: "epoch 3/6" in (tmp_path / "killed.log").read_text(), timeout=600)
     killed.send_signal(signal.SIGKILL)
     killed.wait(timeout=60)
     assert not (tmp_path / "resumed" / "model.keras").exists()
-    resumed = _start(args("resumed"), tmp_path / "resumed.log")
+    resumed = start_jetimage(args("resumed"), tmp_path / "resumed.log")
     assert resumed.wait(timeout=600) == 0, (tmp_path / "resumed.log").read_text()[-3000:]
     text = (tmp_path / "resumed.log").read_text()
     assert "resuming from the backup" in text

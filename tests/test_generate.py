@@ -12,10 +12,12 @@ from jetimage.io import (
     CONSTITUENT_FIELDS,
     COUNTER,
     JET_BRANCHES,
+    RUN_BRANCHES,
     InputError,
     JetTreeWriter,
     iterate_jets,
     read_jets,
+    read_run,
 )
 from jetimage.jets import delta_phi, delta_r, kinematics
 
@@ -97,6 +99,25 @@ def test_generated_jets_are_physical(generated, tiny_config):
     assert 70 < np.median(w_mass) < 90, "W-matched jets must peak at the W mass"
     assert np.median(w_mass) > np.median(ak.to_numpy(q.jet_m)) + 20
     assert np.nanmedian(ak.to_numpy(w.tau21[w.label == 1])) < np.nanmedian(ak.to_numpy(q.tau21))
+
+
+def test_every_shard_carries_its_run_summary(generated, tiny_config):
+    """The ``run`` tree from which the image stage forms weights in pb."""
+    for name, path in generated.items():
+        s = tiny_config.sample(name)
+        with uproot.open(path) as f:
+            assert set(f["run"].keys()) == set(RUN_BRANCHES) and f["run"].num_entries == 1
+            n_jets = f["jets"].num_entries
+        run = read_run(path)
+        assert run["n_generated"] == s["n_events"] // s["n_shards"]
+        assert run["n_written"] == n_jets
+        assert run["n_shards"] == s["n_shards"]
+        # unweighted Pythia events: each has weight 1
+        assert run["sum_weights"] == pytest.approx(run["n_generated"])
+        # sigma_gen in pb, with its statistical error
+        assert 0 < run["sigma_err_pb"] < run["sigma_pb"]
+    # QCD dijets at pTHat 220-330 GeV: tens of nb; ZW -> nu nu q q' in that range: far less
+    assert read_run(generated["qcd"])["sigma_pb"] > 100 * read_run(generated["wjets"])["sigma_pb"]
 
 
 def _w_quarks_by_walking_the_record(pythia) -> list[tuple[float, float]]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import awkward as ak
 import h5py
 import numpy as np
+import pytest
 
 from jetimage.images import make_sample_images
-from jetimage.io import image_attrs, read_images, read_jets
+from jetimage.io import image_attrs, read_images, read_jets, read_run
 from jetimage.jets import delta_phi
 
 
@@ -42,6 +43,11 @@ def test_images_conserve_in_window_pt_and_carry_jet_variables(generated, tiny_co
         np.testing.assert_array_equal(data["event"], ak.to_numpy(jets.event))
         expected_class = 1 if tiny_config.sample(name)["class"] == "signal" else 0
         assert np.all(data["labels"] == expected_class)
+        # weights in pb: the generator weight x sigma / (sum of weights x shards) of the file
+        run = read_run(path)
+        pb = run["sigma_pb"] / (run["sum_weights"] * run["n_shards"])
+        np.testing.assert_allclose(data["weights"], ak.to_numpy(jets.weight) * pb, rtol=1e-6)
+        assert image_attrs(out[name])["sigma_pb"] == pytest.approx(run["sigma_pb"] / run["n_shards"])
         pixel_sum = data["images"].sum(axis=(1, 2, 3), dtype=np.float64)
         total, contained = _contained(jets, margin=1.0)  # the window reaches 1.25
         assert contained.sum() > 0.3 * n

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import awkward as ak
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jetimage.pixelize import Grid, pixelize_flat
+from jetimage.pixelize import Grid, pixelize, pixelize_flat
 
 GRID = Grid(25, 25, 0.1, 0.1)
 
@@ -89,3 +90,30 @@ def test_multichannel_and_unknown_deposit():
     assert image[..., 1].sum() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="deposit"):
         pixelize_flat(eta, phi, pt, np.array([2]), GRID, "cic")
+
+
+def test_pixelize_records_fill_every_channel_from_charge_and_pdgid():
+    # one jet: photon, electron, pi+, K_L, muon, neutron, each in a pixel of its own
+    pdg = [22, 11, 211, 130, 13, 2112]
+    charge = [0, -1, 1, 0, -1, 0]
+    eta = [-0.5, -0.3, -0.1, 0.1, 0.3, 0.5]
+    pt = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+    names = ["total", "charged", "neutral", "charged_count", "em", "had"]
+    rec = {"eta": eta, "phi": [0.0] * 6, "pt": pt, "charge": charge}
+    with_ids = ak.Array([[dict(zip([*rec, "pdgid"], v, strict=True))
+                          for v in zip(*rec.values(), pdg, strict=True)]])
+    image = pixelize(with_ids, GRID, names)
+    sums = image.sum(axis=(0, 1, 2))
+    np.testing.assert_allclose(sums, [63.0, 22.0, 41.0, 3.0, 3.0, 44.0])
+    # per pixel: the electron is charged and em, the muon charged only
+    row = image[0, :, 12]
+    np.testing.assert_allclose(row[9], [2.0, 2.0, 0.0, 1.0, 2.0, 0.0])  # eta -0.3: electron
+    np.testing.assert_allclose(row[15], [16.0, 16.0, 0.0, 1.0, 0.0, 0.0])  # eta 0.3: muon
+    # without pdg ids em and had are empty; without charge everything is neutral
+    no_ids = ak.Array([[dict(zip(rec, v, strict=True)) for v in zip(*rec.values(), strict=True)]])
+    sums = pixelize(no_ids, GRID, names).sum(axis=(0, 1, 2))
+    np.testing.assert_allclose(sums, [63.0, 22.0, 41.0, 3.0, 0.0, 0.0])
+    bare = ak.Array([[{"eta": a, "phi": 0.0, "pt": b} for a, b in zip(eta, pt, strict=True)]])
+    np.testing.assert_allclose(pixelize(bare, GRID, names[:3]).sum(axis=(0, 1, 2)), [63, 0, 63])
+    with pytest.raises(ValueError, match="'tracks'"):
+        pixelize(with_ids, GRID, ["tracks"])

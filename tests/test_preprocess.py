@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jetimage import config, generate, io
+from jetimage import channels, config, generate, io
 from jetimage.pixelize import Grid
 from jetimage.preprocess import (
     Flat,
@@ -29,12 +29,18 @@ OPTIONS = {
     "normalize": "none", "mode": "lorentz", "chunk_size": 1000,
 }
 GRID = Grid(25, 25, 0.1, 0.1)
+#: Charge of the particle (positive PDG id) of each |PDG id| used here.
+CHARGE = {22: 0, 11: -1, 13: -1, 12: 0, 211: 1, 130: 0, 2112: 0, 2212: 1}
 
 
 def make_jets(constituents: list[list[tuple[float, float, float, float]]],
               centre: list[tuple[float, float]] | None = None,
-              subjet2: list[tuple[float, float]] | None = None) -> ak.Array:
-    """Jet records from constituent lists of (pt, eta, phi, mass); subjet 1 is ``centre``."""
+              subjet2: list[tuple[float, float]] | None = None,
+              pdgids: list[list[int]] | None = None) -> ak.Array:
+    """Jet records from constituent lists of (pt, eta, phi, mass); subjet 1 is ``centre``.
+
+    Without ``pdgids`` every second constituent has charge 1 and there is no ``pdgid`` field;
+    with them, each constituent gets its PDG id and the charge of that particle."""
     rows = []
     for k, cons in enumerate(constituents):
         pt, eta, phi, m = (np.array(c, dtype=np.float64) for c in zip(*cons, strict=True)) \
@@ -50,8 +56,12 @@ def make_jets(constituents: list[list[tuple[float, float, float, float]]],
             "jet_pt": jpt, "jet_eta": jeta, "jet_phi": jphi, "jet_m": 0.0, "jet_e": e.sum(),
             "subjet1_eta": c_eta, "subjet1_phi": c_phi, "subjet2_eta": s_eta,
             "subjet2_phi": s_phi, "label": 0, "weight": 1.0,
-            "constituents": [{"pt": a, "eta": b, "phi": c, "e": d, "charge": 1 if i % 2 else 0}
-                             for i, (a, b, c, d) in enumerate(zip(pt, eta, phi, e, strict=True))],
+            "constituents": [
+                {"pt": a, "eta": b, "phi": c, "e": d, "charge": 1 if i % 2 else 0}
+                if pdgids is None else
+                {"pt": a, "eta": b, "phi": c, "e": d, "charge": CHARGE[abs(pdgids[k][i])]
+                 * (1 if pdgids[k][i] > 0 else -1), "pdgid": pdgids[k][i]}
+                for i, (a, b, c, d) in enumerate(zip(pt, eta, phi, e, strict=True))],
         })
     return ak.Array(rows)
 
@@ -70,7 +80,7 @@ def cartesian(flat: Flat):
 @pytest.fixture(scope="module")
 def real_jets(tmp_path_factory) -> ak.Array:
     """Real Pythia + FastJet jets (W and QCD), generated once for this module."""
-    cfg = config.load(CONFIG)
+    cfg = config.load(CONFIG, study="jets")
     out = tmp_path_factory.mktemp("jets")
     paths = []
     for sample, n in (("wjets", 250), ("qcd", 150)):
@@ -331,3 +341,102 @@ def test_intensity_e_and_channels(real_jets):
     assert (img_e[..., 0].sum(axis=(1, 2)) >= 0.999 * img[..., 0].sum(axis=(1, 2))).all()
     with pytest.raises(ValueError, match="mode"):
         make_images(real_jets, {**opts, "mode": "spline"})
+
+
+ALL_CHANNELS = ["total", "charged", "neutral", "charged_count", "em", "had"]
+
+
+def test_channel_flags_and_weights_per_particle():
+    pdg = np.array([22, 11, -11, 211, -211, 130, 13, -13, 2112, 12, 2212])
+    charge = np.array([CHARGE[abs(p)] * np.sign(p) for p in pdg])
+    flags = channels.flags(charge, pdg)
+    C, E, H = channels.CHARGED, channels.EM, channels.HADRON
+    assert flags.dtype == np.int32
+    np.testing.assert_array_equal(flags, [E, C | E, C | E, C | H, C | H, H, C, C, H, 0, C | H])
+    # without ids only the charge is known
+    np.testing.assert_array_equal(channels.flags(charge, None), np.where(charge != 0, C, 0))
+    value = np.arange(1.0, len(pdg) + 1, dtype=np.float32)
+    w = channels.channel_weights(value, flags, ALL_CHANNELS)
+    assert w.shape == (len(pdg), 6) and w.dtype == np.float32
+    charged = charge != 0
+    np.testing.assert_array_equal(w[:, 0], value)
+    np.testing.assert_array_equal(w[:, 1], np.where(charged, value, 0))
+    np.testing.assert_array_equal(w[:, 2], np.where(charged, 0, value))
+    np.testing.assert_array_equal(w[:, 3], charged.astype(np.float32))
+    np.testing.assert_array_equal(w[:, 4], [1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0])  # e, gamma
+    np.testing.assert_array_equal(w[:, 5], [0, 0, 0, 4, 5, 6, 0, 0, 9, 0, 11])  # hadrons
+    np.testing.assert_array_equal(channels.codes(["had", "total", "em"]), [5, 0, 4])
+    with pytest.raises(ValueError, match="'pions'.*charged_count"):
+        channels.channel_weights(value, flags, ["total", "pions"])
+    with pytest.raises(ValueError, match="'pions'"):
+        channels.codes(["pions"])
+
+
+def mixed_jets(seed: int, n: int = 12) -> tuple[ak.Array, list[list[int]]]:
+    """Jets of photons, electrons, pions, K_L, muons, neutrons and neutrinos near their axis."""
+    rng = np.random.default_rng(seed)
+    kinds = [22, 11, -11, 211, -211, 130, 13, -13, 2112, 12]
+    cons, centres, subjets, pdgids = [], [], [], []
+    for _ in range(n):
+        eta0, phi0 = rng.uniform(-2.0, 2.0), rng.uniform(-np.pi, np.pi)
+        k = int(rng.integers(len(kinds), 30))
+        ids = kinds + [int(x) for x in rng.choice(kinds, k - len(kinds))]  # every kind
+        d_eta, d_phi = rng.uniform(-0.8, 0.8, (2, k))
+        phi = np.angle(np.exp(1j * (phi0 + d_phi)))
+        cons.append(list(zip(rng.exponential(10.0, k) + 0.5, eta0 + d_eta, phi,
+                             rng.uniform(0.0, 0.5, k), strict=True)))
+        centres.append((eta0, phi0))
+        subjets.append((eta0 + d_eta[1], phi[1]))
+        pdgids.append(ids)
+    return make_jets(cons, centre=centres, subjet2=subjets, pdgids=pdgids), pdgids
+
+
+@pytest.mark.parametrize("deposit", ["moment", "ngp"])
+def test_em_and_had_channels_numba_numpy_and_sums(deposit):
+    jets, pdgids = mixed_jets(3)
+    for rotate, normalize, intensity in (("subjet", "l1", "pt"), ("principal", "none", "e"),
+                                         ("none", "l2", "pt")):
+        opts = {**OPTIONS, "channels": ALL_CHANNELS, "deposit": deposit, "rotate": rotate,
+                "flip": "parity", "normalize": normalize, "intensity": intensity}
+        assert_same_images(jets, opts)
+    # sums per jet, without rotation (pT is then kept) and with every constituent inside:
+    # em + had + muons (+ neutrinos, in neither) = total; charged + neutral = total
+    opts = {**OPTIONS, "channels": ALL_CHANNELS, "deposit": deposit, "flip": "parity",
+            "centre": "jet_axis"}
+    pt = [ak.to_numpy(c.pt) for c in jets.constituents]
+    apid = [np.abs(p) for p in pdgids]
+    expect = {
+        "total": [x.sum() for x in pt],
+        "em": [x[np.isin(a, (11, 22))].sum() for x, a in zip(pt, apid, strict=True)],
+        "had": [x[a > 100].sum() for x, a in zip(pt, apid, strict=True)],
+        "charged_count": [float(np.sum(ak.to_numpy(c.charge) != 0)) for c in jets.constituents],
+    }
+    rest = [x[np.isin(a, (12, 13))].sum() for x, a in zip(pt, apid, strict=True)]
+    assert min(rest) > 0 and min(expect["em"]) > 0 and min(expect["had"]) > 0
+    for mode, backend in (("lorentz", "numba"), ("lorentz", "numpy"), ("image", "numpy")):
+        img, _ = make_images(jets, {**opts, "mode": mode}, backend=backend)
+        sums = img.sum(axis=(1, 2), dtype=np.float64)
+        for name, value in expect.items():
+            np.testing.assert_allclose(sums[:, ALL_CHANNELS.index(name)], value, rtol=1e-5,
+                                       err_msg=f"{mode} {backend} {name}")
+        np.testing.assert_allclose(sums[:, 4] + sums[:, 5] + rest, sums[:, 0], rtol=1e-5)
+        np.testing.assert_allclose(sums[:, 1] + sums[:, 2], sums[:, 0], rtol=1e-5)
+        # the pixels too: em + had never exceed the total
+        assert (img[..., 4] + img[..., 5] <= img[..., 0] * (1 + 1e-5) + 1e-5).all()
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_unknown_channel_is_named(backend):
+    jets, _ = mixed_jets(4, n=2)
+    with pytest.raises(ValueError, match="'hadronic'.*'em', 'had'"):
+        make_images(jets, {**OPTIONS, "channels": ["total", "hadronic"]}, backend=backend)
+
+
+def test_em_and_had_are_empty_without_pdg_ids():
+    # make_jets without pdgids: charge only, no pdgid field
+    jets = random_jets(5, n=6)
+    opts = {**OPTIONS, "channels": ALL_CHANNELS, "rotate": "subjet", "flip": "parity"}
+    for backend in ("numba", "numpy"):
+        img, _ = make_images(jets, opts, backend=backend)
+        assert img[..., 0].sum() > 0 and img[..., 1].sum() > 0
+        assert not img[..., 4].any() and not img[..., 5].any()

@@ -1,4 +1,5 @@
-"""End to end: the real Snakemake workflow on a tiny configuration (a few hundred events, one epoch)."""
+"""End to end: the real Snakemake workflow on a tiny two-study configuration (a jet study and an
+event study, a few hundred events each, one epoch), built by one run."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import pytest
 import uproot
 import yaml
 
-from jetimage.io import read_images
+from jetimage.io import read_images, read_run
+from jetimage.plots import FIGURES
 
-from .conftest import REPO, tiny_raw_config
+from .conftest import REPO, tiny_event_config, tiny_raw_config
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
@@ -23,25 +25,44 @@ def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
          "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True, text=True, timeout=1800,
     )
+
+
+def two_studies() -> dict:
+    """``studies: {tiny: <tiny jet study>, tinyev: <tiny event study>}``, seed and generation shared
+    (the event study keeps its own generation, as in config.yaml)."""
+    jets, events = tiny_raw_config(n_events=300, study="tiny"), tiny_event_config()
+    shared = {"seed": jets.pop("seed"), "generation": jets.pop("generation")}
+    events.pop("seed")
+    jets.pop("study"), events.pop("study")
+    return {**shared, "studies": {"tiny": jets, "tinyev": events}}
 
 
 @pytest.fixture(scope="module")
 def workflow_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("workflow")
-    raw = tiny_raw_config(n_events=300, study="tiny")
+    raw = two_studies()
     (workdir / "config.yaml").write_text(yaml.safe_dump(raw))
     proc = _snakemake(workdir)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return workdir, raw
 
 
+def _figures(out: Path, kind: str) -> None:
+    for name in FIGURES[kind]:
+        assert (out / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert (out / "plots" / f"{name}.pdf").read_bytes()[:5] == b"%PDF-", name
+    other = "events" if kind == "jets" else "jets"
+    foreign = set(FIGURES[other]) - set(FIGURES[kind])
+    assert not any((out / "plots" / f"{name}.png").exists() for name in foreign)
+
+
 @pytest.mark.slow
 def test_workflow_writes_every_output(workflow_run):
     workdir, raw = workflow_run
     out = workdir / "results" / "tiny"
-    for sample in raw["samples"]:
+    for sample in raw["studies"]["tiny"]["samples"]:
         shards = sorted((out / "samples" / sample["name"]).glob("shard*.root"))
         assert len(shards) == sample["n_shards"]
         for shard in shards:
@@ -63,10 +84,7 @@ def test_workflow_writes_every_output(workflow_run):
         assert metrics[tagger]["auc_err"] > 0
     # mass alone separates W from QCD even on a few hundred jets
     assert metrics["mass"]["auc"] > 0.7
-    for name in ("roc", "cnn_vs_mass", "cnn_vs_tau21", "cnn_vs_delta_r", "mean_images",
-                 "pixel_correlation", "training", "cnn_output"):
-        assert (out / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert (out / "plots" / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
+    _figures(out, "jets")
     steps = ["pixelization", "translation", "rotation", "flip", "normalization"]
     for mode in ("lorentz", "image"):
         assert list(metrics["preprocessing"][mode]) == steps
@@ -74,6 +92,48 @@ def test_workflow_writes_every_output(workflow_run):
     logs = list((workdir / "logs" / "tiny").rglob("*.log"))
     assert len(logs) >= 7 and all(p.stat().st_size > 0 for p in logs)
     assert list((out / "benchmarks").rglob("*.tsv"))
+
+
+@pytest.mark.slow
+def test_the_same_run_builds_the_event_study(workflow_run):
+    workdir, raw = workflow_run
+    study = raw["studies"]["tinyev"]
+    out = workdir / "results" / "tinyev"
+    gluino = study["samples"][0]
+    assert gluino["name"] == "gluino"
+    with uproot.open(out / "samples" / "gluino" / "shard0.root") as f:
+        assert f.classname_of("events") == "TTree" and "jets" not in f
+        events = f["events"]
+        # no skim: every generated event is stored, with its particles and fat jets
+        assert events.num_entries == gluino["n_events"]
+        assert {"particle_pt", "particle_pdgid", "fatjet_m", "n_fatjets", "pthat"} <= set(events.keys())
+    run = read_run(out / "samples" / "gluino" / "shard0.root")
+    assert run["n_generated"] == run["n_written"] == gluino["n_events"] and run["sigma_pb"] > 0
+    images = read_images([out / "images" / f"{s['name']}.h5" for s in study["samples"]],
+                         columns=["n_fatjets", "mj", "cut_pass"])
+    assert images["images"].shape[1:] == (16, 16, 3)
+    assert len(images["images"]) == sum(s["n_events"] for s in study["samples"])
+    assert set(np.unique(images["labels"])) == {0, 1}
+    text = (out / "metrics.json").read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    metrics = json.loads(text)
+    assert {"cnn", "n_fatjets", "mj", "factor"} <= set(metrics)
+    assert "fisher" not in metrics and "preprocessing" not in metrics
+    for tagger in ("cnn", "n_fatjets", "mj"):
+        assert 0.0 <= metrics[tagger]["auc"] <= 1.0
+        assert set(metrics[tagger]["rejection"]) == {"0.3", "0.5"}
+    assert metrics["factor"] is None or metrics["factor"] >= 0
+    # no skim: every event is stored, so the stored weights (pb) sum to the cross sections
+    assert metrics["presel_eff"] == {"signal": pytest.approx(1.0, rel=1e-5),
+                                     "background": pytest.approx(1.0, rel=1e-5)}
+    _figures(out, "events")
+    assert not (out / "plots" / "preprocessing.png").exists()
+    history = json.loads((out / "model" / "history.json").read_text())
+    assert len(history["loss"]) == 1
+    # each study gets its own validated configuration, with its kind's defaults
+    cfg = json.loads((out / "config.yaml").read_text())
+    assert cfg["kind"] == "events" and cfg["study"] == "tinyev" and cfg["train"]["model"] == "bhimji"
+    assert json.loads((workdir / "results" / "tiny" / "config.yaml").read_text())["kind"] == "jets"
 
 
 @pytest.mark.slow
@@ -85,13 +145,20 @@ def test_second_run_does_nothing(workflow_run):
 
 
 @pytest.mark.slow
-def test_bad_config_stops_the_workflow_with_the_key(tmp_path):
-    raw = tiny_raw_config(study="bad")
-    raw["samples"][0]["name"] = "../escape"
+@pytest.mark.parametrize("form", ["flat", "studies"])
+def test_bad_config_stops_the_workflow_with_the_key(tmp_path, form):
+    if form == "flat":
+        raw = tiny_raw_config(study="bad")
+        raw["samples"][0]["name"] = "../escape"
+        key = "samples[0].name"
+    else:
+        raw = two_studies()
+        raw["studies"]["tinyev"]["samples"][0]["name"] = "../escape"
+        key = "studies.tinyev.samples[0].name"
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
     proc = _snakemake(tmp_path, "--dry-run")
     assert proc.returncode != 0
-    assert "samples[0].name" in proc.stdout + proc.stderr
+    assert key in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
 
 
@@ -104,6 +171,10 @@ def test_report_and_lint(workflow_run):
     text = report.read_text(errors="replace")
     assert report.stat().st_size > 100_000 and "roc.png" in text and "metrics.json" in text
     assert "cnn_vs_mass.png" in text and "pixel_correlation.png" in text
+    assert "cnn_vs_mj.png" in text and "cnn_vs_n_fatjets.png" in text  # the event study's figures
+    assert "Studies of this run: tiny, tinyev." in text
+    # each figure is captioned for its study's kind (workflow/report/figure.rst)
+    assert "Mean jet image of W and QCD test jets" in text and "Mean whole-event images" in text
     proc = _snakemake(workdir, "--lint")
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr

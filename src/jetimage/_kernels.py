@@ -25,6 +25,9 @@ cache:
    every constituent whose taps all fall inside the image, its pixel index and the five
    ``moment`` weights (or the ``ngp`` pixel); the scatter loop then only adds them, and the
    general, bounds-checked path is left to the constituents near the edges or outside.
+   Other channel sets go through that general path, with each constituent's channel weights
+   computed first from its flag bits (:func:`jetimage.channels.flags`: charged, EM, hadron)
+   as :func:`jetimage.channels.channel_weights` does.
 
 Precision: the pixel contents are float32, so from step 1 (massless) or step 3 (massive) on the
 arithmetic is float32 as well: eight constituents per AVX2 instruction instead of four. Image
@@ -54,12 +57,16 @@ import math
 import numpy as np
 from numba import njit
 
-#: Codes of the options passed to :func:`lorentz_images`.
+from .channels import CHARGED, CODES, EM, HADRON
+
+#: Codes of the options passed to :func:`lorentz_images` (channels: :data:`jetimage.channels.CODES`).
 ROTATE_CODES = {"none": 0, "subjet": 1, "principal": 2}
 FLIP_CODES = {"none": 0, "parity": 1}
 DEPOSIT_CODES = {"ngp": 0, "moment": 1}
 NORMALIZE_CODES = {"none": 0, "l1": 1, "l2": 2}
-CHANNEL_CODES = {"total": 0, "charged": 1, "neutral": 2, "charged_count": 3}
+# channel codes and flag bits as compile-time constants of the kernel
+_TOTAL, _CHARGED_CH, _NEUTRAL = CODES["total"], CODES["charged"], CODES["neutral"]
+_COUNT, _EM_CH = CODES["charged_count"], CODES["em"]
 
 #: As :data:`jetimage.preprocess.PARITY_TOLERANCE` (radians).
 PARITY_TOLERANCE = 1e-5
@@ -240,7 +247,7 @@ def _eta_phi32(q: np.float32, x: np.float32, y: np.float32, z: np.float32,
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=_FASTMATH)
 def lorentz_images(
-    pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, e: np.ndarray, charge: np.ndarray,
+    pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, e: np.ndarray, flags: np.ndarray,
     offsets: np.ndarray, eta0: np.ndarray, phi0: np.ndarray, s2_eta: np.ndarray,
     s2_phi: np.ndarray, rotate: int, flip: int, use_e: bool, massless: bool,
     channels: np.ndarray, deposit: int, normalize: int, pixel_eta: float, pixel_phi: float,
@@ -253,8 +260,9 @@ def lorentz_images(
     pt, eta, phi, e
         ``(n_constituents,)`` float64 constituents (GeV, radians), consecutive per jet; ``e``
         is read only when ``massless`` is false (pass ``pt`` otherwise).
-    charge
-        ``(n_constituents,)`` int32 (units of e).
+    flags
+        ``(n_constituents,)`` int32 flag bits of :func:`jetimage.channels.flags` (read only
+        for channels other than one ``total``).
     offsets
         ``(n_jets + 1,)`` int64: jet ``j`` holds constituents ``[offsets[j], offsets[j + 1])``.
     eta0, phi0
@@ -269,7 +277,7 @@ def lorentz_images(
     massless
         Take ``E = pT cosh(eta)`` (calorimeter deposits) instead of ``e``.
     channels
-        ``(n_channels,)`` int64 codes of :data:`CHANNEL_CODES`.
+        ``(n_channels,)`` int64 codes of :data:`jetimage.channels.CODES`.
     pixel_eta, pixel_phi
         Pixel size (eta, radians).
     out
@@ -307,7 +315,7 @@ def lorentz_images(
     acc = np.zeros(npix * nch, dtype=F)  # the scratch image, kept zero between jets
     invs = np.empty(nch, dtype=F)
     single = nch == 1
-    total_only = single and channels[0] == 0
+    total_only = single and channels[0] == _TOTAL
     inv_pe, inv_pp = F(1.0 / pixel_eta), F(1.0 / pixel_phi)
     off_u, off_v = F(0.5 * ne), F(0.5 * nph)
     u_hi1, v_hi1 = F(ne - 1.0), F(nph - 1.0)  # last pixel index
@@ -323,7 +331,7 @@ def lorentz_images(
         mv = min(mp, n_total - c0)
         e0, p0 = eta0[j], phi0[j]
         pt_j, eta_j, phi_j = pt[c0:c0 + mv], eta[c0:c0 + mv], phi[c0:c0 + mv]
-        e_j, charge_j = e[c0:c0 + mv], charge[c0:c0 + mv]
+        e_j, flags_j = e[c0:c0 + mv], flags[c0:c0 + mv]
         # 2. (first) the rotation angle of the second subjet: without one, the principal
         # axis is summed during the translation
         ang = 0.0
@@ -424,20 +432,25 @@ def lorentz_images(
         for k in range(mp):
             uu[k] = fsign * uu[k] + off_u
         # 6. deposit into the float32 scratch image (pixel (a, b), channel c at
-        # (a * n_phi + b) * n_ch + c), channel contributions first
+        # (a * n_phi + b) * n_ch + c), channel contributions first (as channels.channel_weights)
         for k in range(0 if total_only else m):
             value = en[k] if use_e else ptn[k]
-            charged = charge_j[k] != 0
+            fl = flags_j[k]
+            charged = (fl & CHARGED) != 0
             for cc in range(nch):
                 code = channels[cc]
-                if code == 0:
+                if code == _TOTAL:
                     wch[k, cc] = value
-                elif code == 1:
+                elif code == _CHARGED_CH:
                     wch[k, cc] = value if charged else _F0
-                elif code == 2:
+                elif code == _NEUTRAL:
                     wch[k, cc] = _F0 if charged else value
-                else:
+                elif code == _COUNT:
                     wch[k, cc] = _F1 if charged else _F0
+                elif code == _EM_CH:
+                    wch[k, cc] = value if (fl & EM) != 0 else _F0
+                else:  # had
+                    wch[k, cc] = value if (fl & HADRON) != 0 else _F0
         stencil = total_only and deposit == 1
         # the L1 norm of one total channel: the sum of what is deposited (the five moment
         # weights of a constituent add up to its intensity), no pass over the pixels

@@ -1,8 +1,11 @@
-"""Load and validate the workflow configuration.
+"""Load and validate the configuration: one schema, shipped inside the package.
 
-The configuration is a YAML file checked against the JSON Schema in
-``workflow/schemas/config.schema.yaml``; absent keys get the schema's defaults. Errors name the
-file and the offending key, e.g. ``config.yaml: samples[1].class: 'sig' is not one of ...``.
+A configuration holds one study (its keys at the top level) or several under ``studies``
+(name -> study, with ``seed`` and ``generation`` shared). A study has a *kind*, ``jets`` or
+``events``: what one example is. Every stage takes the :class:`Config` of one study, a plain
+``dict`` with every default filled in. Defaults that depend on the kind are written in the
+schema as ``x-default-<kind>`` beside ``default``. Errors name the file and the offending key,
+e.g. ``config.yaml: samples[1].class: 'sig' is not one of ...``.
 """
 
 from __future__ import annotations
@@ -10,15 +13,21 @@ from __future__ import annotations
 import copy
 import zlib
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jsonschema
 import numpy as np
 import yaml
 
-#: The JSON Schema of the configuration, shipped with the workflow.
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+__all__ = ["Config", "ConfigError", "Kind", "SCHEMA_PATH", "derive_seed", "load", "load_studies",
+           "validate", "validate_studies"]
+
+#: The JSON Schema of the configuration (package data, so an installed wheel validates too).
+SCHEMA_PATH = Path(str(resources.files("jetimage") / "schema.yaml"))
+#: What one example of a study is.
+Kind = Literal["jets", "events"]
 
 
 class ConfigError(ValueError):
@@ -26,9 +35,13 @@ class ConfigError(ValueError):
 
 
 class Config(dict):
-    """A validated configuration: a plain ``dict`` with defaults filled in, plus helpers."""
+    """The validated configuration of one study: a ``dict`` with defaults filled in, plus helpers."""
 
     source: str = "<dict>"
+
+    @property
+    def kind(self) -> Kind:
+        return self["kind"]
 
     def sample(self, name: str) -> dict[str, Any]:
         """The sample called ``name``."""
@@ -55,38 +68,67 @@ def derive_seed(*keys: int) -> int:
     return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0])
 
 
-def _schema() -> dict[str, Any]:
+def _root_schema() -> dict[str, Any]:
     with open(SCHEMA_PATH) as f:
         return yaml.safe_load(f)
 
 
-def _fill_defaults(instance: Any, schema: dict[str, Any]) -> None:
-    """Insert the schema's defaults into ``instance`` in place (objects and arrays of objects)."""
+def _schema() -> dict[str, Any]:
+    """The schema of one study."""
+    return _root_schema()["$defs"]["study"]
+
+
+def _fill_defaults(instance: Any, schema: dict[str, Any], kind: str) -> None:
+    """Insert the schema's defaults (those of ``kind`` first) into ``instance``, in place."""
     if isinstance(instance, dict):
         for key, sub in schema.get("properties", {}).items():
-            if key not in instance and "default" in sub:
-                instance[key] = copy.deepcopy(sub["default"])
+            default = sub.get(f"x-default-{kind}", sub.get("default"))
+            if key not in instance and (f"x-default-{kind}" in sub or "default" in sub):
+                instance[key] = copy.deepcopy(default)
             if key in instance:
-                _fill_defaults(instance[key], sub)
+                _fill_defaults(instance[key], sub, kind)
     elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
         for item in instance:
-            _fill_defaults(item, schema["items"])
+            _fill_defaults(item, schema["items"], kind)
 
 
-def _path(error: jsonschema.ValidationError) -> str:
-    out = ""
+def _path(error: jsonschema.ValidationError, prefix: str = "") -> str:
+    out = prefix
     for part in error.absolute_path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "<top level>"
 
 
-def validate(raw: dict[str, Any], source: str = "<dict>") -> Config:
-    """Validate a configuration mapping and return it with defaults filled in.
+def _schema_errors(schema: dict[str, Any], instance: Any, source: str, prefix: str = "") -> list[str]:
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(instance),
+                    key=lambda e: [str(p) for p in e.path])
+    return [f"{source}: {_path(e, prefix)}: {e.message}" for e in errors]
+
+
+def _study(raw: dict[str, Any], source: str, prefix: str = "") -> Config:
+    """Validate one study and fill its defaults."""
+    cfg = copy.deepcopy(raw)
+    errors = _schema_errors(_schema(), cfg, source, prefix)
+    if errors:
+        raise ConfigError("invalid configuration\n  " + "\n  ".join(errors))
+    _fill_defaults(cfg, _schema(), cfg.get("kind", "jets"))
+    problems = list(_cross_checks(cfg))
+    if problems:
+        where = f"{source}: {prefix}." if prefix else f"{source}: "
+        raise ConfigError("invalid configuration\n  " + "\n  ".join(where + p for p in problems))
+    out = Config(cfg)
+    out.source = source
+    return out
+
+
+def validate_studies(raw: dict[str, Any], source: str = "<dict>") -> dict[str, Config]:
+    """Validate a configuration mapping: every study by name, with defaults filled in.
 
     Parameters
     ----------
     raw
-        The configuration as read from YAML. It is not modified.
+        The configuration as read from YAML: one study at the top level, or ``studies``. It is
+        not modified.
     source
         Name of the file it came from, used in error messages.
 
@@ -97,21 +139,28 @@ def validate(raw: dict[str, Any], source: str = "<dict>") -> Config:
     """
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the configuration must be a mapping, got {type(raw).__name__}")
-    schema = _schema()
-    cfg = copy.deepcopy(raw)
-    errors = sorted(
-        jsonschema.Draft202012Validator(schema).iter_errors(cfg), key=lambda e: list(e.path)
-    )
+    if "studies" not in raw:
+        study = _study(raw, source)
+        return {study["study"]: study}
+    errors = _schema_errors(_root_schema(), raw, source)
     if errors:
-        lines = [f"{source}: {_path(e)}: {e.message}" for e in errors]
-        raise ConfigError("invalid configuration\n  " + "\n  ".join(lines))
-    _fill_defaults(cfg, schema)
-    problems = list(_cross_checks(cfg))
-    if problems:
-        raise ConfigError("invalid configuration\n  " + "\n  ".join(f"{source}: {p}" for p in problems))
-    out = Config(cfg)
-    out.source = source
-    return out
+        raise ConfigError("invalid configuration\n  " + "\n  ".join(errors))
+    shared = {k: raw[k] for k in ("seed", "generation") if k in raw}
+    return {name: _study({**shared, **body, "study": name}, source, f"studies.{name}")
+            for name, body in raw["studies"].items()}
+
+
+def validate(raw: dict[str, Any], source: str = "<dict>", study: str | None = None) -> Config:
+    """The validated :class:`Config` of one study (``study``, or the only one)."""
+    studies = validate_studies(raw, source)
+    if study is None and len(studies) == 1:
+        return next(iter(studies.values()))
+    if study is None:
+        raise ConfigError(f"{source}: studies: the configuration holds several studies "
+                          f"{sorted(studies)}; name one (--study)")
+    if study not in studies:
+        raise ConfigError(f"{source}: studies: no study named {study!r}; have {sorted(studies)}")
+    return studies[study]
 
 
 def _cross_checks(cfg: dict[str, Any]) -> Iterator[str]:
@@ -122,15 +171,7 @@ def _cross_checks(cfg: dict[str, Any]) -> Iterator[str]:
     if classes != {"signal", "background"}:
         yield f"samples: need at least one signal and one background sample, got {sorted(classes)}"
     for i, s in enumerate(cfg["samples"]):
-        generated = "pythia" in s or "lhe" in s
-        if generated == ("files" in s):
-            yield (f"samples[{i}]: sample {s['name']!r} needs either pythia or lhe (generate it) "
-                   "or files (read it)")
-        if "lhe" in s and not Path(s["lhe"]).is_file():
-            yield f"samples[{i}].lhe: {s['lhe']}: no such file"
-        if generated and s["n_shards"] > s["n_events"]:
-            yield f"samples[{i}].n_shards: {s['n_shards']} shards for {s['n_events']} events"
-        s.setdefault("seed", zlib.crc32(s["name"].encode()))
+        yield from _sample_checks(s, f"samples[{i}]", cfg["kind"])
     jets = cfg["jets"]
     if jets["pt_max"] <= jets["pt_min"]:
         yield f"jets.pt_max: {jets['pt_max']} must be above jets.pt_min {jets['pt_min']}"
@@ -139,21 +180,62 @@ def _cross_checks(cfg: dict[str, Any]) -> Iterator[str]:
         yield f"train.split: fractions must sum to 1, got {sum(split.values()):g}"
 
 
-def load(path: str | Path) -> Config:
-    """Read a YAML configuration file (safe loader) and validate it.
+def _sample_checks(s: dict[str, Any], where: str, kind: str) -> Iterator[str]:
+    generated = "pythia" in s or "lhe" in s
+    if generated == ("files" in s):
+        yield f"{where}: sample {s['name']!r} needs either pythia or lhe (generate it) or files (read it)"
+    if "lhe" in s and not Path(s["lhe"]).is_file():
+        yield f"{where}.lhe: {s['lhe']}: no such file"
+    if generated and s["n_shards"] > s["n_events"]:
+        yield f"{where}.n_shards: {s['n_shards']} shards for {s['n_events']} events"
+    if kind == "events" and s["truth"] != "none":
+        yield f"{where}.truth: {s['truth']!r} labels jets; a study of kind events labels events by class"
+    if kind == "events" and "files" in s and s["preset"] != "delphes":
+        yield (f"{where}.preset: a study of kind events reads whole events: use preset delphes "
+               f"(the jetimage preset holds one jet per entry)")
+    if kind == "events" and s["cuts"]:
+        yield f"{where}.cuts: cuts select jets; a study of kind events selects events with events.selection"
+    if "slha" in s:
+        try:
+            slha_path(s["slha"])
+        except ConfigError as err:
+            yield f"{where}.slha: {err}"
+    s.setdefault("seed", zlib.crc32(s["name"].encode()))
 
-    Raises
-    ------
-    ConfigError
-        If the file is missing, is not YAML, or fails validation; the message names the file.
-    """
+
+def slha_path(name: str) -> Path:
+    """An SLHA file: a path, or the name of a file shipped in ``jetimage/data``."""
+    if Path(name).is_file():
+        return Path(name).resolve()
+    shipped = Path(str(resources.files("jetimage") / "data" / name))
+    if not shipped.is_file():
+        raise ConfigError(f"{name!r} is neither a file nor shipped in jetimage/data")
+    return shipped
+
+
+def _read(path: str | Path) -> Any:
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as err:
         raise ConfigError(f"{path}: cannot read configuration: {err.strerror}") from err
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
-    return validate(raw, source=str(path))
+
+
+def load_studies(path: str | Path) -> dict[str, Config]:
+    """Read a YAML configuration file (safe loader) and validate every study.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, is not YAML, or fails validation; the message names the file.
+    """
+    return validate_studies(_read(path), source=str(path))
+
+
+def load(path: str | Path, study: str | None = None) -> Config:
+    """Read a YAML configuration file and return the :class:`Config` of one study."""
+    return validate(_read(path), source=str(path), study=study)

@@ -24,15 +24,17 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .config import Config, ConfigError, derive_seed
-from .io import atomic_path, read_images
-from .train import dataset_split
+from .fatjets import EVENT_VARIABLES
+from .io import InputError, atomic_path, image_attrs, read_columns
+from .train import dataset_split, file_rows
 
 log = logging.getLogger(__name__)
 
@@ -298,128 +300,322 @@ def fisher_discriminant(train_images: np.ndarray, train_y: np.ndarray) -> Any:
     return lda
 
 
-def weighted_correlation(score: np.ndarray, pixels: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Per-pixel weighted Pearson correlation of ``score`` (``(n,)``) with ``pixels``
-    (``(n, ...)``); pixels without spread get 0. Returns an array of shape ``pixels.shape[1:]``."""
-    w = weights / max(weights.sum(), 1e-300)
-    p = pixels.reshape(len(pixels), -1).astype(np.float64)
-    ds = score - (w * score).sum()
-    dp = p - w @ p
-    cov = (w * ds) @ dp
-    var_p = w @ (dp * dp)
-    var_s = (w * ds * ds).sum()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        corr = cov / np.sqrt(var_p * var_s)
-    return np.nan_to_num(corr, nan=0.0, posinf=0.0, neginf=0.0).reshape(pixels.shape[1:])
+class ImageSummary:
+    """Per-class weighted mean images and the per-pixel correlation of a score with the pixel
+    intensity, accumulated block by block (float64 sums), so the images need not fit in memory.
+
+    The pixel intensity is the sum over the energy channels (every channel but ``charged_count``).
+    """
+
+    def __init__(self, channels: Sequence[str]) -> None:
+        self.use = [c != "charged_count" for c in channels] if len(channels) > 1 else [True]
+        self.sums: dict[str, Any] = {}
+
+    def add(self, images: np.ndarray, score: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> None:
+        """Accumulate ``(n, n_eta, n_phi, n_channels)`` images with their ``(n,)`` score, labels, weights."""
+        pix = images[..., np.asarray(self.use)].sum(axis=-1, dtype=np.float64)
+        flat = pix.reshape(len(pix), -1)
+        w = np.asarray(weights, np.float64)
+        terms = {"w": w.sum(), "ws": w @ score, "wss": w @ (score * score), "wp": w @ flat,
+                 "wpp": w @ (flat * flat), "wsp": (w * score) @ flat,
+                 "sig": (w * (labels == 1)) @ flat, "w_sig": w[labels == 1].sum(),
+                 "bkg": (w * (labels == 0)) @ flat, "w_bkg": w[labels == 0].sum()}
+        self.shape = pix.shape[1:]
+        for k, v in terms.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+
+    def result(self) -> dict[str, np.ndarray]:
+        """``mean_image_signal``, ``mean_image_background`` and ``corr_cnn_pixel``, ``(n_eta, n_phi)``;
+        pixels without spread get correlation 0."""
+        t = self.sums
+        mean_s, mean_p = t["ws"] / t["w"], t["wp"] / t["w"]
+        cov = t["wsp"] / t["w"] - mean_s * mean_p
+        var = (t["wpp"] / t["w"] - mean_p**2) * (t["wss"] / t["w"] - mean_s**2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            corr = np.nan_to_num(cov / np.sqrt(np.maximum(var, 0.0)), nan=0.0, posinf=0.0, neginf=0.0)
+        mean = {c: t[c] / t[f"w_{c}"] if t[f"w_{c}"] > 0 else np.zeros_like(t["wp"]) for c in ("sig", "bkg")}
+        return {"mean_image_signal": mean["sig"].reshape(self.shape),
+                "mean_image_background": mean["bkg"].reshape(self.shape),
+                "corr_cnn_pixel": corr.reshape(self.shape)}
 
 
-def _predict(model: Any, images: np.ndarray, rows: np.ndarray, batch: int = 4096) -> np.ndarray:
-    out = [model.predict(images[rows[i:i + batch]], batch_size=1024, verbose=0).ravel()
-           for i in range(0, len(rows), batch)]
-    return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+def iterate_rows(paths: Sequence[str | Path], rows: np.ndarray, block: int = 4096
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(rows, images)`` of the sorted global ``rows`` of several HDF5 image files, a block at
+    a time: one contiguous read per block, so memory is bounded by ``block`` rows' span."""
+    import h5py
+
+    offsets = np.r_[0, np.cumsum(file_rows(paths))]
+    for f, path in enumerate(paths):
+        local = rows[(rows >= offsets[f]) & (rows < offsets[f + 1])] - offsets[f]
+        with h5py.File(path, "r") as h5:
+            ds = h5["images"]
+            for i in range(0, len(local), block):
+                part = local[i:i + block]
+                yield part + offsets[f], ds[int(part[0]):int(part[-1]) + 1][part - part[0]]
+
+
+def predict(model: Any, paths: Sequence[str | Path], rows: np.ndarray,
+            summary: tuple[ImageSummary, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Model scores ``(len(rows),)`` of the sorted ``rows``, streamed from the image files.
+
+    With ``summary = (ImageSummary, labels, weights)`` (per global row) the images are also
+    accumulated into the summary, in the same pass.
+    """
+    out = []
+    for r, images in iterate_rows(paths, rows):
+        score = model.predict(images, batch_size=1024, verbose=0).ravel().astype(np.float64)
+        if summary is not None:
+            summary[0].add(images, score, summary[1][r], summary[2][r])
+        out.append(score)
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def working_point(eps_s: np.ndarray, eps_b: np.ndarray, target_eps_b: float) -> float:
+    """Signal efficiency of the ROC curve at background efficiency ``target_eps_b``.
+
+    The ROC is a step function over thresholds; linear interpolation between its points
+    (increasing ``eps_b``) is used, taking the largest ``eps_s`` at ties.
+    """
+    order = np.lexsort((eps_s, eps_b))
+    b, s = eps_b[order], eps_s[order]
+    ub, last = np.unique(b[::-1], return_index=True)
+    return float(np.interp(target_eps_b, ub, s[::-1][last]))
+
+
+def _factor(roc: FastROC, y: np.ndarray, w: np.ndarray, cut: np.ndarray) -> tuple[float, float, float]:
+    """(cut-based eps_S, eps_B, CNN eps_S at that eps_B) for weights ``w``."""
+    sig, bkg = y == 1, y == 0
+    ws, wb = w[sig].sum(), w[bkg].sum()
+    cs, cb = (w[sig & cut].sum() / ws, w[bkg & cut].sum() / wb) if ws > 0 and wb > 0 else (0.0, 0.0)
+    return cs, cb, working_point(*roc.curve(w), cb)
+
+
+def bootstrap_factor(score: np.ndarray, y: np.ndarray, w: np.ndarray, cut: np.ndarray,
+                     n: int, seed: int) -> dict[str, float]:
+    """Spread of the CNN / cut-based signal-efficiency factor over ``n`` Poisson-bootstrap replicas.
+
+    Each replica multiplies every test event's weight by a Poisson(1) count (the method of
+    :func:`tagger_metrics`) and recomputes the cut-based efficiencies, the CNN ROC and the working
+    point; the model stays fixed. Returns the standard deviation and 16/50/84 % quantiles of the
+    factor, the relative spread of the cut-based background efficiency and the fraction of
+    replicas with a factor of at least 1.5.
+    """
+    rng = np.random.default_rng(seed)
+    roc = FastROC(score, y)
+    factors, cut_bs = [], []
+    for _ in range(n):
+        cs, cb, cnn_s = _factor(roc, y, w * rng.poisson(1.0, len(w)), cut)
+        if cs > 0:
+            factors.append(cnn_s / cs)
+            cut_bs.append(cb)
+    f, cb = np.asarray(factors), np.asarray(cut_bs)
+    if len(f) < 2:
+        log.warning("the factor's bootstrap has %d usable replicas: no uncertainty", len(f))
+        return {"n": len(f)}
+    q16, q50, q84 = np.percentile(f, [16, 50, 84])
+    return {"n": len(f), "factor_std": float(f.std(ddof=1)), "factor_q16": float(q16),
+            "factor_median": float(q50), "factor_q84": float(q84),
+            "cut_bkg_eff_rel_std": float(cb.std(ddof=1) / cb.mean()) if cb.mean() > 0 else float("nan"),
+            "fraction_factor_ge_1p5": float((f >= 1.5).mean())}
+
+
+def _class_sigma(paths: Sequence[str | Path]) -> dict[int, float]:
+    """Cross section (pb) of all generated examples per class (1 signal), from the file attributes."""
+    out = {0: 0.0, 1: 0.0}
+    for path in paths:
+        attrs = image_attrs(path)
+        out[1 if attrs["class"] == "signal" else 0] += float(attrs.get("sigma_pb", float("nan")))
+    return out
+
+
+@dataclass
+class Examples:
+    """What evaluation reads of the test examples: labels, weights, per-example columns, split."""
+
+    labels: np.ndarray
+    weights: np.ndarray
+    columns: dict[str, np.ndarray]
+    split: dict[str, np.ndarray]
+    selected: np.ndarray  # (n,) bool: inside the selection (the jets' mass window; else all)
+
+
+def _jet_examples(cfg: Config, paths: Sequence[str | Path]) -> Examples:
+    ecfg = cfg["evaluate"]
+    data = read_columns(paths, ["labels", "weights", "jet_m", "tau21", "delta_r", "jet_pt"])
+    labels, weights = data.pop("labels").astype(int), data.pop("weights").astype(np.float64)
+    window = ecfg["mass_window"]
+    if window is not None and not window[0] < window[1]:
+        raise ConfigError(f"evaluate.mass_window: {window} must be [lo, hi] with lo < hi (GeV)")
+    mass = data["jet_m"].astype(np.float64)
+    inside = (mass > window[0]) & (mass < window[1]) if window is not None else np.ones(len(mass), bool)
+    if ecfg["reweight_pt"]:
+        j = cfg["jets"]
+        weights[inside] = pt_weights(data["jet_pt"][inside].astype(np.float64), labels[inside],
+                                     weights[inside], ecfg["pt_bins"], (j["pt_min"], j["pt_max"]))
+    return Examples(labels, weights, data, dataset_split(cfg, len(labels)), inside)
+
+
+def _event_examples(cfg: Config, paths: Sequence[str | Path]) -> Examples:
+    data = read_columns(paths, ["labels", "weights", *EVENT_VARIABLES])
+    labels, weights = data.pop("labels").astype(int), data.pop("weights").astype(np.float64)
+    return Examples(labels, weights, data, dataset_split(cfg, len(labels)), np.ones(len(labels), bool))
+
+
+def _jet_baselines(cfg: Config, paths: Sequence[str | Path], ex: Examples, cnn: dict[str, np.ndarray]
+                   ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Jet taggers on every test jet: likelihood ratios of the jet variables, Fisher, CNN + mass."""
+    ecfg, y, w, c = cfg["evaluate"], ex.labels, ex.weights, ex.columns
+    tr, va = (ex.split[k][ex.selected[ex.split[k]]] for k in ("train", "validation"))
+    te = ex.split["test"]
+    scores = {}
+    for name, (column, value_range) in BASELINES.items():
+        x = c[column].astype(np.float64)
+        scores[name] = likelihood_ratio(x[tr], y[tr], w[tr], x[te], ecfg["likelihood_bins"], value_range)
+    b2 = bins_2d(ecfg["likelihood_bins_2d"], len(tr))
+    mt = np.c_[c["jet_m"], c["tau21"]].astype(np.float64)
+    scores["mass_tau21"] = likelihood_ratio_2d(mt[tr], y[tr], w[tr], mt[te],
+                                               (quantile_edges(mt[tr, 0], b2), quantile_edges(mt[tr, 1], b2)))
+    train_images = np.concatenate([im for _, im in iterate_rows(paths, tr)]) if len(tr) else None
+    fisher = fisher_discriminant(train_images, y[tr])
+    del train_images
+    scores["fisher"] = np.concatenate([fisher.decision_function(im.reshape(len(im), -1).astype(np.float64))
+                                       for _, im in iterate_rows(paths, te)])
+    b2, mass = bins_2d(ecfg["likelihood_bins_2d"], len(va)), c["jet_m"].astype(np.float64)
+    cm_val = np.c_[cnn["validation"], mass[va]]
+    scores["cnn_mass"] = likelihood_ratio_2d(cm_val, y[va], w[va], np.c_[cnn["test"], mass[te]],
+                                             (quantile_edges(cm_val[:, 0], b2), quantile_edges(mass[va], b2)))
+    extra = {"selection": {"mass_window": ecfg["mass_window"], "reweight_pt": ecfg["reweight_pt"]}}
+    return scores, extra
+
+
+def _event_baselines(cfg: Config, paths: Sequence[str | Path], ex: Examples, cnn: dict[str, np.ndarray]
+                     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Event taggers: the number of fat jets, M_J; and the cut-based working point with the factor."""
+    te = ex.split["test"]
+    scores = {k: ex.columns[k][te].astype(np.float64) for k in ("n_fatjets", "mj")}
+    return scores, cut_based(cfg, paths, cnn["test"], ex.labels[te], ex.weights[te],
+                             ex.columns["cut_pass"][te].astype(bool))
+
+
+def cut_based(cfg: Config, paths: Sequence[str | Path], score: np.ndarray, y: np.ndarray,
+              w: np.ndarray, cut: np.ndarray) -> dict[str, Any]:
+    """The CNN against the cut-based selection of arXiv:1711.03573 on the test events.
+
+    Efficiencies are weighted. ``*_presel`` efficiencies are relative to the stored
+    (preselected) events; the others are absolute: times the preselection efficiency (stored
+    weight / cross section of the class). The CNN selection is "preselection and score > c", so
+    its working point at the cut-based background efficiency compares like with like.
+    ``factor`` = CNN signal efficiency / cut-based signal efficiency at that working point.
+    """
+    sigma = _class_sigma(paths)
+    wsum = read_columns(paths, ["labels", "weights"])
+    presel = {c: float(wsum["weights"][wsum["labels"] == c].sum() / sigma[c])
+              if np.isfinite(sigma[c]) and sigma[c] > 0 else 1.0 for c in (0, 1)}
+    cs, cb, cnn_s = _factor(FastROC(score, y), y, w, cut)
+    bkg_pass = (y == 0) & cut
+    out: dict[str, Any] = {
+        "cut_sig_eff": cs * presel[1], "cut_bkg_eff": cb * presel[0],
+        "cnn_sig_eff_at_cut_bkg_eff": cnn_s * presel[1],
+        "factor": cnn_s / cs if cs > 0 else float("nan"),
+        "cut_sig_eff_presel": cs, "cut_bkg_eff_presel": cb, "cnn_sig_eff_at_cut_bkg_eff_presel": cnn_s,
+        "presel_eff": {"signal": presel[1], "background": presel[0]},
+        "n_passing_cuts": {"signal": int(((y == 1) & cut).sum()), "background": int(bkg_pass.sum())},
+        "background_effective_entries_passing_cuts": float(
+            w[bkg_pass].sum() ** 2 / max((w[bkg_pass] ** 2).sum(), 1e-300)),
+        "sigma_pb": {"signal": sigma[1], "background": sigma[0]},
+    }
+    if cs <= 0:
+        log.warning("no signal test event passes the cut-based selection: the factor is null")
+        return out
+    out["bootstrap"] = bootstrap_factor(score, y, w, cut, cfg["evaluate"]["bootstrap"],
+                                        derive_seed(cfg["seed"], BOOTSTRAP_STREAM))
+    out["factor_err"] = out["bootstrap"].get("factor_std", float("nan"))
+    log.info("cut-based eps_S %.4g eps_B %.3g; CNN eps_S at that eps_B %.4g: factor %.2f +- %.2f; "
+             "%d background test events pass the cuts", out["cut_sig_eff"], out["cut_bkg_eff"],
+             out["cnn_sig_eff_at_cut_bkg_eff"], out["factor"], out["factor_err"], bkg_pass.sum())
+    return out
+
+
+#: Per study kind: how the test examples are read, and the physics baselines beside the CNN.
+KINDS = {"jets": (_jet_examples, _jet_baselines), "events": (_event_examples, _event_baselines)}
+#: Every tagger of ``metrics.json`` per kind, in the order of the plots' legends.
+TAGGERS_OF = {"jets": TAGGERS, "events": ("cnn", "n_fatjets", "mj")}
+
+
+def _check_classes(ex: Examples, paths: Sequence[str | Path]) -> None:
+    te = ex.split["test"][ex.selected[ex.split["test"]]]
+    for cls, name in ((1, "signal"), (0, "background")):
+        if not (ex.labels[te] == cls).any():
+            raise InputError(f"{', '.join(map(str, paths))}: the test split holds no {name} example "
+                             f"(of {len(te)}): no efficiency can be computed; generate more examples "
+                             "or enlarge train.split.test")
 
 
 def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
              metrics_path: str | Path, scores_path: str | Path | None = None,
              preprocessing_path: str | Path | None = None) -> dict[str, Any]:
-    """Score the test split with the CNN and every baseline; write ``metrics.json``.
+    """Score the test split with the CNN and the baselines of the study's kind; write ``metrics.json``.
 
     Returns
     -------
     dict
         ``{tagger: {"auc": x, "auc_err": dx, "rejection": {"0.3": r, ...},
-        "rejection_err": {"0.3": dr, ...}, "n_bootstrap": b}}`` for every name of
-        :data:`TAGGERS`; ``n_test`` (test jets per class, inside the mass window if any);
-        ``selection`` (the mass window and pT reweighting used); and, when
-        ``preprocessing_path`` is given, ``preprocessing``: the image-mass study of
-        :func:`jetimage.diagnostics.run_study`. Non-finite numbers are written as ``null``
-        (:func:`json_safe`).
+        "rejection_err": {"0.3": dr, ...}, "n_bootstrap": b}}`` for every tagger of the kind
+        (:data:`TAGGERS_OF`); ``n_test`` (test examples per class, inside the jets' mass window if
+        any); the kind's own keys: jets ``selection`` (mass window, pT reweighting) and, with
+        ``preprocessing_path``, ``preprocessing`` (:func:`jetimage.diagnostics.run_study`);
+        events the cut-based working point and ``factor`` (:func:`cut_based`). Non-finite numbers
+        are written as ``null`` (:func:`json_safe`).
 
-    The scores file (``.npz``) holds every test jet, also those outside the mass window
-    (``in_window`` flags them), so that the plots can show what a CNN cut does to the mass:
-    ``labels``, ``weights`` (pT-reweighted if configured), ``score_<tagger>``, the jet
-    variables ``mass``, ``tau21``, ``delta_r``, ``jet_pt``, and, from the test jets in the
-    window, ``mean_image_signal``, ``mean_image_background`` (weighted means of the images
-    summed over channels, ``(n_eta, n_phi)``) and ``corr_cnn_pixel`` (correlation of the CNN
-    output with each pixel's intensity).
+    The scores file (``.npz``) holds every test example, also those outside the mass window
+    (``in_window`` flags them): ``labels``, ``weights``, ``score_<tagger>``, the kind's variables,
+    and from the selected test examples ``mean_image_signal``, ``mean_image_background`` and
+    ``corr_cnn_pixel`` (:class:`ImageSummary`).
     """
     import keras
 
-    ecfg = cfg["evaluate"]
-    effs = ecfg["efficiencies"]
-    data = read_images(inputs, columns=["jet_m", "tau21", "delta_r", "jet_pt"])
-    images = data["images"]
-    labels, weights = data["labels"].astype(int), data["weights"].astype(np.float64)
-    mass = data["jet_m"].astype(np.float64)
-    window = ecfg["mass_window"]
-    if window is not None and not window[0] < window[1]:
-        raise ConfigError(f"evaluate.mass_window: {window} must be [lo, hi] with lo < hi (GeV)")
-    in_window = ((mass > window[0]) & (mass < window[1]) if window is not None
-                 else np.ones(len(labels), bool))
-    if ecfg["reweight_pt"]:
-        j = cfg["jets"]
-        weights = weights.copy()
-        weights[in_window] = pt_weights(data["jet_pt"][in_window].astype(np.float64),
-                                        labels[in_window], weights[in_window], ecfg["pt_bins"],
-                                        (j["pt_min"], j["pt_max"]))
-    split = dataset_split(cfg, len(labels))
-    tr = split["train"][in_window[split["train"]]]
-    va = split["validation"][in_window[split["validation"]]]
-    te_all = split["test"]
-    te = te_all[in_window[te_all]]
-    log.info("evaluating on %d test jets (%d in the mass window %s), pT reweighting %s",
-             len(te_all), len(te), window, ecfg["reweight_pt"])
+    from . import models  # noqa: F401  (registers the model's custom layers for loading)
 
+    read_examples, baselines = KINDS[cfg.kind]
+    ex = read_examples(cfg, inputs)
+    _check_classes(ex, inputs)
     model = keras.saving.load_model(model_path, safe_mode=True)
-    cnn_val = _predict(model, images, va)
-    scores: dict[str, np.ndarray] = {"cnn": _predict(model, images, te_all)}
-    for name, (column, value_range) in BASELINES.items():
-        x = data[column].astype(np.float64)
-        scores[name] = likelihood_ratio(x[tr], labels[tr], weights[tr], x[te_all],
-                                        ecfg["likelihood_bins"], value_range)
-    b2 = bins_2d(ecfg["likelihood_bins_2d"], len(tr))
-    mt = np.c_[mass, data["tau21"].astype(np.float64)]
-    scores["mass_tau21"] = likelihood_ratio_2d(
-        mt[tr], labels[tr], weights[tr], mt[te_all],
-        (quantile_edges(mt[tr, 0], b2), quantile_edges(mt[tr, 1], b2)))
-    b2 = bins_2d(ecfg["likelihood_bins_2d"], len(va))
-    fisher = fisher_discriminant(images[tr], labels[tr])
-    scores["fisher"] = fisher.decision_function(
-        images[te_all].reshape(len(te_all), -1).astype(np.float64))
-    cm_val = np.c_[cnn_val, mass[va]]
-    scores["cnn_mass"] = likelihood_ratio_2d(
-        cm_val, labels[va], weights[va], np.c_[scores["cnn"], mass[te_all]],
-        (quantile_edges(cnn_val, b2), quantile_edges(mass[va], b2)))
-
-    sel = in_window[te_all]
-    seed = derive_seed(cfg["seed"], BOOTSTRAP_STREAM)
-    metrics: dict[str, Any] = {
-        name: tagger_metrics(scores[name][sel], labels[te], weights[te], effs,
-                             ecfg["bootstrap"], seed)
-        for name in TAGGERS
-    }
-    metrics["n_test"] = {"signal": int((labels[te] == 1).sum()),
-                         "background": int((labels[te] == 0).sum())}
-    metrics["selection"] = {"mass_window": window, "reweight_pt": ecfg["reweight_pt"]}
+    te = ex.split["test"]
+    sel = ex.selected[te]
+    summary = ImageSummary(cfg["images"]["channels"])
+    w_summary = np.where(ex.selected, ex.weights, 0.0)
+    cnn = {"test": predict(model, inputs, te, (summary, ex.labels, w_summary))}
+    if cfg.kind == "jets":
+        va = ex.split["validation"]
+        cnn["validation"] = predict(model, inputs, va[ex.selected[va]])
+    scores, extra = baselines(cfg, inputs, ex, cnn)
+    scores = {"cnn": cnn["test"], **scores}
+    metrics = _metrics(cfg, scores, ex.labels[te][sel], ex.weights[te][sel], sel)
+    metrics.update(extra)
     if preprocessing_path is not None:
         metrics["preprocessing"] = json.loads(Path(preprocessing_path).read_text())
-    for name in TAGGERS:
-        log.info("%-10s AUC %.4f  1/eps_B %s", name, metrics[name]["auc"], metrics[name]["rejection"])
     with atomic_path(metrics_path) as tmp:
         tmp.write_text(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n")
     if scores_path is not None:
-        img = images[te].sum(axis=-1)
-        sig = labels[te] == 1
-        extra = {
-            "mean_image_signal": np.average(img[sig], axis=0, weights=weights[te][sig])
-            if sig.any() else np.zeros(img.shape[1:]),
-            "mean_image_background": np.average(img[~sig], axis=0, weights=weights[te][~sig])
-            if (~sig).any() else np.zeros(img.shape[1:]),
-            "corr_cnn_pixel": weighted_correlation(scores["cnn"][sel], img, weights[te]),
-        }
+        columns = {k: v[te] for k, v in ex.columns.items()}
+        if cfg.kind == "jets":
+            columns = {"mass": columns.pop("jet_m"), **columns}
         with atomic_path(scores_path) as tmp:
-            np.savez(tmp, labels=labels[te_all], weights=weights[te_all], in_window=sel,
-                     **{f"score_{k}": v for k, v in scores.items()},
-                     mass=mass[te_all], tau21=data["tau21"][te_all], delta_r=data["delta_r"][te_all],
-                     jet_pt=data["jet_pt"][te_all], **extra)
+            np.savez(tmp, labels=ex.labels[te], weights=ex.weights[te], in_window=sel,
+                     **{f"score_{k}": v for k, v in scores.items()}, **columns, **summary.result())
+    return metrics
+
+
+def _metrics(cfg: Config, scores: dict[str, np.ndarray], y: np.ndarray, w: np.ndarray,
+             sel: np.ndarray) -> dict[str, Any]:
+    ecfg = cfg["evaluate"]
+    seed = derive_seed(cfg["seed"], BOOTSTRAP_STREAM)
+    metrics: dict[str, Any] = {
+        name: tagger_metrics(scores[name][sel], y, w, ecfg["efficiencies"], ecfg["bootstrap"], seed)
+        for name in TAGGERS_OF[cfg.kind]
+    }
+    for name in TAGGERS_OF[cfg.kind]:
+        log.info("%-10s AUC %.4f  1/eps_B %s", name, metrics[name]["auc"], metrics[name]["rejection"])
+    metrics["n_test"] = {"signal": int((y == 1).sum()), "background": int((y == 0).sum())}
     return metrics

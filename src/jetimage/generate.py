@@ -16,8 +16,9 @@ import awkward as ak
 import numpy as np
 
 from . import jets as jetlib
-from .config import Config
-from .io import JetTreeWriter
+from .config import Config, slha_path
+from .fatjets import event_variables, fat_jets
+from .io import LAYOUTS, TreeWriter
 
 log = logging.getLogger(__name__)
 
@@ -160,13 +161,93 @@ def build_jets(particles: ak.Array, jet_cfg: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def particle_records(particles: ak.Array) -> ak.Array:
+    """``(n, var)`` records ``pt, eta, phi, e, charge, pdgid`` of particles given as ``px, py, pz, E``."""
+    kin = jetlib.kinematics(particles.px, particles.py, particles.pz, particles.E)
+    return ak.zip({"pt": kin["pt"], "eta": kin["eta"], "phi": kin["phi"], "e": particles.E,
+                   "charge": particles.charge, "pdgid": particles.pdgid})
+
+
+def event_rows(particles: ak.Array, weights: np.ndarray, ev_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The rows of an ``events`` tree (:data:`jetimage.io.EVENTS`) for a batch of events.
+
+    Fat jets are clustered from ``particles``; with ``events.skim`` only events passing the
+    preselection (``n_min`` fat jets, leading pT) are kept. ``event`` is the row in the batch.
+    """
+    jets = fat_jets(particles, ev_cfg["fatjet_R"], ev_cfg["fatjet_pt_store"])
+    keep = (event_variables(jets, ev_cfg["selection"])["presel"] if ev_cfg["skim"]
+            else np.ones(len(weights), bool))
+    rows = np.flatnonzero(keep)
+    return {"event": rows, "weight": np.asarray(weights)[rows], "pthat": np.full(len(rows), np.nan),
+            "particles": particle_records(particles[rows]), "fatjets": jets[rows]}
+
+
+def _jet_records(cfg: Config, s: dict[str, Any], pythia, batch: ak.Array, weights: np.ndarray
+                 ) -> dict[str, Any]:
+    jet_cfg = cfg["jets"]
+    jets = build_jets(final_state(pythia, batch, jet_cfg["particle_eta_max"]), jet_cfg)
+    rows = jets["event"]
+    jets["label"] = np.zeros(len(rows), dtype=np.int32)
+    if s.get("truth", "none") == "W":
+        quarks = w_decay_quarks(batch)[rows]
+        jets["label"] = jetlib.truth_match(jets["jet_eta"], jets["jet_phi"], quarks.eta, quarks.phi,
+                                           jet_cfg["truth_match_dr"]).astype(np.int32)
+    jets["weight"] = weights[rows]
+    return jets
+
+
+def _event_records(cfg: Config, s: dict[str, Any], pythia, batch: ak.Array, weights: np.ndarray
+                   ) -> dict[str, Any]:
+    ev = cfg["events"]
+    out = event_rows(final_state(pythia, batch, ev["particle_eta_max"]), weights, ev)
+    out["pthat"] = np.sqrt(ak.to_numpy(batch.info.pT2Hat))[out["event"]]
+    return out
+
+
+#: What a generated record holds, per study kind: rows of the kind's tree for one batch.
+RECORDS = {"jets": _jet_records, "events": _event_records}
+
+
+def _forbidden(batch: ak.Array, pdgids: list[int]) -> int:
+    """Events of the batch with a final-state particle whose |PDG id| is in ``pdgids``."""
+    if not pdgids:
+        return 0
+    ids = ak.to_numpy(ak.flatten(abs(batch.prt.id[batch.prt.status > 0])))
+    counts = ak.to_numpy(ak.num(batch.prt.id[batch.prt.status > 0]))
+    bad = np.repeat(np.arange(len(counts)), counts)[np.isin(ids, pdgids)]
+    return len(np.unique(bad))
+
+
+def shard_events(n_events: int, n_shards: int, shard: int) -> tuple[int, int]:
+    """``(first_event, n)`` of one shard: even split, the first ``n_events % n_shards`` get one more."""
+    base, extra = divmod(n_events, n_shards)
+    return shard * base + min(shard, extra), base + (shard < extra)
+
+
+def pythia_commands(cfg: Config, s: dict[str, Any], first_event: int) -> list[str]:
+    """Every Pythia command of one shard: the common ones, the SLHA file, the LHE file, the sample's."""
+    commands = list(cfg["generation"]["common"])
+    if "slha" in s:
+        commands.append(f"SLHA:file = {slha_path(s['slha'])}")
+    if "lhe" in s:
+        # Pythia showers the file's events; this shard starts after the earlier shards' events
+        commands += ["Beams:frameType = 4", f"Beams:LHEF = {s['lhe']}",
+                     f"Beams:nSkipLHEFatInit = {first_event}"]
+    return commands + list(s.get("pythia", []))
+
+
 def generate(cfg: Config, sample: str, shard: int, output: str | Path) -> int:
-    """Generate one shard of a sample and write its jets to a ROOT file.
+    """Generate one shard of a sample and write its records to a ROOT file.
+
+    What a record is depends on the study's kind (:data:`RECORDS`): a trimmed jet with its
+    substructure and constituents (tree ``jets``), or a whole event with its visible particles
+    and fat jets (tree ``events``). Every file also holds the ``run`` summary (events generated,
+    sum of the Pythia weights, cross section), from which the image stage forms weights in pb.
 
     Parameters
     ----------
     cfg
-        The validated configuration.
+        The validated configuration of the study.
     sample
         Name of a sample in ``cfg["samples"]``.
     shard
@@ -178,60 +259,51 @@ def generate(cfg: Config, sample: str, shard: int, output: str | Path) -> int:
     Returns
     -------
     int
-        Number of jets written.
+        Number of records written.
     """
     s = cfg.sample(sample)
     if not 0 <= shard < s["n_shards"]:
         raise ValueError(f"shard {shard} out of range for sample {sample!r} ({s['n_shards']} shards)")
-    n_events = s["n_events"] // s["n_shards"] + (shard < s["n_events"] % s["n_shards"])
-    first_event = shard * (s["n_events"] // s["n_shards"]) + min(shard, s["n_events"] % s["n_shards"])
+    first_event, n_events = shard_events(s["n_events"], s["n_shards"], shard)
     seed = cfg.shard_seed(sample, shard)
-    gen = cfg["generation"]
-    jet_cfg = cfg["jets"]
     log.info("%s shard %d: %d events, Pythia seed %d", sample, shard, n_events, seed)
-    commands = gen["common"] + s.get("pythia", [])
-    if "lhe" in s:
-        # Pythia showers the file's events; this shard starts after the earlier shards' events
-        commands += ["Beams:frameType = 4", f"Beams:LHEF = {s['lhe']}",
-                     f"Beams:nSkipLHEFatInit = {first_event}"]
-    pythia = make_pythia(commands, seed, gen["sqrt_s"])
-    truth = s.get("truth", "none")
-    done = 0
-    start = time.perf_counter()
-    with JetTreeWriter(output) as writer:
-        while done < n_events:
-            n = min(gen["batch_size"], n_events - done)
-            batch = pythia.nextBatch(n, "skip")
-            if "lhe" in s and len(batch) < n and pythia.infoPython().atEndOfFile():
-                log.warning("%s shard %d: the LHE file %s ended after %d of %d events",
-                            sample, shard, s["lhe"], done + len(batch), n_events)
-                n_events = done + len(batch)
-            particles = final_state(pythia, batch, jet_cfg["particle_eta_max"])
-            jets = build_jets(particles, jet_cfg)
-            rows = jets["event"]
-            if truth == "W":
-                quarks = w_decay_quarks(batch)[rows]
-                label = jetlib.truth_match(
-                    jets["jet_eta"], jets["jet_phi"], quarks.eta, quarks.phi,
-                    jet_cfg["truth_match_dr"],
-                ).astype(np.int32)
-            else:
-                label = np.zeros(len(rows), dtype=np.int32)
-            weights = ak.to_numpy(batch.info.weights[:, 0]) if len(batch) else np.ones(0)
-            jets["weight"] = weights[rows]
-            jets["label"] = label
-            jets["event"] = first_event + done + rows
-            writer.extend(jets)
-            done += len(batch) if "lhe" in s else n
-            rate = done / (time.perf_counter() - start)
-            log.info(
-                "%s shard %d: %d/%d events, %d jets so far, %.0f events/s, %.0f s left",
-                sample, shard, done, n_events, writer.n_jets, rate,
-                (n_events - done) / rate,
-            )
-    info = pythia.infoPython()
-    log.info(
-        "%s shard %d: done, %d jets; sigma_gen = %.4g +- %.2g mb",
-        sample, shard, writer.n_written, info.sigmaGen(), info.sigmaErr(),
-    )
+    pythia = make_pythia(pythia_commands(cfg, s, first_event), seed, cfg["generation"]["sqrt_s"])
+    with TreeWriter(output, LAYOUTS[cfg.kind]) as writer:
+        done, sum_w = _shard_loop(cfg, s, shard, pythia, writer, first_event, n_events)
+        info = pythia.infoPython()
+        writer.run = {"n_generated": done, "n_written": writer.n_rows, "sum_weights": sum_w,
+                      "sigma_pb": info.sigmaGen() * 1e9, "sigma_err_pb": info.sigmaErr() * 1e9,
+                      "n_shards": s["n_shards"]}
+    log.info("%s shard %d: done, %d records of %d events; sigma_gen = %.4g +- %.2g pb", sample, shard,
+             writer.n_written, done, writer.run["sigma_pb"], writer.run["sigma_err_pb"])
     return writer.n_written
+
+
+def _shard_loop(cfg: Config, s: dict[str, Any], shard: int, pythia, writer: TreeWriter,
+                first_event: int, n_events: int) -> tuple[int, float]:
+    """Generate the shard's events batch by batch into ``writer``: (events done, weight sum)."""
+    batch_size, record = cfg["generation"]["batch_size"], RECORDS[cfg.kind]
+    done, sum_w, n_bad, start = 0, 0.0, 0, time.perf_counter()
+    while done < n_events:
+        n = min(batch_size, n_events - done)
+        batch = pythia.nextBatch(n, "skip")
+        if "lhe" in s and len(batch) < n and pythia.infoPython().atEndOfFile():
+            log.warning("%s shard %d: the LHE file %s ended after %d of %d events",
+                        s["name"], shard, s["lhe"], done + len(batch), n_events)
+            n_events = done + len(batch)
+        elif len(batch) == 0:
+            raise GenerationError(f"{s['name']}: Pythia produced no event in a batch of {n}")
+        weights = ak.to_numpy(batch.info.weights[:, 0]).astype(np.float64) if len(batch) else np.ones(0)
+        sum_w += float(weights.sum())
+        n_bad += _forbidden(batch, s["forbid_final"])
+        rows = record(cfg, s, pythia, batch, weights)
+        rows["event"] = first_event + done + rows["event"]
+        writer.extend(rows)
+        done += len(batch) if "lhe" in s else n
+        rate = done / (time.perf_counter() - start)
+        log.info("%s shard %d: %d/%d events, %d records so far, %.0f events/s, %.0f s left",
+                 s["name"], shard, done, n_events, writer.n_rows, rate, (n_events - done) / rate)
+    if n_bad:
+        raise GenerationError(f"{s['name']}: {n_bad} events with forbidden final-state particles "
+                              f"{s['forbid_final']} (samples[].forbid_final; e.g. undecayed neutralinos)")
+    return done, sum_w

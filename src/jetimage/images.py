@@ -1,22 +1,36 @@
-"""The image stage: ROOT ``jets`` trees of one sample -> one HDF5 file of jet images.
+"""The image stage: the ROOT tree of one sample -> one HDF5 file of images, for either kind.
 
-The input is streamed with ``uproot.iterate`` in chunks of ``images.chunk_size`` jets, so
-memory is bounded by the chunk plus the output being written, whatever the input size.
+What an example is belongs to the study: for kind ``jets`` every selected jet becomes an image
+in its own frame (centred, optionally rotated, flipped and normalized: :mod:`jetimage.preprocess`);
+for kind ``events`` every event becomes an image of the whole calorimeter on the fixed detector
+grid, phi periodic (:func:`event_images`), with the variables of the cut-based selection beside
+it. Both are pixelized with the same channels (:mod:`jetimage.channels`) and written by the same
+:class:`jetimage.io.ImageWriter`. The input is streamed in chunks of ``images.chunk_size``
+examples, so memory is bounded by the chunk plus the output being written.
+
+Weights are in pb per example: the raw generator weight times ``sigma / (sum of weights x
+shards)`` from each file's ``run`` summary (files without one keep their weights).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import awkward as ak
 import numpy as np
 
+from . import channels as chan
 from . import preprocess
 from .config import Config
-from .io import ImageWriter, InputError, iterate_jets
+from .fatjets import event_variables
+from .io import EVENTS, ImageWriter, InputError, iterate_jets, iterate_tree, read_run
 from .jets import delta_r
+from .pixelize import Grid, pixelize_flat
+
+__all__ = ["JET_VARIABLES", "clean_jets", "event_images", "jet_columns", "make_sample_images"]
 
 log = logging.getLogger(__name__)
 
@@ -59,49 +73,123 @@ def clean_jets(jets: ak.Array) -> tuple[ak.Array, dict[str, int]]:
     return jets[good_j], {"bad_constituents": n_bad_c, "bad_jets": int((~good_j).sum())}
 
 
+def event_grid(options: dict[str, Any]) -> Grid:
+    """The fixed detector grid of event images: ``|eta| < eta_max`` and the full azimuth."""
+    n_eta, n_phi, eta_max = options["n_eta"], options["n_phi"], options["eta_max"]
+    return Grid(n_eta, n_phi, 2 * eta_max / n_eta, 2 * np.pi / n_phi)
+
+
+def event_images(particles: ak.Array, options: dict[str, Any]) -> np.ndarray:
+    """Whole-event images on the fixed detector grid, phi periodic.
+
+    Parameters
+    ----------
+    particles
+        ``(n_events, var)`` records ``pt, eta, phi, e`` (GeV, radians, any phi range),
+        ``charge`` and ``pdgid``.
+    options
+        The ``images`` section: ``n_eta``, ``n_phi``, ``eta_max``, ``intensity``, ``channels``.
+
+    Returns
+    -------
+    np.ndarray
+        ``(n_events, n_eta, n_phi, n_channels)`` float32; pixel (i, j) covers eta in
+        ``[-eta_max + i * 2 eta_max / n_eta, ...)`` and phi in ``[-pi + j * 2 pi / n_phi, ...)``.
+        Particles outside the eta range are dropped; phi wraps around.
+    """
+    grid = event_grid(options)
+    counts = ak.to_numpy(ak.num(particles))
+    flat = ak.flatten(particles)
+    phi = ak.to_numpy(flat.phi).astype(np.float64)
+    iphi = np.floor((phi + np.pi) / grid.pixel_phi).astype(np.int64) % grid.n_phi
+    phi_centre = -np.pi + (iphi + 0.5) * grid.pixel_phi  # periodic by construction
+    value = ak.to_numpy(flat[options["intensity"]]).astype(np.float64)
+    flags = chan.record_flags(flat)
+    weights = chan.channel_weights(value, flags, options["channels"])
+    return pixelize_flat(ak.to_numpy(flat.eta).astype(np.float64), phi_centre, weights, counts, grid)
+
+
+def _weight_scales(inputs: Sequence[str | Path]) -> tuple[list[float], float]:
+    """Per file, the factor that turns raw weights into pb; and the sample's cross section (pb)."""
+    scales, sigma = [], 0.0
+    for path in inputs:
+        run = read_run(path)
+        if run is None or run["sum_weights"] <= 0:
+            scales.append(1.0)
+            sigma = float("nan")
+            continue
+        scales.append(run["sigma_pb"] / (run["sum_weights"] * run["n_shards"]))
+        sigma += run["sigma_pb"] / run["n_shards"]
+    return scales, sigma
+
+
+def _jet_chunks(cfg: Config, s: dict[str, Any], path: str | Path) -> Iterator[tuple[np.ndarray, dict]]:
+    opts = cfg["images"]
+    shape = (opts["n_eta"], opts["n_phi"], len(opts["channels"]))
+    buffer = None  # one output buffer for all chunks: no fresh memory to page-fault per chunk
+    for chunk in iterate_jets([path], step_size=opts["chunk_size"]):
+        n_in = len(chunk)
+        if s.get("truth", "none") == "W":
+            chunk = chunk[chunk.label == 1]
+        chunk, dropped = clean_jets(chunk)
+        if dropped["bad_jets"] or dropped["bad_constituents"]:
+            log.info("%s: skipped %d jets and %d constituents with unusable values (non-finite, "
+                     "pT <= 0, no constituents)", path, dropped["bad_jets"], dropped["bad_constituents"])
+        if buffer is None or len(buffer) < len(chunk):
+            buffer = np.empty((len(chunk), *shape), dtype=np.float32)
+        images, extras = preprocess.make_images(chunk, opts, out=buffer)
+        yield n_in, images, {"weights": ak.to_numpy(chunk.weight), **jet_columns(chunk), **extras}
+
+
+def _event_chunks(cfg: Config, s: dict[str, Any], path: str | Path) -> Iterator[tuple[np.ndarray, dict]]:
+    opts = cfg["images"]
+    for chunk in iterate_tree([path], EVENTS, step_size=opts["chunk_size"]):
+        v = event_variables(chunk.fatjets, cfg["events"]["selection"])
+        columns = {k: v[k] for k in ("n_fatjets", "mj", "lead_pt", "deta12")}
+        columns["cut_pass"] = v["cut_pass"].astype(np.int8)
+        columns["event"] = ak.to_numpy(chunk.event)
+        yield len(chunk), event_images(chunk.particles, opts), {
+            "weights": ak.to_numpy(chunk.weight).astype(np.float64), **columns}
+
+
+#: The examples of each kind: (n read, images, columns) per chunk of one file.
+CHUNKS = {"jets": _jet_chunks, "events": _event_chunks}
+
+
 def make_sample_images(
     cfg: Config, sample: str, inputs: Sequence[str | Path], output: str | Path
 ) -> int:
-    """Pixelize every selected jet of ``inputs`` and write ``output`` (HDF5, atomically).
+    """Pixelize every example of ``inputs`` (jets or events, by the study's kind) into ``output``.
 
     Jets of a signal sample with W truth matching are kept only if truth-matched
     (``label == 1``); ``labels`` in the output is the sample's class (1 signal, 0 background).
+    The attributes hold the sample, its class, the image settings and ``sigma_pb``, the
+    sample's cross section (the summed weight of every generated event, also those a skim
+    dropped), from which absolute efficiencies are formed.
 
     Returns
     -------
     int
-        Number of images written.
+        Number of images written (HDF5, atomically).
     """
     s = cfg.sample(sample)
     opts = cfg["images"]
     cls = 1 if s["class"] == "signal" else 0
     shape = (opts["n_eta"], opts["n_phi"], len(opts["channels"]))
-    attrs = {"sample": sample, "class": s["class"], "images": opts, "jets": cfg["jets"]}
+    scales, sigma = _weight_scales(inputs)
+    attrs = {"sample": sample, "class": s["class"], "kind": cfg.kind, "images": opts,
+             "jets" if cfg.kind == "jets" else "events": cfg[cfg.kind], "sigma_pb": sigma}
     n_in = 0
-    dropped = {"bad_constituents": 0, "bad_jets": 0}
-    buffer = None  # one output buffer for all chunks: no fresh memory to page-fault per chunk
     with ImageWriter(output, shape, attrs) as writer:
-        for chunk in iterate_jets(inputs, step_size=opts["chunk_size"]):
-            n_in += len(chunk)
-            if s.get("truth", "none") == "W":
-                chunk = chunk[chunk.label == 1]
-            chunk, counts = clean_jets(chunk)
-            for k, v in counts.items():
-                dropped[k] += v
-            if buffer is None or len(buffer) < len(chunk):
-                buffer = np.empty((len(chunk), *shape), dtype=np.float32)
-            images, extras = preprocess.make_images(chunk, opts, out=buffer)
-            columns = {
-                "labels": np.full(len(chunk), cls, dtype=np.int8),
-                "weights": ak.to_numpy(chunk.weight),
-                **jet_columns(chunk),
-                **extras,
-            }
-            writer.append(images, columns)
-            log.info("%s: %d jets read, %d images written", sample, n_in, writer.n)
+        for path, scale in zip(inputs, scales, strict=True):
+            for n, images, columns in CHUNKS[cfg.kind](cfg, s, path):
+                n_in += n
+                columns["weights"] = columns["weights"] * scale
+                columns["labels"] = np.full(len(images), cls, dtype=np.int8)
+                writer.append(images, columns)
+                log.info("%s: %d read, %d images written", sample, n_in, writer.n)
         if writer.n == 0:
-            raise InputError(f"sample {sample!r}: no jet passes the selection in {list(map(str, inputs))}")
-    log.info("%s: wrote %d images to %s; skipped %d jets and %d constituents with unusable values "
-             "(non-finite, pT <= 0, no constituents)", sample, writer.n, output, dropped["bad_jets"],
-             dropped["bad_constituents"])
+            raise InputError(f"sample {sample!r}: no example passes the selection in "
+                             f"{list(map(str, inputs))}")
+    log.info("%s: wrote %d images to %s (sample cross section %.4g pb)", sample, writer.n, output, sigma)
     return writer.n

@@ -28,8 +28,8 @@ import numpy as np
 import uproot
 
 from .config import Config
-from .generate import build_jets
-from .io import CONSTITUENT_FIELDS, JET_BRANCHES, InputError, JetTreeWriter
+from .generate import build_jets, event_rows
+from .io import CONSTITUENT_FIELDS, JET_BRANCHES, LAYOUTS, InputError, TreeWriter
 from .jets import truth_match
 
 log = logging.getLogger(__name__)
@@ -54,9 +54,12 @@ DELPHES_COLLECTIONS: dict[str, dict[str, str | None]] = {
                            "phi": "EFlowNeutralHadron.Phi", "e": "EFlowNeutralHadron.E",
                            "charge": None, "pdgid": None},
     "Tower": {"pt": "Tower.ET", "eta": "Tower.Eta", "phi": "Tower.Phi", "e": "Tower.E",
-              "charge": None, "pdgid": None},
+              "charge": None, "pdgid": None, "eem": "Tower.Eem", "ehad": "Tower.Ehad"},
 }
-_PDGID = {"EFlowPhoton": 22, "EFlowNeutralHadron": 130, "Tower": 0}
+#: PDG id given to neutral energy-flow objects, so that the image channels em and had see them
+#: as the calorimeter does: photons (EM) and K_L (hadronic). A Tower becomes two deposits at
+#: its (eta, phi): its EM energy as a photon and its hadronic energy as a K_L.
+_PDGID = {"EFlowPhoton": 22, "EFlowNeutralHadron": 130}
 DELPHES_WEIGHT = "Event.Weight"
 DELPHES_TRUTH = {"pid": "Particle.PID", "m1": "Particle.M1", "eta": "Particle.Eta", "phi": "Particle.Phi"}
 
@@ -134,37 +137,80 @@ def plan_chunks(sample: dict[str, Any]) -> list[tuple[str, int, int]]:
     return chunks
 
 
-def _delphes_particles(arrays: ak.Array, collections: list[str]) -> ak.Array:
-    """Visible particles of each event from Delphes energy-flow collections (massless but tracks)."""
+def _massless(pt, eta, phi, e, pdgid: int) -> ak.Array:
+    return ak.zip({"px": pt * np.cos(phi), "py": pt * np.sin(phi), "pz": pt * np.sinh(eta), "E": e,
+                   "charge": ak.values_astype(ak.zeros_like(pt), np.int32),
+                   "pdgid": ak.values_astype(ak.zeros_like(pt), np.int32) + pdgid})
+
+
+def _tower_deposits(arrays: ak.Array) -> list[ak.Array]:
+    """Each tower as an EM deposit (a photon) and a hadronic one (a K_L), massless at its (eta, phi)."""
+    m = DELPHES_COLLECTIONS["Tower"]
+    good = arrays[m["pt"]] > 0
+    eta, phi = (ak.values_astype(arrays[m[k]][good], np.float64) for k in ("eta", "phi"))
+    out = []
+    for key, pdgid in (("eem", 22), ("ehad", 130)):
+        e = ak.values_astype(arrays[m[key]][good], np.float64)
+        keep = e > 0
+        out.append(_massless((e / np.cosh(eta))[keep], eta[keep], phi[keep], e[keep], pdgid))
+    return out
+
+
+def delphes_particles(arrays: ak.Array, collections: list[str]) -> ak.Array:
+    """Visible particles of each event from Delphes energy-flow collections.
+
+    The one convention of jetimage for Delphes: tracks (EFlowTrack) carry their charge and PDG
+    id and the pion mass (Delphes stores no track energy); EFlowPhoton and EFlowNeutralHadron
+    are massless with PDG ids 22 and 130; a Tower is split into a massless EM deposit (22, its
+    ``Eem``) and a hadronic one (130, its ``Ehad``). Objects with pT = 0 (Delphes' empty slots)
+    are dropped.
+
+    Returns
+    -------
+    ak.Array
+        ``(n_events, var)`` records ``px, py, pz, E`` (GeV), ``charge``, ``pdgid``.
+    """
     parts = []
     for name in collections:
+        if name == "Tower":
+            parts += _tower_deposits(arrays)
+            continue
         m = DELPHES_COLLECTIONS[name]
-        good = arrays[m["pt"]] > 0  # Delphes stores empty objects with pT = 0
+        good = arrays[m["pt"]] > 0
         pt, eta, phi = (ak.values_astype(arrays[m[k]][good], np.float64) for k in ("pt", "eta", "phi"))
-        if m["e"] is not None:
-            e = ak.values_astype(arrays[m["e"]][good], np.float64)
-        else:
+        if m["e"] is None:  # a track
             e = np.sqrt((pt * np.cosh(eta)) ** 2 + PION_MASS**2)
-        charge = arrays[m["charge"]][good] if m["charge"] else ak.zeros_like(pt, dtype=np.int32)
-        pdgid = (arrays[m["pdgid"]][good] if m["pdgid"]
-                 else ak.zeros_like(pt, dtype=np.int32) + _PDGID[name])
-        parts.append(ak.zip({
-            "px": pt * np.cos(phi), "py": pt * np.sin(phi), "pz": pt * np.sinh(eta), "E": e,
-            "charge": ak.values_astype(charge, np.int32), "pdgid": ak.values_astype(pdgid, np.int32),
-        }))
+            part = _massless(pt, eta, phi, e, 0)
+            part["charge"] = ak.values_astype(arrays[m["charge"]][good], np.int32)
+            part["pdgid"] = ak.values_astype(arrays[m["pdgid"]][good], np.int32)
+            parts.append(part)
+        else:
+            parts.append(_massless(pt, eta, phi, ak.values_astype(arrays[m["e"]][good], np.float64),
+                                   _PDGID[name]))
     return ak.concatenate(parts, axis=1)
 
 
-def _delphes_jets(arrays: ak.Array, sample: dict[str, Any], jet_cfg: dict[str, Any],
-                  first_event: int) -> tuple[dict[str, Any], np.ndarray]:
-    particles = _delphes_particles(arrays, sample["constituents_from"])
-    jets = build_jets(particles, jet_cfg)
-    rows = jets["event"]
+def _delphes_weights(arrays: ak.Array) -> np.ndarray:
     if DELPHES_WEIGHT in arrays.fields:
-        weights = ak.to_numpy(ak.fill_none(ak.firsts(arrays[DELPHES_WEIGHT]), 1.0)).astype(np.float64)
-    else:
-        weights = np.ones(len(arrays))
-    jets["weight"] = weights[rows]
+        return ak.to_numpy(ak.fill_none(ak.firsts(arrays[DELPHES_WEIGHT]), 1.0)).astype(np.float64)
+    return np.ones(len(arrays))
+
+
+def _delphes_events(arrays: ak.Array, sample: dict[str, Any], cfg: Config,
+                    first_event: int) -> tuple[dict[str, Any], np.ndarray]:
+    particles = delphes_particles(arrays, sample["constituents_from"])
+    rows = event_rows(particles, _delphes_weights(arrays), cfg["events"])
+    index = rows["event"]
+    rows["event"] = first_event + index
+    return rows, index
+
+
+def _delphes_jets(arrays: ak.Array, sample: dict[str, Any], cfg: Config,
+                  first_event: int) -> tuple[dict[str, Any], np.ndarray]:
+    jet_cfg = cfg["jets"]
+    jets = build_jets(delphes_particles(arrays, sample["constituents_from"]), jet_cfg)
+    rows = jets["event"]
+    jets["weight"] = _delphes_weights(arrays)[rows]
     if sample.get("truth") == "W":
         pid, m1 = arrays[DELPHES_TRUTH["pid"]], arrays[DELPHES_TRUTH["m1"]]
         mother = pid[ak.where(m1 >= 0, m1, 0)]
@@ -212,14 +258,37 @@ def _apply_cuts(jets: dict[str, Any], cuts: dict[str, dict[str, float]], where: 
     return {k: v[keep] for k, v in jets.items()}
 
 
+def _read_chunk(arrays: ak.Array, s: dict[str, Any], cfg: Config, first: int
+                ) -> tuple[dict[str, Any], np.ndarray]:
+    """Rows of the study's tree from one chunk of entries, and the entry of each row in the chunk."""
+    if s["preset"] != "delphes":
+        return _jetlevel_jets(arrays, s, first)
+    if cfg.kind == "events":
+        return _delphes_events(arrays, s, cfg, first)
+    return _delphes_jets(arrays, s, cfg, first)
+
+
+def _entry_weights(arrays: ak.Array, s: dict[str, Any], rows: dict[str, Any]) -> np.ndarray:
+    """Per-entry weight of a chunk: the weight branch, else Delphes' Event.Weight, else the
+    jet's mapped ``weight`` branch (1 when absent)."""
+    if s.get("weight_branch"):
+        return ak.to_numpy(arrays[s["weight_branch"]]).astype(np.float64)
+    return _delphes_weights(arrays) if s["preset"] == "delphes" else np.asarray(rows["weight"], np.float64)
+
+
 def ingest(cfg: Config, sample: str, path: str, entry_start: int, entry_stop: int,
            output: str | Path) -> int:
-    """Read entries ``[entry_start, entry_stop)`` of one file of ``sample`` into a ``jets`` tree.
+    """Read entries ``[entry_start, entry_stop)`` of one file of ``sample`` into the study's tree.
+
+    For a study of kind ``jets`` the output is a ``jets`` tree (jets clustered by jetimage from
+    Delphes objects, or read one per entry); for kind ``events`` an ``events`` tree (the whole
+    event's particles and its fat jets). The ``run`` summary holds the entries read and the sum
+    of their weights (with ``cross_section``: sigma / entries of the whole sample each).
 
     Returns
     -------
     int
-        Number of jets written to ``output`` (atomically).
+        Number of rows written to ``output`` (atomically).
     """
     s = cfg.sample(sample)
     where = f"samples[{cfg.sample_names.index(sample)}]"
@@ -227,6 +296,29 @@ def ingest(cfg: Config, sample: str, path: str, entry_start: int, entry_stop: in
     if problems:
         raise InputError("; ".join(problems))
     tree = uproot.open(path)[tree_of(s)]
+    branches = _branches_to_read(s, tree)
+    # weight = sigma / N over the whole sample, so that summed weights give the cross-section
+    scale = s["cross_section"] / (sum(e - b for _, b, e in plan_chunks(s)) or 1) \
+        if s.get("cross_section") is not None else 1.0
+    done, sum_w = 0, 0.0
+    with TreeWriter(output, LAYOUTS[cfg.kind]) as writer:
+        for arrays in tree.iterate(filter_name=branches, step_size=max(1, min(s["chunk_entries"], 10_000)),
+                                   entry_start=entry_start, entry_stop=entry_stop, library="ak"):
+            rows, index = _read_chunk(arrays, s, cfg, entry_start + done)
+            weights = _entry_weights(arrays, s, rows) * scale
+            rows["weight"] = weights[index]
+            sum_w += float(weights.sum())
+            writer.extend(_apply_cuts(rows, s.get("cuts", {}), where) if cfg.kind == "jets" else rows)
+            done += len(arrays)
+            log.info("%s: %s entries %d-%d: %d read, %d rows", sample, path, entry_start,
+                     entry_stop, done, writer.n_rows)
+        writer.run = {"n_generated": done, "n_written": writer.n_rows, "sum_weights": sum_w,
+                      "sigma_pb": sum_w, "sigma_err_pb": 0.0, "n_shards": 1}
+    log.info("%s: wrote %d rows to %s", sample, writer.n_written, output)
+    return writer.n_written
+
+
+def _branches_to_read(s: dict[str, Any], tree) -> list[str]:
     branches = required_branches(s)
     if s["preset"] == "delphes" and DELPHES_WEIGHT in tree:
         branches.append(DELPHES_WEIGHT)
@@ -234,29 +326,4 @@ def ingest(cfg: Config, sample: str, path: str, entry_start: int, entry_stop: in
         branches = [b for b in jet_branch_map(s).values() if b in tree]
     if s.get("weight_branch"):
         branches.append(s["weight_branch"])
-    if s.get("cross_section") is not None:
-        # weight = sigma / N over the whole sample, so that summed weights give the cross-section
-        n_total = sum(e - b for _, b, e in plan_chunks(s)) or 1
-        xsec_weight = s["cross_section"] / n_total
-    else:
-        xsec_weight = 1.0
-    step = max(1, min(s["chunk_entries"], 10_000))
-    done = 0
-    with JetTreeWriter(output) as writer:
-        for arrays in tree.iterate(filter_name=branches, step_size=step, entry_start=entry_start,
-                                   entry_stop=entry_stop, library="ak"):
-            first = entry_start + done
-            if s["preset"] == "delphes":
-                jets, rows = _delphes_jets(arrays, s, cfg["jets"], first)
-            else:
-                jets, rows = _jetlevel_jets(arrays, s, first)
-            if s.get("weight_branch"):
-                jets["weight"] = ak.to_numpy(arrays[s["weight_branch"]]).astype(np.float64)[rows]
-            jets["weight"] = jets["weight"] * xsec_weight
-            jets = _apply_cuts(jets, s.get("cuts", {}), where)
-            writer.extend(jets)
-            done += len(arrays)
-            log.info("%s: %s entries %d-%d: %d read, %d jets", sample, path, entry_start,
-                     entry_stop, done, writer.n_jets)
-    log.info("%s: wrote %d jets to %s", sample, writer.n_written, output)
-    return writer.n_written
+    return branches

@@ -6,10 +6,12 @@ killed job leaves either the previous output or none, never a truncated file tha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,52 @@ CONSTITUENT_FIELDS: dict[str, str] = {
     "pdgid": "int32",
 }
 COUNTER = "n_constituents"
+#: Scalar branches of the ``events`` tree: event number, weight (see :data:`RUN_TREE`) and the
+#: generator's hard scale (GeV; NaN for read samples).
+EVENT_BRANCHES: dict[str, str] = {"event": "int64", "weight": "float64", "pthat": "float32"}
+#: Jagged particle fields of the ``events`` tree (branches ``particle_<field>``, counter ``n_particles``).
+PARTICLE_FIELDS: dict[str, str] = {"pt": "float32", "eta": "float32", "phi": "float32", "e": "float32",
+                                   "charge": "int32", "pdgid": "int32"}
+#: Jagged fat-jet fields of the ``events`` tree (branches ``fatjet_<field>``, counter ``n_fatjets``).
+FATJET_FIELDS: dict[str, str] = {"pt": "float32", "eta": "float32", "phi": "float32", "m": "float32"}
+#: The one-entry summary tree of every file a sample stage writes.
+RUN_TREE = "run"
+#: Branches of :data:`RUN_TREE`: events generated (or entries read), events written, the sum of
+#: the raw event weights over all of them, the cross section they stand for (pb) and its error,
+#: and the number of shards of the sample. Example weights in pb are ``weight * sigma_pb /
+#: (sum_weights * n_shards)``; a sample's cross section is the sum of ``sigma_pb / n_shards``.
+RUN_BRANCHES = ("n_generated", "n_written", "sum_weights", "sigma_pb", "sigma_err_pb", "n_shards")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A TTree layout: scalar branches and jagged collections, each with its counter.
+
+    ``collections`` maps the record name used in memory (``constituents``) to the branch
+    prefix (``constituent``), the counter branch and the fields (name -> dtype).
+    """
+
+    tree: str
+    scalars: dict[str, str]
+    collections: dict[str, tuple[str, str, dict[str, str]]]
+    title: str
+
+    def branches(self) -> list[str]:
+        """Every data branch (scalars, then ``<prefix>_<field>``), counters excluded."""
+        return list(self.scalars) + [f"{prefix}_{f}" for prefix, _, fields in self.collections.values()
+                                     for f in fields]
+
+
+#: One entry per jet: the jet, its substructure and its trimmed constituents.
+JETS = Layout(JETS_TREE, JET_BRANCHES, {"constituents": ("constituent", COUNTER, CONSTITUENT_FIELDS)},
+              "jetimage jets: one entry per trimmed jet")
+#: One entry per event: every visible final-state particle and the anti-kT fat jets.
+EVENTS = Layout("events", EVENT_BRANCHES,
+                {"particles": ("particle", "n_particles", PARTICLE_FIELDS),
+                 "fatjets": ("fatjet", "n_fatjets", FATJET_FIELDS)},
+                "jetimage events: visible final-state particles and fat jets")
+#: The layout of each study kind.
+LAYOUTS: dict[str, Layout] = {"jets": JETS, "events": EVENTS}
 
 
 class InputError(ValueError):
@@ -69,51 +117,56 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
-class JetTreeWriter:
-    """Buffered writer of the ``jets`` TTree (uproot ``mktree``), atomic on close.
+def _record_type(fields: Mapping[str, str]) -> Any:
+    return ak.types.ListType(ak.types.RecordType(
+        [ak.types.NumpyType(ak.types.numpytype.dtype_to_primitive(np.dtype(t))) for t in fields.values()],
+        list(fields)))
 
-    Use as a context manager; :meth:`extend` takes a mapping with every name of
-    :data:`JET_BRANCHES` (``(n_jets,)`` arrays) and ``constituents``, an ``(n_jets, var)``
-    awkward record array with the fields of :data:`CONSTITUENT_FIELDS`. Rows are buffered and
-    written in baskets of at least ``basket_size`` jets.
+
+class TreeWriter:
+    """Buffered writer of one TTree of a :class:`Layout` (uproot ``mktree``), atomic on close.
+
+    Use as a context manager; :meth:`extend` takes a mapping with every scalar of the layout
+    (``(n,)`` arrays) and every collection (``(n, var)`` awkward records). Rows are buffered and
+    written in baskets of at least ``basket_size`` rows. Set :attr:`run` (the values of
+    :data:`RUN_BRANCHES`) before the block ends to write the :data:`RUN_TREE` summary. The file
+    is renamed to ``path`` only when everything, the last flush and the close included, succeeded.
     """
 
-    def __init__(self, path: str | Path, basket_size: int = 20000) -> None:
+    def __init__(self, path: str | Path, layout: Layout, basket_size: int = 20000) -> None:
         self.path = Path(path)
+        self.layout = layout
         self.basket_size = basket_size
         self._buffer: list[Mapping[str, Any]] = []
         self._buffered = 0
         self.n_written = 0
+        self.run: dict[str, float] | None = None
 
-    def __enter__(self) -> JetTreeWriter:
+    def __enter__(self) -> TreeWriter:
         self._atomic = atomic_path(self.path)
         tmp = self._atomic.__enter__()
         self._file = uproot.recreate(tmp)
-        types: dict[str, Any] = dict(JET_BRANCHES)
-        record = ak.types.RecordType(
-            [ak.types.NumpyType(ak.types.numpytype.dtype_to_primitive(np.dtype(t)))
-             for t in CONSTITUENT_FIELDS.values()],
-            list(CONSTITUENT_FIELDS),
-        )
-        types["constituent"] = ak.types.ListType(record)
+        types: dict[str, Any] = dict(self.layout.scalars)
+        counters = {}
+        for prefix, counter, fields in self.layout.collections.values():
+            types[prefix] = _record_type(fields)
+            counters[prefix] = counter
         self._tree = self._file.mktree(
-            JETS_TREE,
-            types,
-            counter_name=lambda counted: COUNTER,
-            field_name=lambda outer, inner: f"{outer}_{inner}",
-            title="jetimage jets: one entry per trimmed jet",
-        )
+            self.layout.tree, types, counter_name=lambda prefix: counters[prefix],
+            field_name=lambda outer, inner: f"{outer}_{inner}", title=self.layout.title)
         return self
 
     @property
-    def n_jets(self) -> int:
-        """Jets given so far (written or still buffered)."""
+    def n_rows(self) -> int:
+        """Rows given so far (written or still buffered)."""
         return self.n_written + self._buffered
 
-    def extend(self, jets: Mapping[str, Any]) -> None:
-        n = len(jets["jet_pt"])
+    n_jets = n_rows
+
+    def extend(self, rows: Mapping[str, Any]) -> None:
+        n = len(rows[next(iter(self.layout.scalars))])
         if n:
-            self._buffer.append(jets)
+            self._buffer.append(rows)
             self._buffered += n
         if self._buffered >= self.basket_size:
             self._flush()
@@ -123,75 +176,120 @@ class JetTreeWriter:
             return
         data: dict[str, Any] = {
             name: np.concatenate([np.asarray(b[name], dtype=t) for b in self._buffer])
-            for name, t in JET_BRANCHES.items()
+            for name, t in self.layout.scalars.items()
         }
-        constituents = ak.concatenate([b["constituents"] for b in self._buffer])
-        data["constituent"] = ak.zip(
-            {f: ak.values_astype(constituents[f], t) for f, t in CONSTITUENT_FIELDS.items()}
-        )
+        for key, (prefix, _, fields) in self.layout.collections.items():
+            records = ak.concatenate([b[key] for b in self._buffer])
+            data[prefix] = ak.zip({f: ak.values_astype(records[f], t) for f, t in fields.items()})
         self._tree.extend(data)
         self.n_written += self._buffered
         self._buffer, self._buffered = [], 0
 
+    def _finish(self) -> None:
+        self._flush()
+        if self.run is not None:
+            self._file.mktree(RUN_TREE, {k: "float64" for k in RUN_BRANCHES},
+                              title="jetimage sample summary")
+            self._file[RUN_TREE].extend({k: np.array([self.run[k]], np.float64) for k in RUN_BRANCHES})
+
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None:
-                self._flush()
-        finally:
+                self._finish()
             self._file.close()
-            self._atomic.__exit__(exc_type, exc, tb)
+        except BaseException as err:  # a failure while finishing must not publish the file
+            with contextlib.suppress(Exception):
+                self._file.close()
+            self._atomic.__exit__(type(err), err, err.__traceback__)
+            raise
+        self._atomic.__exit__(exc_type, exc, tb)
 
 
-def _open_tree(path: str, tree: str):
+def JetTreeWriter(path: str | Path, basket_size: int = 20000) -> TreeWriter:  # noqa: N802
+    """A :class:`TreeWriter` of the ``jets`` layout."""
+    return TreeWriter(path, JETS, basket_size)
+
+
+def _open_file(path: str):
+    """``uproot.open(path)``, with :class:`InputError` naming the file when it cannot be read."""
     try:
-        f = uproot.open(path)
+        return uproot.open(path)
     except FileNotFoundError as err:
         raise InputError(f"{path}: no such file") from err
     except Exception as err:  # uproot raises many types for corrupt files
         reason = " ".join(str(err).split())  # uproot's messages span lines
         raise InputError(f"{path}: not a readable ROOT file ({type(err).__name__}: {reason})") from err
+
+
+def _open_tree(path: str, tree: str):
+    f = _open_file(path)
     if tree not in f:
         raise InputError(f"{path}: no tree {tree!r} (keys: {sorted(f.keys(cycle=False))})")
     return f[tree]
 
 
-def iterate_jets(
+def iterate_tree(
     paths: Sequence[str | Path],
+    layout: Layout = JETS,
     branches: Sequence[str] | None = None,
     step_size: int = 20000,
-    tree: str = JETS_TREE,
+    tree: str | None = None,
 ) -> Iterator[ak.Array]:
-    """Stream the ``jets`` tree of several files in chunks of at most ``step_size`` jets.
+    """Stream the tree of a :class:`Layout` from several files, in chunks of at most ``step_size`` rows.
+
+    Parameters
+    ----------
+    branches
+        Scalars and collection names (``constituents``) to read; default all.
 
     Yields
     ------
     ak.Array
-        ``(n,)`` records with the scalar branches and, when requested (the default),
-        ``constituents``: ``(n, var)`` records with the fields of :data:`CONSTITUENT_FIELDS`.
+        ``(n,)`` records with the scalar branches and each collection as ``(n, var)`` records.
     """
-    scalars = list(JET_BRANCHES) if branches is None else [b for b in branches if b in JET_BRANCHES]
-    want_constituents = branches is None or "constituents" in branches
-    needed = scalars + ([f"constituent_{f}" for f in CONSTITUENT_FIELDS] if want_constituents else [])
+    tree = tree or layout.tree
+    scalars = [b for b in layout.scalars if branches is None or b in branches]
+    wanted = {k: v for k, v in layout.collections.items() if branches is None or k in branches}
+    jagged = [f"{prefix}_{f}" for prefix, _, fields in wanted.values() for f in fields]
     for path in paths:
         t = _open_tree(str(path), tree)
-        missing = [b for b in needed if b not in t]
+        missing = [b for b in scalars + jagged if b not in t]
         if missing:
             raise InputError(f"{path}: tree {tree!r} lacks branches {missing}")
-        check_branch_types(t, scalars, [b for b in needed if b.startswith("constituent_")], path)
+        check_branch_types(t, scalars, jagged, path)
         if t.num_entries == 0:
             raise InputError(f"{path}: tree {tree!r} has no entries")
         try:
-            for chunk in t.iterate(needed, step_size=step_size, library="ak"):
+            for chunk in t.iterate(scalars + jagged, step_size=step_size, library="ak"):
                 fields = {name: chunk[name] for name in scalars}
-                if want_constituents:
-                    fields["constituents"] = ak.zip(
-                        {f: chunk[f"constituent_{f}"] for f in CONSTITUENT_FIELDS}
-                    )
+                for key, (prefix, _, cfields) in wanted.items():
+                    fields[key] = ak.zip({f: chunk[f"{prefix}_{f}"] for f in cfields})
                 yield ak.zip(fields, depth_limit=1)
         except (OSError, ValueError, uproot.DeserializationError) as err:
             reason = " ".join(str(err).split())
             raise InputError(f"{path}: tree {tree!r} cannot be read, the file may be truncated "
                              f"({type(err).__name__}: {reason})") from err
+
+
+def iterate_jets(paths: Sequence[str | Path], branches: Sequence[str] | None = None,
+                 step_size: int = 20000, tree: str = JETS_TREE) -> Iterator[ak.Array]:
+    """:func:`iterate_tree` of the ``jets`` layout."""
+    return iterate_tree(paths, JETS, branches, step_size, tree)
+
+
+def read_run(path: str | Path) -> dict[str, float] | None:
+    """The :data:`RUN_TREE` summary of one file (summed over its entries), or None if it has none.
+
+    Raises
+    ------
+    InputError
+        If the file is missing or not a readable ROOT file.
+    """
+    with _open_file(str(path)) as f:
+        if RUN_TREE not in f:
+            return None
+        run = f[RUN_TREE].arrays(list(RUN_BRANCHES), library="np")
+    return {k: float(v.sum()) for k, v in run.items()}
 
 
 def check_branch_types(tree, scalars: Sequence[str], jagged: Sequence[str], path) -> None:

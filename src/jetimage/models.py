@@ -1,9 +1,10 @@
-"""Keras 3 model zoo for jet and event images.
+"""Keras 3 model zoo for jet and event images: every model serves both kinds of study.
 
 Models are plain backend-agnostic Keras 3 (``keras.layers`` only, no Lambda layers) so that
 they save to ``.keras`` and load back in safe mode, on TensorFlow or JAX. Every builder takes
 ``input_shape`` ``(n_eta, n_phi, n_channels)``, an optional adapted ``normalization`` layer
-applied to the raw pixels, and ``augment`` (random flips and rotations while training only);
+applied to the (transformed) pixels, ``transform`` (``none`` or ``log1p``, inside the model)
+and ``augment`` (random flips and rotations while training only);
 it returns a model whose output ``score`` is a sigmoid probability of the signal class, in
 float32 also under a mixed-precision policy.
 """
@@ -17,8 +18,30 @@ import keras
 import numpy as np
 
 
-def _stem(inputs: Any, normalization: keras.layers.Layer | None, augment: bool) -> Any:
-    """Augmentation (training only) on the raw pixels, then the standardization."""
+@keras.saving.register_keras_serializable(package="jetimage")
+class Log1p(keras.layers.Layer):
+    """``log(1 + x)`` of the pixels: compresses the energy range of calorimeter images.
+
+    A named layer (not a Lambda) so that the model saves the transform with itself and loads in
+    safe mode: a tagger applied to new images needs no separate preprocessing step.
+    """
+
+    def call(self, inputs: Any) -> Any:
+        return keras.ops.log1p(keras.ops.maximum(inputs, 0.0))
+
+
+#: Pixel transforms applied inside the model (``train.transform``).
+TRANSFORMS = ("none", "log1p")
+
+
+def transform_pixels(images: np.ndarray, how: str) -> np.ndarray:
+    """The numpy twin of the model's transform layer, for adapting the standardization."""
+    return np.log1p(np.maximum(images, 0.0)) if how == "log1p" else images
+
+
+def _stem(inputs: Any, normalization: keras.layers.Layer | None = None, augment: bool = False,
+          transform: str = "none") -> Any:
+    """Augmentation (training only) on the raw pixels, the pixel transform, then the standardization."""
     x = inputs
     if augment:
         # arXiv:1503.07077-style symmetries of the jet image: flips in eta and phi and
@@ -27,6 +50,8 @@ def _stem(inputs: Any, normalization: keras.layers.Layer | None, augment: bool) 
         x = keras.layers.RandomFlip("horizontal_and_vertical", name="augment_flip")(x)
         x = keras.layers.RandomRotation(0.5, fill_mode="constant", fill_value=0.0,
                                         name="augment_rotation")(x)
+    if transform == "log1p":
+        x = Log1p(name="log1p")(x)
     return normalization(x) if normalization is not None else x
 
 
@@ -42,6 +67,7 @@ def convnet(
     dense: int = 64,
     normalization: keras.layers.Layer | None = None,
     augment: bool = False,
+    transform: str = "none",
 ) -> keras.Model:
     """The ConvNet of de Oliveira et al., arXiv:1511.05190 (section 4).
 
@@ -61,7 +87,7 @@ def convnet(
         Random flips and rotations of the input while training.
     """
     inputs = keras.Input(shape=input_shape, name="images")
-    x = _stem(inputs, normalization, augment)
+    x = _stem(inputs, normalization, augment, transform)
     for i, (kernel, pool) in enumerate([(first_kernel, 2), (3, 3), (3, 3)]):
         x = keras.layers.Conv2D(filters, kernel, padding="same", activation="relu", name=f"conv{i}")(x)
         x = keras.layers.MaxPooling2D(pool, padding="same", name=f"pool{i}")(x)
@@ -92,6 +118,7 @@ def maxout(
     dropout: float = 0.2,
     normalization: keras.layers.Layer | None = None,
     augment: bool = False,
+    transform: str = "none",
 ) -> keras.Model:
     """The MaxOut network of arXiv:1511.05190 (section 4).
 
@@ -100,7 +127,7 @@ def maxout(
     after each MaxOut layer regularizes the many parameters (the paper trains on 10^7 jets).
     """
     inputs = keras.Input(shape=input_shape, name="images")
-    x = keras.layers.Flatten(name="pixels")(_stem(inputs, normalization, augment))
+    x = keras.layers.Flatten(name="pixels")(_stem(inputs, normalization, augment, transform))
     for i, n in enumerate(units):
         x = _maxout_dense(x, n, pieces, name=f"maxout{i}")
         x = keras.layers.Dropout(dropout, name=f"dropout{i}")(x)
@@ -117,6 +144,7 @@ def resnet(
     dropout: float = 0.2,
     normalization: keras.layers.Layer | None = None,
     augment: bool = False,
+    transform: str = "none",
 ) -> keras.Model:
     """A small residual CNN (He et al., arXiv:1512.03385, pre-activation blocks).
 
@@ -126,7 +154,7 @@ def resnet(
     global average pooling, dense 64 and the sigmoid output.
     """
     inputs = keras.Input(shape=input_shape, name="images")
-    x = _stem(inputs, normalization, augment)
+    x = _stem(inputs, normalization, augment, transform)
     x = keras.layers.Conv2D(filters[0], 5, padding="same", name="stem_conv")(x)
     for s, f in enumerate(filters):
         for b in range(blocks_per_stage):
@@ -159,6 +187,7 @@ def mobilenet(
     dropout: float = 0.2,
     normalization: keras.layers.Layer | None = None,
     augment: bool = False,
+    transform: str = "none",
 ) -> keras.Model:
     """A MobileNet-style CNN (Howard et al., arXiv:1704.04861) of depthwise-separable blocks.
 
@@ -167,7 +196,7 @@ def mobilenet(
     ReLU]; global average pooling, dense 64 and the sigmoid output.
     """
     inputs = keras.Input(shape=input_shape, name="images")
-    x = _stem(inputs, normalization, augment)
+    x = _stem(inputs, normalization, augment, transform)
     x = keras.layers.Conv2D(filters[0], 3, padding="same", use_bias=False, name="stem_conv")(x)
     x = keras.layers.BatchNormalization(name="stem_bn")(x)
     x = keras.layers.Activation("relu", name="stem_relu")(x)
@@ -185,12 +214,32 @@ def mobilenet(
     return keras.Model(inputs, _score(x), name="mobilenet")
 
 
+def bhimji(input_shape: tuple[int, int, int], filters: int = 128, n_conv: int = 3, dropout: float = 0.5,
+           dense: int = 512, **stem: Any) -> keras.Model:
+    """The CNN of Bhimji et al., arXiv:1711.03573, for whole-event images.
+
+    ``n_conv`` x [3x3 convolution with ``filters`` maps (ReLU) -> 2x2 max pooling], dropout,
+    dense ``dense`` (ReLU) -> 1 (sigmoid). Works on jet images as well as on event images.
+    ``stem``: ``normalization``, ``augment`` and ``transform`` as for every model of the zoo.
+    """
+    inputs = keras.Input(shape=input_shape, name="images")
+    x = _stem(inputs, **stem)
+    for i in range(n_conv):
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
+        x = keras.layers.MaxPooling2D(2, padding="same", name=f"pool{i}")(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    x = keras.layers.Dense(dense, activation="relu", name="dense")(x)
+    return keras.Model(inputs, _score(x), name="bhimji")
+
+
 #: The model zoo: name -> builder(input_shape, normalization=..., augment=..., **hyper-parameters).
 ZOO: dict[str, Callable[..., keras.Model]] = {
     "convnet": convnet,
     "maxout": maxout,
     "resnet": resnet,
     "mobilenet": mobilenet,
+    "bhimji": bhimji,
 }
 
 

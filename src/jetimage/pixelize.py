@@ -31,8 +31,8 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
-#: Image channels and what each pixel sums.
-CHANNELS = ("total", "charged", "neutral", "charged_count")
+from .channels import channel_weights, record_flags
+
 #: Deposition kernels.
 DEPOSITS = ("ngp", "moment")
 
@@ -182,23 +182,6 @@ def pixelize_flat(
     return out
 
 
-def channel_weights(
-    intensity: np.ndarray, charge: np.ndarray, channels: Sequence[str]
-) -> np.ndarray:
-    """Per-constituent contributions to each channel: ``(n_constituents, n_channels)``."""
-    charged = charge != 0
-    table = {
-        "total": lambda: intensity,
-        "charged": lambda: np.where(charged, intensity, 0.0),
-        "neutral": lambda: np.where(charged, 0.0, intensity),
-        "charged_count": lambda: charged.astype(intensity.dtype),
-    }
-    unknown = [c for c in channels if c not in table]
-    if unknown:
-        raise ValueError(f"unknown image channels {unknown}; choose from {CHANNELS}")
-    return np.stack([table[c]() for c in channels], axis=1)
-
-
 def pixelize(
     constituents: ak.Array,
     grid: Grid,
@@ -212,11 +195,13 @@ def pixelize(
     ----------
     constituents
         ``(n_jets, var)`` records with ``eta``, ``phi`` relative to the image centre, the
-        intensity field (``pt`` or ``e``, GeV) and, for charged/neutral channels, ``charge``.
+        intensity field (``pt`` or ``e``, GeV) and, for the channels other than ``total``,
+        ``charge`` and ``pdgid`` (see :func:`jetimage.channels.flags`; absent: zero charge, no
+        ids).
     grid
         The pixel grid.
     channels
-        Channel names from :data:`CHANNELS`.
+        Channel names from :data:`jetimage.channels.CHANNELS`.
     intensity
         ``"pt"`` or ``"e"``.
     deposit
@@ -232,7 +217,6 @@ def pixelize(
     eta = ak.to_numpy(flat.eta).astype(np.float64)
     phi = ak.to_numpy(flat.phi).astype(np.float64)
     value = ak.to_numpy(flat[intensity]).astype(np.float64)
-    charge = ak.to_numpy(flat.charge) if "charge" in flat.fields else np.zeros(len(value))
     return pixelize_flat(
-        eta, phi, channel_weights(value, charge, channels), counts, grid, deposit
+        eta, phi, channel_weights(value, record_flags(flat), channels), counts, grid, deposit
     )

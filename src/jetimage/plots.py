@@ -1,14 +1,15 @@
 """Figures in HEP style (mplhep), each written as PDF and PNG.
 
 One function per figure; each takes arrays (not files) and an output stem ``path/name``
-to which ``.pdf`` and ``.png`` are added. Files are written atomically. :func:`jet_plots`
-draws the whole set of the jet study from the scores file of :func:`jetimage.evaluate.evaluate`
-and the training history; :data:`JET_PLOTS` names them.
+to which ``.pdf`` and ``.png`` are added. Files are written atomically. :func:`draw` draws the
+figures of a study's kind (:data:`FIGURES`) from the scores file of
+:func:`jetimage.evaluate.evaluate` and the training history.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,9 @@ LABELS = {
     "tau21": r"$\tau_{21}$",
     "delta_r": r"$\Delta R$(subjets)",
     "mass": "Trimmed jet mass",
+    "n_fatjets": r"$N_{\mathrm{fat\ jet}}$",
+    "mj": r"$M_J$",
 }
-#: Figures of the jet study (file stems under ``plots/``), drawn by :func:`jet_plots`.
-JET_PLOTS = ("roc", "cnn_vs_mass", "cnn_vs_tau21", "cnn_vs_delta_r", "mean_images",
-             "pixel_correlation", "training", "cnn_output")
 
 
 def _save(fig, stem: str | Path, suffixes: Sequence[str] = (".pdf", ".png")) -> list[Path]:
@@ -68,8 +68,9 @@ def selection_text(pt_min: float, pt_max: float, eta_max: float | None = None,
 
 
 def roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], stem: str | Path,
-        text: str = "", sqrt_s_tev: float = 13.0, reference: str | None = "mass_tau21"
-        ) -> list[Path]:
+        text: str = "", sqrt_s_tev: float = 13.0, reference: str | None = "mass_tau21",
+        points: Mapping[str, tuple[float, float]] | None = None,
+        labels: Mapping[str, str] | None = None) -> list[Path]:
     """Background rejection 1/eps_B against signal efficiency eps_S, log scale.
 
     Parameters
@@ -82,7 +83,12 @@ def roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], stem: str | Path,
         Selection text printed in the corner (pT window, mass window).
     reference
         Tagger to which a lower panel gives the ratio of rejections (skipped when absent).
+    points
+        Name -> (eps_s, eps_b) of single working points drawn as stars (a cut-based selection).
+    labels
+        Legend names that replace those of :data:`LABELS`.
     """
+    names = {**LABELS, **(labels or {})}
     hep.style.use("ATLAS")
     ratio = reference is not None and reference in curves
     if ratio:
@@ -103,9 +109,12 @@ def roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], stem: str | Path,
     ref = rejection(*curves[reference]) if ratio else None
     for name, (eps_s, eps_b) in curves.items():
         r = rejection(eps_s, eps_b)
-        (line,) = ax.plot(grid, r, label=LABELS.get(name, name), lw=2)
+        (line,) = ax.plot(grid, r, label=names.get(name, name), lw=2)
         if ratio:
             rax.plot(grid, r / ref, lw=2, color=line.get_color())
+    for name, (eps_s, eps_b) in (points or {}).items():
+        if eps_b > 0:
+            ax.plot([eps_s], [1.0 / eps_b], "k*", ms=16, label=name)
     ax.set_yscale("log")
     ax.set_xlim(0.05, 1.0)
     ax.set_ylim(bottom=1.0)
@@ -114,7 +123,7 @@ def roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], stem: str | Path,
     _label(ax, text, sqrt_s_tev)
     if ratio:
         rax.axhline(1.0, color="grey", lw=1, ls="--")
-        rax.set_ylabel(f"Ratio to\n{LABELS.get(reference, reference)}", fontsize=12)
+        rax.set_ylabel(f"Ratio to\n{names.get(reference, reference)}", fontsize=12)
         rax.set_xlabel(r"Signal efficiency $\varepsilon_S$")
         rax.set_ylim(0.0, 3.0)
     else:
@@ -134,7 +143,8 @@ def cut_thresholds(score: np.ndarray, labels: np.ndarray, weights: np.ndarray,
 def cnn_vs_variable(score: np.ndarray, x: np.ndarray, labels: np.ndarray, weights: np.ndarray,
                     stem: str | Path, xlabel: str, edges: np.ndarray, text: str = "",
                     sqrt_s_tev: float = 13.0,
-                    efficiencies: Sequence[float] = (1.0, 0.8, 0.5, 0.3)) -> list[Path]:
+                    efficiencies: Sequence[float] = (1.0, 0.8, 0.5, 0.3),
+                    classes: tuple[str, str] = ("W jets", "QCD jets")) -> list[Path]:
     """Does the CNN sculpt the distribution of ``x``? (arXiv:1511.05190, figures 9-11.)
 
     Left: the 2D distribution of CNN output and ``x`` for QCD jets, normalized to unity in each
@@ -158,12 +168,12 @@ def cnn_vs_variable(score: np.ndarray, x: np.ndarray, labels: np.ndarray, weight
                              bins=(s_edges, edges), weights=weights[qcd])
     h = h / np.where(h.sum(axis=1, keepdims=True) > 0, h.sum(axis=1, keepdims=True), 1.0)
     mesh = axes[0].pcolormesh(s_edges, edges, h.T, cmap="viridis")
-    fig.colorbar(mesh, ax=axes[0], label="Fraction of QCD jets in the CNN-output bin")
+    fig.colorbar(mesh, ax=axes[0], label=f"Fraction of {classes[1]} in the CNN-output bin")
     axes[0].set_xlabel("CNN output")
     axes[0].set_ylabel(xlabel)
-    _label(axes[0], "QCD jets", sqrt_s_tev, loc="upper right")
+    _label(axes[0], classes[1], sqrt_s_tev, loc="upper right")
     cuts = cut_thresholds(score, labels, weights, efficiencies)
-    for ax, cls, name in ((axes[1], 0, "QCD jets"), (axes[2], 1, "W jets")):
+    for ax, cls, name in ((axes[1], 0, classes[1]), (axes[2], 1, classes[0])):
         for eff, cut in zip(efficiencies, cuts, strict=True):
             sel = ok & (labels == cls) & (score >= cut if eff < 1 else np.ones_like(ok))
             if sel.sum() == 0:
@@ -182,8 +192,10 @@ def cnn_vs_variable(score: np.ndarray, x: np.ndarray, labels: np.ndarray, weight
 
 def mean_images(signal: np.ndarray, background: np.ndarray, stem: str | Path,
                 extent: tuple[float, float, float, float] | None = None,
-                sqrt_s_tev: float = 13.0, text: str = "") -> list[Path]:
-    """Mean W image, mean QCD image (log colour scale) and their difference.
+                sqrt_s_tev: float = 13.0, text: str = "", classes: tuple[str, str] = ("W jets", "QCD jets"),
+                axes_names: tuple[str, str] = (r"Translated pseudorapidity $\eta$",
+                                               r"Translated azimuth $\phi$")) -> list[Path]:
+    """Mean signal image, mean background image (log colour scale) and their difference.
 
     Parameters
     ----------
@@ -197,20 +209,20 @@ def mean_images(signal: np.ndarray, background: np.ndarray, stem: str | Path,
     pos = np.concatenate([signal[signal > 0], background[background > 0]])
     vmin = float(pos.min()) if len(pos) else 1e-3
     vmax = float(pos.max()) if len(pos) else 1.0
-    for ax, img, title in ((axes[0], signal, "W jets"), (axes[1], background, "QCD jets")):
+    for ax, img, title in ((axes[0], signal, classes[0]), (axes[1], background, classes[1])):
         im = ax.imshow(np.where(img > 0, img, np.nan).T, origin="lower", extent=extent,
                        norm=matplotlib.colors.LogNorm(vmin=vmin, vmax=max(vmax, vmin * 10)),
                        cmap="viridis")
-        fig.colorbar(im, ax=ax, label=r"Mean pixel $p_T$ [GeV]")
+        fig.colorbar(im, ax=ax, label="Mean pixel intensity [GeV]")
         ax.set_title(title, fontsize=15)
     diff = signal - background
     lim = float(np.abs(diff).max()) or 1.0
     im = axes[2].imshow(diff.T, origin="lower", extent=extent, cmap="RdBu_r", vmin=-lim, vmax=lim)
-    fig.colorbar(im, ax=axes[2], label=r"$\langle W \rangle - \langle \mathrm{QCD} \rangle$ [GeV]")
+    fig.colorbar(im, ax=axes[2], label="Signal - background [GeV]")
     axes[2].set_title("Difference", fontsize=15)
     for ax in axes:
-        ax.set_xlabel(r"Translated pseudorapidity $\eta$" if extent else r"$\eta$ pixel")
-        ax.set_ylabel(r"Translated azimuth $\phi$" if extent else r"$\phi$ pixel")
+        ax.set_xlabel(axes_names[0] if extent else r"$\eta$ pixel")
+        ax.set_ylabel(axes_names[1] if extent else r"$\phi$ pixel")
     fig.suptitle(rf"jetimage Simulation, $\sqrt{{s}}$ = {sqrt_s_tev:g} TeV, "
                  + text.replace("\n", ", "), fontsize=14)
     fig.tight_layout()
@@ -219,7 +231,9 @@ def mean_images(signal: np.ndarray, background: np.ndarray, stem: str | Path,
 
 def pixel_correlation(corr: np.ndarray, stem: str | Path,
                       extent: tuple[float, float, float, float] | None = None,
-                      sqrt_s_tev: float = 13.0, text: str = "") -> list[Path]:
+                      sqrt_s_tev: float = 13.0, text: str = "",
+                      axes_names: tuple[str, str] = (r"Translated pseudorapidity $\eta$",
+                                                     r"Translated azimuth $\phi$")) -> list[Path]:
     """Per-pixel Pearson correlation of the CNN output with the pixel intensity
     (``(n_eta, n_phi)``, between -1 and 1; arXiv:1511.05190, figure 8)."""
     hep.style.use("ATLAS")
@@ -227,8 +241,8 @@ def pixel_correlation(corr: np.ndarray, stem: str | Path,
     lim = max(float(np.abs(corr).max()), 1e-3)
     im = ax.imshow(corr.T, origin="lower", extent=extent, cmap="RdBu_r", vmin=-lim, vmax=lim)
     fig.colorbar(im, ax=ax, label="Correlation of CNN output with pixel intensity")
-    ax.set_xlabel(r"Translated pseudorapidity $\eta$" if extent else r"$\eta$ pixel")
-    ax.set_ylabel(r"Translated azimuth $\phi$" if extent else r"$\phi$ pixel")
+    ax.set_xlabel(axes_names[0] if extent else r"$\eta$ pixel")
+    ax.set_ylabel(axes_names[1] if extent else r"$\phi$ pixel")
     ax.set_title(rf"$\sqrt{{s}}$ = {sqrt_s_tev:g} TeV, " + text.replace("\n", ", "), fontsize=12)
     return _save(fig, stem)
 
@@ -254,12 +268,13 @@ def training_curves(history: Mapping[str, Sequence[float]], stem: str | Path,
 
 
 def cnn_output(score: np.ndarray, labels: np.ndarray, weights: np.ndarray, stem: str | Path,
-               text: str = "", sqrt_s_tev: float = 13.0) -> list[Path]:
-    """CNN output distributions of W and QCD test jets, each normalized to unity (log scale)."""
+               text: str = "", sqrt_s_tev: float = 13.0,
+               classes: tuple[str, str] = ("W jets", "QCD jets")) -> list[Path]:
+    """CNN output distributions of signal and background test examples, each normalized to unity."""
     hep.style.use("ATLAS")
     fig, ax = plt.subplots(figsize=(8, 7))
     edges = np.linspace(0.0, 1.0, 41)
-    for cls, name in ((1, "W jets"), (0, "QCD jets")):
+    for cls, name in ((1, classes[0]), (0, classes[1])):
         sel = labels == cls
         if sel.any():
             counts, _ = np.histogram(np.clip(score[sel], 0, 1), edges, weights=weights[sel])
@@ -272,48 +287,135 @@ def cnn_output(score: np.ndarray, labels: np.ndarray, weights: np.ndarray, stem:
     return _save(fig, stem)
 
 
-def jet_plots(cfg: Mapping[str, Any], scores: Mapping[str, np.ndarray],
-              history: Mapping[str, Sequence[float]] | None, outdir: str | Path) -> list[Path]:
-    """Every figure of :data:`JET_PLOTS` in ``outdir`` (PDF and PNG).
+@dataclass
+class _Context:
+    """What every figure of one study reads: its config, scores, history and texts."""
+
+    cfg: Mapping[str, Any]
+    scores: Mapping[str, np.ndarray]
+    history: Mapping[str, Sequence[float]] | None
+    outdir: Path
+
+    def __post_init__(self) -> None:
+        s = self.scores
+        self.y, self.w = s["labels"].astype(int), s["weights"].astype(np.float64)
+        self.win = s["in_window"].astype(bool) if "in_window" in s else np.ones(len(self.y), bool)
+        self.cnn = s["score_cnn"].astype(np.float64)
+        self.sqrt_s = self.cfg["generation"]["sqrt_s"] / 1000
+        kind = self.cfg["kind"]
+        self.classes = ("W jets", "QCD jets") if kind == "jets" else ("Signal events", "Background events")
+        if kind == "jets":
+            j = self.cfg["jets"]
+            window = self.cfg["evaluate"]["mass_window"]
+            self.text = selection_text(j["pt_min"], j["pt_max"], j["eta_max"], window)
+            self.text_all = selection_text(j["pt_min"], j["pt_max"], j["eta_max"])
+        else:
+            self.text = self.text_all = "After the preselection"
+
+    def stem(self, name: str) -> Path:
+        return self.outdir / name
+
+    def extent(self) -> tuple[float, float, float, float]:
+        im = self.cfg["images"]
+        if self.cfg["kind"] == "events":
+            return (-im["eta_max"], im["eta_max"], -np.pi, np.pi)
+        return (-im["n_eta"] * im["pixel_eta"] / 2, im["n_eta"] * im["pixel_eta"] / 2,
+                -im["n_phi"] * im["pixel_phi"] / 2, im["n_phi"] * im["pixel_phi"] / 2)
+
+    def axes_names(self) -> tuple[str, str]:
+        if self.cfg["kind"] == "events":
+            return (r"Pseudorapidity $\eta$", r"Azimuth $\phi$")
+        return (r"Translated pseudorapidity $\eta$", r"Translated azimuth $\phi$")
+
+
+def _roc(c: _Context) -> list[Path]:
+    from .evaluate import roc_curve
+
+    names = [k.removeprefix("score_") for k in c.scores if k.startswith("score_")]
+    order = [n for n in LABELS if n in names] + [n for n in names if n not in LABELS]
+    curves = {n: roc_curve(c.scores[f"score_{n}"][c.win], c.y[c.win], c.w[c.win]) for n in order}
+    points = None
+    if "cut_pass" in c.scores:
+        cut, sig = c.scores["cut_pass"].astype(bool), c.y == 1
+        eps = [c.w[m & cut].sum() / max(c.w[m].sum(), 1e-300) for m in (sig, ~sig)]
+        points = {"Cut-based selection": (float(eps[0]), float(eps[1]))}
+    labels = {"cnn": "CNN (event image)"} if c.cfg["kind"] == "events" else None
+    return roc(curves, c.stem("roc"), text=c.text, sqrt_s_tev=c.sqrt_s, points=points, labels=labels)
+
+
+def _cnn_vs(var: str, label: str, edges: np.ndarray) -> Any:
+    def draw(c: _Context) -> list[Path]:
+        return cnn_vs_variable(c.cnn, c.scores[var].astype(np.float64), c.y, c.w, c.stem(f"cnn_vs_{var}"),
+                               label, edges, c.text_all, c.sqrt_s, classes=c.classes)
+    return draw
+
+
+def _mean_images(c: _Context) -> list[Path]:
+    return mean_images(c.scores["mean_image_signal"], c.scores["mean_image_background"],
+                       c.stem("mean_images"), c.extent(), c.sqrt_s, c.text, classes=c.classes,
+                       axes_names=c.axes_names())
+
+
+def _pixel_correlation(c: _Context) -> list[Path]:
+    return pixel_correlation(c.scores["corr_cnn_pixel"], c.stem("pixel_correlation"), c.extent(),
+                             c.sqrt_s, c.text, axes_names=c.axes_names())
+
+
+def _training(c: _Context) -> list[Path]:
+    if c.history is None:
+        raise ValueError("the training figure needs the training history (history.json)")
+    return training_curves(c.history, c.stem("training"), c.sqrt_s)
+
+
+def _cnn_output(c: _Context) -> list[Path]:
+    return cnn_output(c.cnn[c.win], c.y[c.win], c.w[c.win], c.stem("cnn_output"), c.text, c.sqrt_s,
+                      classes=c.classes)
+
+
+def _figures(sculpting: dict[str, Any]) -> dict[str, Any]:
+    """The figures of a kind in the order of the report: the ROC, the kind's sculpting figures, then
+    the figures every kind has."""
+    return {"roc": _roc, **sculpting, "mean_images": _mean_images, "pixel_correlation": _pixel_correlation,
+            "training": _training, "cnn_output": _cnn_output}
+
+
+#: The figures of each kind of study: file stem under ``plots/`` -> drawing function.
+FIGURES: dict[str, dict[str, Any]] = {
+    "jets": _figures({
+        "cnn_vs_mass": _cnn_vs("mass", "Trimmed jet mass [GeV]", np.linspace(0.0, 200.0, 41)),
+        "cnn_vs_tau21": _cnn_vs("tau21", r"$\tau_{21}$", np.linspace(0.0, 1.0, 26)),
+        "cnn_vs_delta_r": _cnn_vs("delta_r", r"$\Delta R$ between the two leading subjets",
+                                  np.linspace(0.0, 1.2, 25))}),
+    "events": _figures({
+        "cnn_vs_n_fatjets": _cnn_vs("n_fatjets", r"$N_{\mathrm{fat\ jet}}$", np.arange(-0.5, 10.5)),
+        "cnn_vs_mj": _cnn_vs("mj", r"$M_J$ [GeV]", np.linspace(0.0, 2000.0, 41))}),
+}
+#: Figures of the jet study, in the order of the report.
+JET_PLOTS = tuple(FIGURES["jets"])
+
+
+def draw(cfg: Mapping[str, Any], scores: Mapping[str, np.ndarray],
+         history: Mapping[str, Sequence[float]] | None, outdir: str | Path,
+         figures: Sequence[str] | None = None) -> list[Path]:
+    """Figures of the study's kind (:data:`FIGURES`; default all) in ``outdir``, PDF and PNG.
 
     Parameters
     ----------
     cfg
-        The validated configuration (``jets``, ``generation``, ``images``, ``evaluate``).
+        The validated configuration of the study.
     scores
         The arrays of the scores file written by :func:`jetimage.evaluate.evaluate`.
     history
-        The training history (``history.json``); ``None`` skips the training curves.
+        The training history (``history.json``); needed by the ``training`` figure only, which
+        is left out of the default figures without it.
+    figures
+        Names of the figures to draw (keys of ``FIGURES[kind]``); default all.
     """
-    from .evaluate import roc_curve
-
-    outdir = Path(outdir)
-    j, window = cfg["jets"], cfg["evaluate"]["mass_window"]
-    text = selection_text(j["pt_min"], j["pt_max"], j["eta_max"], window)
-    text_all = selection_text(j["pt_min"], j["pt_max"], j["eta_max"])
-    sqrt_s = cfg["generation"]["sqrt_s"] / 1000
-    y, w = scores["labels"].astype(int), scores["weights"].astype(np.float64)
-    win = scores["in_window"] if "in_window" in scores else np.ones(len(y), bool)
-    cnn = scores["score_cnn"].astype(np.float64)
-    names = [k.removeprefix("score_") for k in scores if k.startswith("score_")]
-    order = [n for n in LABELS if n in names] + [n for n in names if n not in LABELS]
-    curves = {n: roc_curve(scores[f"score_{n}"][win], y[win], w[win]) for n in order}
-    written = roc(curves, outdir / "roc", text=text, sqrt_s_tev=sqrt_s)
-    for var, label, edges in (
-        ("mass", "Trimmed jet mass [GeV]", np.linspace(0.0, 200.0, 41)),
-        ("tau21", r"$\tau_{21}$", np.linspace(0.0, 1.0, 26)),
-        ("delta_r", r"$\Delta R$ between the two leading subjets", np.linspace(0.0, 1.2, 25)),
-    ):
-        written += cnn_vs_variable(cnn, scores[var].astype(np.float64), y, w, outdir / f"cnn_vs_{var}",
-                                   label, edges, text_all, sqrt_s)
-    im = cfg["images"]
-    extent = (-im["n_eta"] * im["pixel_eta"] / 2, im["n_eta"] * im["pixel_eta"] / 2,
-              -im["n_phi"] * im["pixel_phi"] / 2, im["n_phi"] * im["pixel_phi"] / 2)
-    written += mean_images(scores["mean_image_signal"], scores["mean_image_background"],
-                           outdir / "mean_images", extent, sqrt_s, text)
-    written += pixel_correlation(scores["corr_cnn_pixel"], outdir / "pixel_correlation", extent,
-                                 sqrt_s, text)
-    if history is not None:
-        written += training_curves(history, outdir / "training", sqrt_s)
-    written += cnn_output(cnn[win], y[win], w[win], outdir / "cnn_output", text, sqrt_s)
-    return written
+    table = FIGURES[cfg["kind"]]
+    unknown = [f for f in figures or () if f not in table]
+    if unknown:
+        raise ValueError(f"no figure {unknown} for a study of kind {cfg['kind']}; have {sorted(table)}")
+    c = _Context(cfg, scores, history, Path(outdir))
+    # by default the training curves are drawn when there is a history; asked for, they need one
+    names = list(figures) if figures else [n for n in table if history is not None or n != "training"]
+    return [p for name in names for p in table[name](c)]

@@ -1,9 +1,10 @@
 """Jet-image preprocessing: centring, rotation, parity flip and normalization, in two modes.
 
-Constituents are ``(n_jets, var)`` awkward records with ``pt, eta, phi, e, charge`` (GeV,
-radians); jets are ``(n_jets,)`` records with the jet-level branches of
-:data:`jetimage.io.JET_BRANCHES`. Images are ``(n_jets, n_eta, n_phi, n_channels)`` float32,
-axis 1 is eta (horizontal in plots), axis 2 is phi (vertical).
+Constituents are ``(n_jets, var)`` awkward records with ``pt, eta, phi, e, charge, pdgid``
+(GeV, radians; ``charge`` and ``pdgid`` select the channels of :mod:`jetimage.channels`);
+jets are ``(n_jets,)`` records with the jet-level branches of :data:`jetimage.io.JET_BRANCHES`.
+Images are ``(n_jets, n_eta, n_phi, n_channels)`` float32, axis 1 is eta (horizontal in
+plots), axis 2 is phi (vertical).
 
 Modes
 -----
@@ -62,8 +63,10 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from .channels import CODES, channel_weights, record_flags
+from .channels import codes as channel_codes
 from .jets import delta_phi
-from .pixelize import Grid, channel_weights, pixelize_flat, resolve_deposit
+from .pixelize import Grid, pixelize_flat, resolve_deposit
 
 #: Preprocessing modes.
 MODES = ("lorentz", "image")
@@ -88,29 +91,32 @@ _SPLINE_PAD = 12
 class Flat:
     """Constituents of ``n_jets`` jets as flat numpy arrays, consecutive per jet.
 
-    ``pt, eta, phi, e`` are ``(n_constituents,)`` (GeV, radians), ``charge`` is
-    ``(n_constituents,)`` (units of e), ``counts`` ``(n_jets,)`` and ``offsets``
-    ``(n_jets + 1,)``.
+    ``pt, eta, phi, e`` are ``(n_constituents,)`` (GeV, radians), ``flags`` is
+    ``(n_constituents,)`` int32 (the channel flag bits of :func:`jetimage.channels.flags`),
+    ``counts`` ``(n_jets,)`` and ``offsets`` ``(n_jets + 1,)``.
     """
 
     pt: np.ndarray
     eta: np.ndarray
     phi: np.ndarray
     e: np.ndarray
-    charge: np.ndarray
+    flags: np.ndarray
     counts: np.ndarray
     offsets: np.ndarray
 
     @classmethod
     def from_awkward(
         cls, constituents: ak.Array, dtype: Any = np.float64, massless: bool = False,
-        energy: bool = True,
+        energy: bool = True, with_flags: bool = True,
     ) -> Flat:
         """Flatten ``(n_jets, var)`` constituent records.
 
         With ``massless`` (or without an ``e`` field) the energy is ``E = pT cosh(eta)``: a
         massless deposit at the constituent's (eta, phi), as a calorimeter cell sees it.
         With ``energy=False`` the energy is not computed (``e`` is ``pt``, a placeholder).
+        The ``flags`` come from the ``charge`` and ``pdgid`` fields (absent: zero charge,
+        no ids, so the ``em`` and ``had`` channels stay empty); with ``with_flags=False``
+        they are not computed (zeros, a placeholder for images of one ``total`` channel).
         """
         counts = ak.to_numpy(ak.num(constituents)).astype(np.int64)
         flat = ak.flatten(constituents)
@@ -122,19 +128,16 @@ class Flat:
             e = fields["pt"] * np.cosh(fields["eta"])
         else:
             e = np.ascontiguousarray(ak.to_numpy(flat.e), dtype=dtype)
-        charge = (
-            np.ascontiguousarray(ak.to_numpy(flat.charge), dtype=np.int32)
-            if "charge" in flat.fields else np.zeros(len(e), np.int32)
-        )
+        flags = record_flags(flat) if with_flags else np.zeros(len(e), np.int32)
         offsets = np.concatenate([[0], np.cumsum(counts)])
-        return cls(e=e, charge=charge, counts=counts, offsets=offsets, **fields)
+        return cls(e=e, flags=flags, counts=counts, offsets=offsets, **fields)
 
     def block(self, j0: int, j1: int) -> Flat:
         """Jets ``[j0, j1)`` (views, no copy)."""
         c0, c1 = self.offsets[j0], self.offsets[j1]
         return Flat(
             self.pt[c0:c1], self.eta[c0:c1], self.phi[c0:c1], self.e[c0:c1],
-            self.charge[c0:c1], self.counts[j0:j1], self.offsets[j0:j1 + 1] - c0,
+            self.flags[c0:c1], self.counts[j0:j1], self.offsets[j0:j1 + 1] - c0,
         )
 
 
@@ -376,7 +379,7 @@ def _lorentz_images_numpy(
         )
         value = fr.e if options["intensity"] == "e" else fr.pt
         weights = value if list(channels) == ["total"] else channel_weights(
-            value, flat.block(j0, j1).charge, channels)
+            value, flat.block(j0, j1).flags, channels)
         pixelize_flat(fr.eta, fr.phi, weights, flat.counts[sl], grid, deposit, out=images[sl])
         # normalize while the block is in the cache
         scale[sl] = normalize(images[sl], options.get("normalize", "none"))[1]
@@ -418,22 +421,22 @@ def _lorentz_images(
                       "unknown deposit"),
         normalize=_code(K.NORMALIZE_CODES, normalize_how, "images.normalize: unknown normalization"),
     )
-    unknown = [c for c in options["channels"] if c not in K.CHANNEL_CODES]
-    if unknown:
-        raise ValueError(f"unknown image channels {unknown}; choose from {tuple(K.CHANNEL_CODES)}")
-    channels = np.array([K.CHANNEL_CODES[c] for c in options["channels"]], dtype=np.int64)
+    channels = channel_codes(options["channels"])  # ValueError naming unknown channels
+    # the flags are read only for channels other than one total (1-2 us per jet to compute)
+    total_only = channels.tolist() == [CODES["total"]]
     eta0, phi0 = centre_of(jets, options["centre"])
     if rotate == "subjet":
         s2_eta, s2_phi = (np.ascontiguousarray(x) for x in _subjet2(jets))
     else:
         s2_eta = s2_phi = np.full(len(eta0), np.nan)
     massless = bool(options.get("massless", True))
-    flat = Flat.from_awkward(jets.constituents, np.float64, energy=not massless)
+    flat = Flat.from_awkward(jets.constituents, np.float64, energy=not massless,
+                             with_flags=not total_only)
     n = len(flat.counts)
     images = _output(out, (n, *grid.shape, len(channels)))
     angle, sign, scale = np.empty(n), np.empty(n), np.empty((n, len(channels)))
     K.lorentz_images(
-        flat.pt, flat.eta, flat.phi, flat.e, flat.charge, flat.offsets.astype(np.int64),
+        flat.pt, flat.eta, flat.phi, flat.e, flat.flags, flat.offsets.astype(np.int64),
         np.ascontiguousarray(eta0), np.ascontiguousarray(phi0), s2_eta, s2_phi,
         codes["rotate"], codes["flip"], options["intensity"] == "e", massless, channels,
         codes["deposit"], codes["normalize"], float(grid.pixel_eta), float(grid.pixel_phi),
@@ -490,7 +493,7 @@ def detector_images(
         dphi = phi - (phi0 + delta_phi(phi_c, phi0))[jet]  # phi_c unwrapped next to phi0
     value = flat.e if options["intensity"] == "e" else flat.pt
     images = pixelize_flat(
-        deta, dphi, channel_weights(value, flat.charge, options["channels"]), flat.counts,
+        deta, dphi, channel_weights(value, flat.flags, options["channels"]), flat.counts,
         grid, deposit,
     )
     return images, eta_c, phi_c

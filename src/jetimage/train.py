@@ -1,5 +1,5 @@
-"""Training: split the images by seed, stream them from HDF5, fit the CNN with early stopping and
-per-epoch backups, save model and history."""
+"""Training, one trainer for jet and event studies: split the images by seed, stream them from HDF5,
+fit the CNN with early stopping and per-epoch backups, save model and history."""
 
 from __future__ import annotations
 
@@ -314,20 +314,100 @@ def _set_epoch_callback(streams: Sequence[Any]) -> Any:
     return SetEpoch()
 
 
+def train_seed(cfg: Config, *keys: int) -> int:
+    """A seed of the training (weights, batch order) derived from ``seed`` and ``train.seed``."""
+    extra = (cfg["train"]["seed"],) if cfg["train"]["seed"] else ()
+    return derive_seed(cfg["seed"], TRAIN_STREAM, *extra, *keys)
+
+
+def _streams(cfg: Config, inputs: Sequence[str | Path], labels: np.ndarray, weights: np.ndarray
+             ) -> tuple[Any, Any]:
+    """The training stream (shuffled per epoch) and the validation stream of the split."""
+    tcfg = cfg["train"]
+    split = dataset_split(cfg, len(labels))
+    common = dict(block_rows=tcfg["block_rows"], blocks_per_group=tcfg["shuffle_blocks"],
+                  workers=tcfg["workers"])
+    train_data = ImageStream.create(inputs, split["train"], labels, weights, tcfg["batch_size"],
+                                    shuffle=True, seed=train_seed(cfg, 1), **common)
+    val_data = ImageStream.create(inputs, split["validation"], labels, weights,
+                                  max(tcfg["batch_size"], 512), shuffle=False, **common)
+    return train_data, val_data
+
+
+def _compiled_model(cfg: Config, train_data: Any, n_gpus: int) -> Any:
+    """The configured zoo model, its standardization adapted on training images, compiled."""
+    import keras
+
+    from . import models
+
+    tcfg = cfg["train"]
+    with _strategy_scope(n_gpus):
+        norm = None
+        if tcfg["standardize"]:
+            sample = standardization_sample(train_data, tcfg["standardize_sample"], train_seed(cfg, 1))
+            norm = models.standardizer(models.transform_pixels(sample, tcfg["transform"]))
+        shape = tuple(train_data[0][0].shape[1:])
+        model = models.build(tcfg["model"], shape, normalization=norm, augment=tcfg["augment"],
+                             transform=tcfg["transform"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(tcfg["learning_rate"]),
+            loss="binary_crossentropy",
+            weighted_metrics=["accuracy", keras.metrics.AUC(name="auc")],
+            jit_compile=bool(n_gpus > 0 and tcfg["jit_compile"]),
+        )
+    return model
+
+
+def _training_files(model_path: str | Path) -> dict[str, Path]:
+    """Files beside the model: the resume ``backup``, the per-epoch ``epochs_csv`` (appended
+    across resumed runs) and the kept per-epoch ``checkpoints``."""
+    model_path = Path(model_path)
+    return {k: model_path.with_name(model_path.stem + suffix) for k, suffix in
+            (("backup", ".backup"), ("epochs_csv", ".epochs.csv"), ("checkpoints", ".checkpoints"))}
+
+
+def _callbacks(cfg: Config, train_data: Any, files: dict[str, Path], model_dir: Path) -> list[Any]:
+    import keras
+
+    tcfg = cfg["train"]
+    if files["backup"].exists():
+        log.info("resuming from the backup in %s", files["backup"])
+    else:  # files left by an earlier, completed run
+        files["epochs_csv"].unlink(missing_ok=True)
+        shutil.rmtree(files["checkpoints"], ignore_errors=True)
+    files["checkpoints"].mkdir(parents=True, exist_ok=True)
+    callbacks = [
+        _set_epoch_callback([train_data]),
+        keras.callbacks.CSVLogger(str(files["epochs_csv"]), append=True),
+        # weights, optimizer state and epoch; the early-stopping counters restart on resume
+        keras.callbacks.BackupAndRestore(str(files["backup"]), save_freq="epoch", delete_checkpoint=True),
+        _EpochCheckpoint(files["checkpoints"]),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=tcfg["patience"],
+                                      restore_best_weights=True),
+        _ProgressLog(tcfg["epochs"]),
+    ]
+    if tcfg["tensorboard"] and _has_tensorboard():
+        callbacks.append(keras.callbacks.TensorBoard(str(model_dir / "tensorboard"), profile_batch=0))
+    elif tcfg["tensorboard"]:
+        log.warning("train.tensorboard: the tensorboard package is not installed; no logs")
+    return callbacks
+
+
 def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
           history_path: str | Path) -> dict[str, list[float]]:
     """Train the configured model on the image files ``inputs``, streaming them from disk.
 
-    The rows of all files are concatenated in the given order and split with
-    :func:`dataset_split`. Sample weights are the event weights, balanced per class. Images
-    are read in batches by :class:`ImageStream`, so the training set need not fit in memory;
-    the per-pixel standardization is adapted on ``train.standardize_sample`` training images.
-    On a GPU, mixed precision and XLA are used as configured; with several GPUs the training
-    is data-parallel. The best model on the validation loss is saved to ``model_path``
-    (``.keras``), the per-epoch history to ``history_path`` (JSON); both atomically.
-    TensorBoard logs (``train.tensorboard``) go to ``<model dir>/tensorboard/``. The model after
-    every epoch is kept as ``<model stem>.checkpoints/epoch_NNN.keras``; a backup of the training
-    state after every epoch lets a killed run resume where it stopped.
+    One trainer for every kind of study: jet images and whole-event images alike. The rows of
+    all files are concatenated in the given order and split with :func:`dataset_split`. Sample
+    weights are the example weights, balanced per class. Images are read in batches by
+    :class:`ImageStream`, so the training set need not fit in memory; the per-pixel
+    standardization is adapted on ``train.standardize_sample`` training images. On a GPU, mixed
+    precision and XLA are used as configured; with several GPUs the training is data-parallel.
+    The best model on the validation loss is saved to ``model_path`` (``.keras``), the
+    per-epoch history to ``history_path`` (JSON); both atomically. TensorBoard logs
+    (``train.tensorboard``) go to ``<model dir>/tensorboard/``. The model after every epoch is
+    kept as ``<model stem>.checkpoints/epoch_NNN.keras``; a backup of the training state after
+    every epoch lets a killed run resume where it stopped.
 
     Returns
     -------
@@ -336,84 +416,35 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     """
     import keras
 
-    from . import models
-
     tcfg = cfg["train"]
-    keras.utils.set_random_seed(derive_seed(cfg["seed"], TRAIN_STREAM))
+    keras.utils.set_random_seed(train_seed(cfg))
     cols = read_columns(inputs, ["labels", "weights"])
     labels = cols["labels"].astype(np.float32)
     weights = balanced_weights(labels, cols["weights"])
-    split = dataset_split(cfg, len(labels))
-    tr, va = split["train"], split["validation"]
     n_gpus = accelerators()
-    use_gpu = n_gpus > 0
-    if use_gpu and tcfg["mixed_precision"]:
+    if n_gpus > 0 and tcfg["mixed_precision"]:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    stream_seed = derive_seed(cfg["seed"], TRAIN_STREAM, 1)
-    common = dict(block_rows=tcfg["block_rows"], blocks_per_group=tcfg["shuffle_blocks"],
-                  workers=tcfg["workers"])
-    train_data = ImageStream.create(inputs, tr, labels, weights, tcfg["batch_size"], shuffle=True,
-                                    seed=stream_seed, **common)
-    val_data = ImageStream.create(inputs, va, labels, weights, max(tcfg["batch_size"], 512),
-                                  shuffle=False, **common)
+    train_data, val_data = _streams(cfg, inputs, labels, weights)
     log.info("training %s on %d images (%d signal), validating on %d, backend %s, devices %s",
-             tcfg["model"], len(tr), int(labels[tr].sum()), len(va), keras.backend.backend(),
-             _devices())
-    with _strategy_scope(n_gpus):
-        norm = None
-        if tcfg["standardize"]:
-            norm = models.standardizer(standardization_sample(train_data, tcfg["standardize_sample"],
-                                                              stream_seed))
-        shape = tuple(train_data[0][0].shape[1:])
-        model = models.build(tcfg["model"], shape, normalization=norm, augment=tcfg["augment"])
-        model.compile(
-            optimizer=keras.optimizers.Adam(tcfg["learning_rate"]),
-            loss="binary_crossentropy",
-            weighted_metrics=["accuracy", keras.metrics.AUC(name="auc")],
-            jit_compile=bool(use_gpu and tcfg["jit_compile"]),
-        )
-    # A backup after every epoch beside the model: a killed run resumes from the last one
-    # (weights, optimizer state and epoch; the early-stopping counters restart).
-    backup = Path(model_path).with_name(Path(model_path).stem + ".backup")
-    # per-epoch metrics, appended across resumed runs (BackupAndRestore deletes its own folder)
-    epochs_csv = Path(model_path).with_name(Path(model_path).stem + ".epochs.csv")
-    # the model after every epoch, kept (the backup is the resume state and is deleted at the end)
-    checkpoints = Path(model_path).with_name(Path(model_path).stem + ".checkpoints")
-    if backup.exists():
-        log.info("resuming from the backup in %s", backup)
-    else:  # files left by an earlier, completed run
-        epochs_csv.unlink(missing_ok=True)
-        shutil.rmtree(checkpoints, ignore_errors=True)
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    callbacks = [
-        _set_epoch_callback([train_data]),
-        keras.callbacks.CSVLogger(str(epochs_csv), append=True),
-        keras.callbacks.BackupAndRestore(str(backup), save_freq="epoch", delete_checkpoint=True),
-        _EpochCheckpoint(checkpoints),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=tcfg["patience"],
-                                      restore_best_weights=True),
-        _ProgressLog(tcfg["epochs"]),
-    ]
-    if tcfg["tensorboard"]:
-        if _has_tensorboard():
-            callbacks.append(keras.callbacks.TensorBoard(
-                str(Path(model_path).parent / "tensorboard"), profile_batch=0))
-        else:
-            log.warning("train.tensorboard: the tensorboard package is not installed; no logs")
+             tcfg["model"], train_data.n, int(labels[np.concatenate(train_data.blocks)].sum())
+             if train_data.blocks else 0, val_data.n, keras.backend.backend(), _devices())
+    model = _compiled_model(cfg, train_data, n_gpus)
+    files = _training_files(model_path)
+    callbacks = _callbacks(cfg, train_data, files, Path(model_path).parent)
     try:
         fit = model.fit(train_data, validation_data=val_data, epochs=tcfg["epochs"],
                         callbacks=callbacks, verbose=0)
     finally:
         train_data.close()
         val_data.close()
-    history = _read_history(epochs_csv) if epochs_csv.exists() else {}
+    history = _read_history(files["epochs_csv"]) if files["epochs_csv"].exists() else {}
     history = history or {k: [float(x) for x in v] for k, v in fit.history.items()}
     with atomic_path(model_path) as tmp:
         model.save(tmp)
     with atomic_path(history_path) as tmp:
         tmp.write_text(json.dumps(history, indent=1))
-    shutil.rmtree(backup, ignore_errors=True)
-    epochs_csv.unlink(missing_ok=True)
+    shutil.rmtree(files["backup"], ignore_errors=True)
+    files["epochs_csv"].unlink(missing_ok=True)
     log.info("saved %s after %d epochs", model_path, len(history["loss"]))
     return history
 

@@ -27,7 +27,7 @@ EXPECTED: dict[str, tuple[str, str | int]] = {
     "jagged_scalar.root": ("error", "branch 'jet_pt' of tree 'jets' must be one number per entry"),
     "flat_constituents.root": ("error", "branch 'constituent_pt' of tree 'jets' must be a jagged"),
     "string_branch.root": ("error", "branch 'tau21'"),
-    "no_usable_jets.root": ("error", "no jet passes the selection"),
+    "no_usable_jets.root": ("error", "no example passes the selection"),
     "bad_values.root": ("skip", 5),
 }
 

@@ -247,12 +247,13 @@ done
 [[ $state == idle ]] || die "node $HOST is '$state', not idle: $(sinfo -R -h)"
 say "started slurmd (pid $SLURMD_PID); node $HOST idle: $NCPU CPUs, ${REAL_MB} MB, gres gpu:1"
 
-# --- the tiny workflow through the slurm executor ---------------------------------------------
+# --- the tiny jet study workflow through the slurm executor ----------------------------------
 N_SAMPLES=$("$PY" - "$REPO/config.yaml" "$WORK/config.yaml" "$STUDY" "$N_EVENTS" "$N_SHARDS" <<'EOF'
 import sys, yaml
 src, dst, study, n_events, n_shards = sys.argv[1:]
-raw = yaml.safe_load(open(src))
-raw["study"] = study
+full = yaml.safe_load(open(src))
+# the jets study of config.yaml as a single-study configuration (as tests/conftest.py repo_study)
+raw = {"seed": full["seed"], "generation": full["generation"], **full["studies"]["jets"], "study": study}
 for sample in raw["samples"]:
     sample["n_events"] = int(n_events)
     sample["n_shards"] = int(n_shards)

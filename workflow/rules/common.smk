@@ -1,144 +1,145 @@
-# Shared set-up of the workflow: configuration validated at start-up, input checks, paths,
-# and the helper functions of the rules (functions live here, rules in the other files).
+# Shared set-up of the workflow: the configuration validated once at start-up, the input checks,
+# paths and the helper functions of the rules (functions live here, rules in the stage files).
+# Every rule serves every study through the {study} wildcard; what an example is (a jet or a
+# whole event) is the study's kind, read by the package, not by the rules.
 import json
+import re
 import os
 import shlex
 import sys
 
-from jetimage.config import ConfigError, validate
+from jetimage.config import ConfigError, validate_studies
 from jetimage.ingest import check_sample, plan_chunks
 
 
 try:
-    CFG = validate(dict(config), source=", ".join(map(str, workflow.configfiles)) or "config")
+    STUDIES = validate_studies(dict(config), source=", ".join(map(str, workflow.configfiles)) or "config")
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
-# Samples read from disk: every file, tree and branch is checked before any job starts.
-_problems = [
-    p
-    for i, s in enumerate(CFG["samples"])
-    if "files" in s
-    for p in check_sample(s, f"samples[{i}]")
-]
-if _problems:
-    raise WorkflowError("invalid input samples\n  " + "\n  ".join(_problems))
-CHUNKS = {s["name"]: plan_chunks(s) for s in CFG["samples"] if "files" in s}
 
-OUT = f"results/{CFG['study']}"
+def _check_inputs():
+    """Samples read from disk: every file, tree and branch is checked before any job starts."""
+    problems = [
+        f"studies.{name}: {p}" if len(STUDIES) > 1 else p
+        for name, cfg in STUDIES.items()
+        for i, s in enumerate(cfg["samples"])
+        if "files" in s
+        for p in check_sample(s, f"samples[{i}]")
+    ]
+    if problems:
+        raise WorkflowError("invalid input samples\n  " + "\n  ".join(problems))
+
+
+_check_inputs()
+CHUNKS = {(name, s["name"]): plan_chunks(s) for name, cfg in STUDIES.items() for s in cfg["samples"]
+          if "files" in s}
 # The package's command line, run by the interpreter that runs Snakemake (no PATH needed).
 JETIMAGE = f"{shlex.quote(sys.executable)} -m jetimage"
-SAMPLES = CFG.sample_names
-
-# The validated config (defaults filled in) is what every stage reads; it is rewritten only
-# when it changes, so an unchanged re-run sees nothing new.
-CONFIG_PATH = f"{OUT}/config.yaml"
-_text = json.dumps(dict(CFG), indent=1, sort_keys=True)
-if not os.path.exists(CONFIG_PATH) or open(CONFIG_PATH).read() != _text:
-    os.makedirs(OUT, exist_ok=True)
-    with open(f"{CONFIG_PATH}.tmp", "w") as _f:
-        _f.write(_text)
-    os.replace(f"{CONFIG_PATH}.tmp", CONFIG_PATH)
+OUT = "results/{study}"
+LOGS = "logs/{study}"
 
 
-def section(*keys):
-    """JSON of config sections; as a rule parameter it reruns the rule when they change."""
-    return json.dumps({k: CFG[k] for k in keys}, sort_keys=True)
+def study_config_path(name):
+    return f"results/{name}/config.yaml"
+
+
+# The validated config of each study (defaults filled in) is what its jobs read; it is rewritten
+# only when it changes, so an unchanged re-run sees nothing new.
+for _name, _cfg in STUDIES.items():
+    _text = json.dumps(dict(_cfg), indent=1, sort_keys=True)
+    _path = study_config_path(_name)
+    if not os.path.exists(_path) or open(_path).read() != _text:
+        os.makedirs(os.path.dirname(_path), exist_ok=True)
+        with open(f"{_path}.tmp", "w") as _f:
+            _f.write(_text)
+        os.replace(f"{_path}.tmp", _path)
 
 
 wildcard_constraints:
-    sample="|".join(SAMPLES),
+    study="|".join(map(re.escape, STUDIES)),
+    sample=r"[A-Za-z0-9][A-Za-z0-9_-]*",
     shard=r"\d+",
     part=r"\d+",
 
 
+def config_of(wildcards):
+    return study_config_path(wildcards.study)
+
+
+def section(*keys):
+    """A parameter of a rule, the JSON of the study's config sections, so that the rule reruns when
+    they change."""
+    return lambda w: json.dumps({k: STUDIES[w.study][k] for k in keys}, sort_keys=True)
+
+
+def sample_names(study):
+    return STUDIES[study].sample_names
+
+
+def files_of_sample(study, name):
+    """The trees of a sample: generated shards, or ingested chunks of the user's files."""
+    if (study, name) in CHUNKS:
+        return [f"results/{study}/samples/{name}/part{i}.root" for i in range(len(CHUNKS[study, name]))]
+    n = STUDIES[study].sample(name)["n_shards"]
+    return [f"results/{study}/samples/{name}/shard{i}.root" for i in range(n)]
+
+
 def sample_files(wildcards):
-    return files_of_sample(wildcards.sample)
+    return files_of_sample(wildcards.study, wildcards.sample)
 
 
-def files_of_sample(name):
-    """The jets trees of a sample: generated shards, or ingested chunks of the user's files."""
-    if name in CHUNKS:
-        return [f"{OUT}/samples/{name}/part{i}.root" for i in range(len(CHUNKS[name]))]
-    return [f"{OUT}/samples/{name}/shard{i}.root" for i in range(CFG.sample(name)["n_shards"])]
+def chunk(wildcards):
+    """(file, first entry, entry after the last) of one ingest job."""
+    return CHUNKS[wildcards.study, wildcards.sample][int(wildcards.part)]
 
 
-# Figures of the `plots` rule (jetimage.plots.JET_PLOTS; listed here so that parsing the
-# workflow does not import matplotlib).
-JET_PLOTS = [
-    "roc",
-    "cnn_vs_mass",
-    "cnn_vs_tau21",
-    "cnn_vs_delta_r",
-    "mean_images",
-    "pixel_correlation",
-    "training",
-    "cnn_output",
-]
+def image_files(wildcards):
+    """The image files of every sample of the study, in config order (train, evaluate)."""
+    return [f"results/{wildcards.study}/images/{s}.h5" for s in sample_names(wildcards.study)]
 
 
-def jet_plot_files():
-    """Every figure of the jet study, PDF and PNG (targets of `rule all`)."""
-    return [f"{OUT}/plots/{p}.{ext}" for p in JET_PLOTS for ext in ("pdf", "png")]
-
-
-def train_gpus():
-    """GPUs requested by the train rule (config train.gpus; 0 for local runs)."""
-    return int(CFG["train"]["gpus"])
-
-
-def generation_settings(name):
+def generation_settings(wildcards):
     """What a generated shard depends on: only these keys rerun it when they change."""
-    s = CFG.sample(name)
-    keys = ("truth", "n_events", "n_shards", "seed", "pythia")
-    return json.dumps(
-        [{k: s.get(k) for k in keys}, CFG["generation"], CFG["jets"], CFG["seed"]], sort_keys=True
-    )
+    cfg = STUDIES[wildcards.study]
+    s = cfg.sample(wildcards.sample)
+    keys = ("truth", "n_events", "n_shards", "seed", "pythia", "lhe", "slha", "forbid_final")
+    return json.dumps([cfg["kind"], {k: s.get(k) for k in keys}, cfg["generation"], cfg[cfg["kind"]],
+                       cfg["seed"]], sort_keys=True)
 
 
-# --- event classification (workflow/rules/events.smk) ----------------------------------------
-import json as _ev_json
-import os as _ev_os
-
-from jetimage.config import ConfigError as _EvConfigError
-from jetimage.events import samples as _ev_samples
-from jetimage.events import validate_section as _ev_validate
-
-try:
-    EV = _ev_validate(config.get("events"), source="config")
-except _EvConfigError as err:
-    raise WorkflowError(str(err)) from None
-
-EV_CLI = JETIMAGE  # the package's command line, as for the jets rules
-EV_OUT = f"results/{EV['study']}"
-EV_LOGS = f"logs/{EV['study']}"
-EV_SAMPLES = _ev_samples(EV)
-EV_NAMES = list(EV_SAMPLES)
-EV_CONFIG = f"{EV_OUT}/events_config.json"
-_ev_text = _ev_json.dumps({"seed": config.get("seed", 20151118), "events": EV}, indent=1,
-                          sort_keys=True)
-if EV["enabled"] and (not _ev_os.path.exists(EV_CONFIG) or open(EV_CONFIG).read() != _ev_text):
-    _ev_os.makedirs(EV_OUT, exist_ok=True)
-    with open(f"{EV_CONFIG}.tmp", "w") as _f:
-        _f.write(_ev_text)
-    _ev_os.replace(f"{EV_CONFIG}.tmp", EV_CONFIG)
-
-EV_PLOTS = ["roc", "cnn_vs_n_fatjets", "cnn_vs_mj", "cnn_in_bins_of_n_fatjets",
-            "cnn_in_bins_of_mj", "images_mean", "images_example"]
-EVENTS_TARGETS = (
-    [f"{EV_OUT}/metrics.json", *(f"{EV_OUT}/plots/{p}.{ext}" for p in EV_PLOTS for ext in ("pdf", "png"))]
-    if EV["enabled"]
-    else []
-)
+def train_gpus(wildcards):
+    """GPUs requested by the train rule (config train.gpus; 0 for local runs)."""
+    return int(STUDIES[wildcards.study]["train"]["gpus"])
 
 
-def _ev_inputs(wildcards):
-    s = EV_SAMPLES[wildcards.evsample]
-    if EV["source"] == "delphes":
-        return EV["delphes"][s["class"]]
-    return [f"{EV_OUT}/samples/{wildcards.evsample}/shard{i}.root" for i in range(s["n_shards"])]
+def preprocessing_input(wildcards):
+    """The image-mass study enters the metrics of jet studies."""
+    return [f"results/{wildcards.study}/preprocessing.json"] if STUDIES[wildcards.study].kind == "jets" else []
+
+
+def preprocessing_flag(wildcards, input):
+    return f"--preprocessing {shlex.quote(input.preprocessing[0])}" if input.preprocessing else ""
+
+
+# Figures of each kind (jetimage.plots.FIGURES; listed here so that parsing the workflow does not
+# import matplotlib; tests/test_plots.py checks that the two agree).
+FIGURES = {
+    "jets": ["roc", "cnn_vs_mass", "cnn_vs_tau21", "cnn_vs_delta_r", "mean_images",
+             "pixel_correlation", "training", "cnn_output"],
+    "events": ["roc", "cnn_vs_n_fatjets", "cnn_vs_mj", "mean_images", "pixel_correlation",
+               "training", "cnn_output"],
+}
 
 
 wildcard_constraints:
-    evsample="|".join(EV_NAMES),
-    evshard=r"\d+",
+    figure="|".join(sorted({f for names in FIGURES.values() for f in names})),
+
+
+def study_targets(name):
+    """Every final output of one study: metrics, figures (PDF and PNG), the image-mass study."""
+    out = [f"results/{name}/metrics.json"]
+    out += [f"results/{name}/plots/{f}.{ext}" for f in FIGURES[STUDIES[name].kind] for ext in ("pdf", "png")]
+    if STUDIES[name].kind == "jets":
+        out.append(f"results/{name}/plots/preprocessing.png")
+    return out

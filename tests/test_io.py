@@ -1,0 +1,49 @@
+"""The TTree writer of both layouts: a failure while finishing publishes nothing."""
+
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+from jetimage.io import EVENTS, RUN_BRANCHES, TreeWriter, iterate_tree, read_run
+
+
+def _events(n: int, with_fatjets: bool = True) -> dict:
+    rng = np.random.default_rng(0)
+    counts = rng.integers(1, 5, n)
+    particles = ak.unflatten(ak.zip({k: rng.uniform(1, 2, counts.sum()) for k in ("pt", "eta", "phi", "e")}
+                                    | {"charge": np.zeros(counts.sum(), np.int32),
+                                       "pdgid": np.full(counts.sum(), 22, np.int32)}), counts)
+    rows = {"event": np.arange(n), "weight": np.ones(n), "pthat": np.full(n, 500.0), "particles": particles}
+    if with_fatjets:
+        jets = ak.zip({k: np.ones(n) for k in ("pt", "eta", "phi", "m")})
+        rows["fatjets"] = ak.unflatten(jets, np.ones(n, int))
+    return rows
+
+
+def test_events_layout_round_trip_with_the_run_summary(tmp_path):
+    path = tmp_path / "events.root"
+    with TreeWriter(path, EVENTS, basket_size=7) as w:
+        for _ in range(3):
+            w.extend(_events(5))
+        w.run = dict.fromkeys(RUN_BRANCHES, 1.0) | {"n_generated": 20.0, "n_written": 15.0}
+    with uproot.open(path) as f:
+        assert f.classname_of("events") == "TTree" and f["events"].num_entries == 15
+        assert {"n_particles", "particle_pdgid", "n_fatjets", "fatjet_m"} <= set(f["events"].keys())
+    assert read_run(path)["n_generated"] == 20.0
+    back = ak.concatenate(list(iterate_tree([path], EVENTS)))
+    assert len(back) == 15 and ak.all(back.particles.pdgid == 22)
+
+
+@pytest.mark.parametrize("old_output", [False, True])
+def test_a_failure_while_finishing_publishes_nothing(tmp_path, old_output):
+    path = tmp_path / "shard0.root"
+    if old_output:
+        path.write_bytes(b"the earlier output")
+    # every row is still buffered when the block ends, so the failure comes in the final flush
+    with pytest.raises(KeyError, match="fatjets"), TreeWriter(path, EVENTS) as w:
+        w.extend(_events(5, with_fatjets=False))
+    assert (path.read_bytes() == b"the earlier output") if old_output else not path.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ([path.name] if old_output else [])

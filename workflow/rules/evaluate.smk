@@ -1,0 +1,35 @@
+# Evaluation: test-split scores of the CNN and of the baselines of the study's kind -> metrics.json.
+
+
+rule evaluate:
+    input:
+        images=image_files,
+        model=rules.train.output.model,
+        preprocessing=preprocessing_input,
+    output:
+        metrics=report(
+            f"{OUT}/metrics.json",
+            caption="../report/metrics.rst",
+            category="{study}",
+            subcategory="Metrics",
+        ),
+        scores=f"{OUT}/scores.npz",
+    log:
+        f"{LOGS}/evaluate.log",
+    benchmark:
+        f"{OUT}/benchmarks/evaluate.tsv"
+    params:
+        jetimage=JETIMAGE,
+        config=config_of,
+        preprocessing=preprocessing_flag,
+        settings=section("evaluate", "train", "seed", "jets", "events"),
+    threads: 4  # capped at --cores when run locally
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        "../envs/jetimage.yaml"
+    shell:
+        "{params.jetimage} evaluate --config {params.config:q} --inputs {input.images:q}"
+        " --model {input.model:q} --metrics {output.metrics:q} --scores {output.scores:q}"
+        " {params.preprocessing} > {log:q} 2>&1"

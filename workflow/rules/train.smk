@@ -1,0 +1,32 @@
+# Training: one trainer for every study (streamed from HDF5, resumable, per-epoch checkpoints).
+
+
+rule train:
+    input:
+        image_files,
+    output:
+        model=f"{OUT}/model/model.keras",
+        history=report(
+            f"{OUT}/model/history.json",
+            caption="../report/history.rst",
+            category="{study}",
+            subcategory="Training",
+        ),
+    log:
+        f"{LOGS}/train.log",
+    benchmark:
+        f"{OUT}/benchmarks/train.tsv"
+    params:
+        jetimage=JETIMAGE,
+        config=config_of,
+        settings=section("train", "seed"),
+    threads: 4  # capped at --cores when run locally
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=train_gpus,
+    conda:
+        "../envs/jetimage.yaml"
+    shell:
+        "{params.jetimage} train --config {params.config:q} --inputs {input:q}"
+        " --model {output.model:q} --history {output.history:q} > {log:q} 2>&1"
