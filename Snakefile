@@ -20,6 +20,10 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/plots.smk"
 
 
+onstart:
+    write_study_configs()
+
+
 rule all:
     default_target: True
     input:

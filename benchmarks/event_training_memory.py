@@ -4,7 +4,10 @@ A study of kind ``events`` trains with the one trainer of :mod:`jetimage.train`,
 the images from HDF5 in blocks (:class:`jetimage.train.ImageStream`): only labels and weights
 are held for every event. This benchmark writes two files of whole-event images (64 x 64 x 3
 float32, 48 KiB each, as in ``config/events.yaml``), N and 10 N events, and trains the event
-study's CNN for one epoch on each, each in its own subprocess (``jetimage train``). Peak RSS is
+study's CNN for one epoch on each, each in its own subprocess (``jetimage train``), with a
+shuffle buffer of 64 x 4 images that the 1x file already fills. The trainer holds at most two
+such groups of images and the activations of one batch, so its peak should not grow with the
+number of events. Peak RSS is
 the child's ``ru_maxrss`` (``os.wait4``). For contrast it prints the size of the image file,
 i.e. what loading the images into memory would take.
 
@@ -54,7 +57,9 @@ def write_images(path: Path, n: int, seed: int = 0, block: int = 2000) -> None:
 
 def config(path: Path) -> Path:
     raw = yaml.safe_load((ROOT / "config" / "events.yaml").read_text())
-    raw["train"].update(epochs=1, tensorboard=False, standardize_sample=2000)
+    # a shuffle buffer (block_rows x shuffle_blocks images) that the 1x file already fills
+    raw["train"].update(epochs=1, tensorboard=False, standardize_sample=2000, block_rows=64,
+                        shuffle_blocks=4)
     path.write_text(yaml.safe_dump(raw))
     return path
 
@@ -78,6 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--dir", type=Path, default=None, help="scratch directory")
     args = parser.parse_args(argv)
     scratch = args.dir or Path(tempfile.mkdtemp(prefix="jetimage-evmem-"))
+    scratch.mkdir(parents=True, exist_ok=True)
     cfg = config(scratch / "config.yaml")
     result = {}
     print(f"{'events':>8} {'file MiB':>9} {'train s':>8} {'peak RSS MiB':>13}")

@@ -134,3 +134,42 @@ def test_keep_going_with_a_broken_sample_builds_the_others(tmp_path):
     assert not (out / "metrics.json").exists()
     log = (tmp_path / "logs" / "keepgoing" / "generate" / "qcd_0.log").read_text()
     assert "Pythia rejected the command 'NoSuch:setting = on'" in log
+
+
+def _toy_training(tmp_path: Path, epochs: int = 2) -> tuple[Path, Path]:
+    images = tmp_path / "toy.h5"
+    _two_prong_images(images, n=600)
+    raw = tiny_raw_config()
+    raw["train"].update(epochs=epochs, patience=20, batch_size=64)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    return cfg, images
+
+
+def test_a_corrupt_resume_backup_is_reported_and_training_starts_afresh(tmp_path):
+    cfg, images = _toy_training(tmp_path)
+    backup = tmp_path / "run" / "model.backup"
+    backup.mkdir(parents=True)
+    # what a full disk leaves: the metadata of a later epoch, a weights file cut short
+    (backup / "training_metadata.json").write_text('{"epoch": 1, "batch": -1}')
+    (backup / "latest.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    proc = start_jetimage(train_args(cfg, images, tmp_path / "run"), tmp_path / "log")
+    assert proc.wait(timeout=600) == 0, (tmp_path / "log").read_text()[-3000:]
+    text = (tmp_path / "log").read_text()
+    assert "cannot be read" in text and str(backup) in text and "starts afresh" in text
+    assert "epoch 1/2" in text and "resuming" not in text
+    assert (tmp_path / "run" / "model.keras").exists() and not backup.exists()
+
+
+def test_a_second_training_of_the_same_model_is_refused_while_one_runs(tmp_path):
+    import fcntl
+
+    cfg, images = _toy_training(tmp_path)
+    (tmp_path / "run").mkdir()
+    with open(tmp_path / "run" / "model.lock", "w") as lock:  # what a running training holds
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc = start_jetimage(train_args(cfg, images, tmp_path / "run"), tmp_path / "log")
+        assert proc.wait(timeout=600) == 2
+    text = (tmp_path / "log").read_text()
+    assert "another training of this model is running" in text and "Traceback" not in text
+    assert not (tmp_path / "run" / "model.keras").exists()

@@ -145,6 +145,27 @@ def test_second_run_does_nothing(workflow_run):
 
 
 @pytest.mark.slow
+def test_invocations_that_run_no_job_change_nothing_jobs_read(workflow_run, tmp_path):
+    """A dry run, --unlock and --report with another configuration leave every study's config
+    (what the jobs read) as it was: it is written only when jobs are about to run (onstart)."""
+    workdir, raw = workflow_run
+    before = {p: p.read_bytes() for p in (workdir / "results").glob("*/config.yaml")}
+    other = json.loads(json.dumps(raw))
+    other["studies"]["tiny"]["train"]["split"] = {"train": 0.2, "validation": 0.2, "test": 0.6}
+    other["seed"] = 99
+    config = tmp_path / "other.yaml"
+    config.write_text(yaml.safe_dump(other))
+    for args in (["--dry-run"], ["--unlock"], ["--report", str(tmp_path / "r.html")]):
+        proc = subprocess.run(
+            [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+             "--configfile", str(config), "--cores", "2", *args],
+            capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert {p: p.read_bytes() for p in before} == before, args
+    assert len(before) == 2
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("form", ["flat", "studies"])
 def test_bad_config_stops_the_workflow_with_the_key(tmp_path, form):
     if form == "flat":

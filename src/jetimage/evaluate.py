@@ -356,15 +356,17 @@ def iterate_rows(paths: Sequence[str | Path], rows: np.ndarray, block: int = 409
 
 
 def predict(model: Any, paths: Sequence[str | Path], rows: np.ndarray,
-            summary: tuple[ImageSummary, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+            summary: tuple[ImageSummary, np.ndarray, np.ndarray] | None = None,
+            batch_size: int = 256) -> np.ndarray:
     """Model scores ``(len(rows),)`` of the sorted ``rows``, streamed from the image files.
 
     With ``summary = (ImageSummary, labels, weights)`` (per global row) the images are also
-    accumulated into the summary, in the same pass.
+    accumulated into the summary, in the same pass. Memory: a block of 4096 images plus the
+    activations of ``batch_size`` images.
     """
     out = []
     for r, images in iterate_rows(paths, rows):
-        score = model.predict(images, batch_size=1024, verbose=0).ravel().astype(np.float64)
+        score = model.predict(images, batch_size=batch_size, verbose=0).ravel().astype(np.float64)
         if summary is not None:
             summary[0].add(images, score, summary[1][r], summary[2][r])
         out.append(score)

@@ -3,12 +3,14 @@ fit the CNN with early stopping and per-epoch backups, save model and history.""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import json
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -329,8 +331,11 @@ def _streams(cfg: Config, inputs: Sequence[str | Path], labels: np.ndarray, weig
                   workers=tcfg["workers"])
     train_data = ImageStream.create(inputs, split["train"], labels, weights, tcfg["batch_size"],
                                     shuffle=True, seed=train_seed(cfg, 1), **common)
+    # validation batches of twice the training batch: the activations of a batch, not the
+    # number of images, set the trainer's memory (a 64 x 64 event image makes 2 MB in bhimji's
+    # first layer)
     val_data = ImageStream.create(inputs, split["validation"], labels, weights,
-                                  max(tcfg["batch_size"], 512), shuffle=False, **common)
+                                  2 * tcfg["batch_size"], shuffle=False, **common)
     return train_data, val_data
 
 
@@ -366,10 +371,53 @@ def _training_files(model_path: str | Path) -> dict[str, Path]:
             (("backup", ".backup"), ("epochs_csv", ".epochs.csv"), ("checkpoints", ".checkpoints"))}
 
 
+def usable_backup(backup: Path) -> bool:
+    """Whether a resume backup can be read back: its metadata parses and every array of its
+    weights file reads. Keras writes the backup in place, so a kill or a full disk while it
+    writes leaves it corrupt; such a backup is reported and training starts afresh."""
+    import h5py
+
+    try:
+        json.loads((backup / "training_metadata.json").read_text())
+        with h5py.File(backup / "latest.weights.h5", "r") as f:
+            f.visititems(lambda _, obj: obj[()] if isinstance(obj, h5py.Dataset) else None)
+        return True
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        reason = " ".join(str(err).split())
+        log.warning("the resume backup %s cannot be read (%s: %s): training starts afresh",
+                    backup, type(err).__name__, reason)
+        return False
+
+
+@contextlib.contextmanager
+def exclusive(model_path: str | Path) -> Iterator[None]:
+    """Hold ``<model stem>.lock`` for the whole training, so two trainings never share a backup.
+
+    Raises
+    ------
+    InputError
+        Naming the model when another process holds the lock (an orphaned job, a second run).
+    """
+    lock = Path(model_path).with_name(Path(model_path).stem + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"{model_path}: another training of this model is running (it holds "
+                             f"{lock}); wait for it to end or stop it, then rerun") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _callbacks(cfg: Config, train_data: Any, files: dict[str, Path], model_dir: Path) -> list[Any]:
     import keras
 
     tcfg = cfg["train"]
+    if files["backup"].exists() and not usable_backup(files["backup"]):
+        shutil.rmtree(files["backup"])
     if files["backup"].exists():
         log.info("resuming from the backup in %s", files["backup"])
     else:  # files left by an earlier, completed run
@@ -430,13 +478,22 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
              if train_data.blocks else 0, val_data.n, keras.backend.backend(), _devices())
     model = _compiled_model(cfg, train_data, n_gpus)
     files = _training_files(model_path)
-    callbacks = _callbacks(cfg, train_data, files, Path(model_path).parent)
-    try:
-        fit = model.fit(train_data, validation_data=val_data, epochs=tcfg["epochs"],
-                        callbacks=callbacks, verbose=0)
-    finally:
-        train_data.close()
-        val_data.close()
+    with exclusive(model_path):
+        callbacks = _callbacks(cfg, train_data, files, Path(model_path).parent)
+        try:
+            fit = model.fit(train_data, validation_data=val_data, epochs=tcfg["epochs"],
+                            callbacks=callbacks, verbose=0)
+        finally:
+            train_data.close()
+            val_data.close()
+        history = _save(model, fit, files, model_path, history_path)
+    log.info("saved %s after %d epochs", model_path, len(history["loss"]))
+    return history
+
+
+def _save(model: Any, fit: Any, files: dict[str, Path], model_path: str | Path,
+          history_path: str | Path) -> dict[str, list[float]]:
+    """Write the model and the history (atomically), then drop the resume state."""
     history = _read_history(files["epochs_csv"]) if files["epochs_csv"].exists() else {}
     history = history or {k: [float(x) for x in v] for k, v in fit.history.items()}
     with atomic_path(model_path) as tmp:
@@ -445,7 +502,6 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
         tmp.write_text(json.dumps(history, indent=1))
     shutil.rmtree(files["backup"], ignore_errors=True)
     files["epochs_csv"].unlink(missing_ok=True)
-    log.info("saved %s after %d epochs", model_path, len(history["loss"]))
     return history
 
 

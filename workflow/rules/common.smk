@@ -44,16 +44,22 @@ def study_config_path(name):
     return f"results/{name}/config.yaml"
 
 
-# The validated config of each study (defaults filled in) is what its jobs read; it is rewritten
-# only when it changes, so an unchanged re-run sees nothing new.
-for _name, _cfg in STUDIES.items():
-    _text = json.dumps(dict(_cfg), indent=1, sort_keys=True)
-    _path = study_config_path(_name)
-    if not os.path.exists(_path) or open(_path).read() != _text:
-        os.makedirs(os.path.dirname(_path), exist_ok=True)
-        with open(f"{_path}.tmp", "w") as _f:
-            _f.write(_text)
-        os.replace(f"{_path}.tmp", _path)
+def write_study_configs():
+    """Write the validated config of each study (defaults filled in), which its jobs read.
+
+    Called by the workflow's ``onstart`` handler: Snakemake runs it only when jobs are about to
+    run, after it has taken its lock, and never for a dry run, ``--unlock``, ``--report`` or a
+    run refused by the lock, so no such invocation changes what running jobs read. A file is
+    rewritten only when its content changes.
+    """
+    for name, cfg in STUDIES.items():
+        text = json.dumps(dict(cfg), indent=1, sort_keys=True)
+        path = study_config_path(name)
+        if not os.path.exists(path) or open(path).read() != text:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(f"{path}.tmp", "w") as f:
+                f.write(text)
+            os.replace(f"{path}.tmp", path)
 
 
 wildcard_constraints:
