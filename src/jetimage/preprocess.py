@@ -318,23 +318,8 @@ def lorentz_frame(
 
     angle = np.zeros(n_jets)
     if rotate != "none":
-        need_principal = np.ones(n_jets, dtype=bool)
-        if rotate == "subjet":
-            if subjet2 is None:
-                raise ValueError("rotate: subjet needs the second-subjet directions")
-            s_eta, s_phi = subjet2
-            # the subjet as a light-like direction after the same translation: pT = 1,
-            # pz = sinh(eta2 - eta0), py = sin(phi2 - phi0); send it to pz = 0, py < 0
-            angle = -0.5 * np.pi - np.arctan2(np.sin(s_phi - phi0), np.sinh(s_eta - eta0))
-            need_principal = ~np.isfinite(angle)
-        elif rotate != "principal":
-            raise ValueError(f"images.rotate: unknown rotation {rotate!r}")
-        if need_principal.any():
-            w = e if intensity == "e" else flat.pt
-            with np.errstate(invalid="ignore", divide="ignore"):
-                norm = dt(1.0) / np.sqrt(px * px + py * py + pz * pz)
-            theta = principal_angle(pz * norm, py * norm, w, offsets)
-            angle = np.where(need_principal, 0.5 * np.pi - theta, angle)
+        w = e if intensity == "e" else flat.pt
+        angle = _rotation_angle(rotate, px, py, pz, w, offsets, eta0, phi0, subjet2)
         pz, py = rotate_about_x(pz, py, per_constituent(np.cos(angle)),
                                 per_constituent(np.sin(angle)))
     pt = np.sqrt(px * px + py * py)
@@ -353,6 +338,32 @@ def lorentz_frame(
         eta = np.arcsinh(pz / pt)
     phi = np.arctan2(py, px)
     return Frame(px, py, pz, e, pt, eta, phi, angle, sign)
+
+
+def _rotation_angle(rotate: str, px: np.ndarray, py: np.ndarray, pz: np.ndarray, w: np.ndarray,
+                    offsets: np.ndarray, eta0: np.ndarray, phi0: np.ndarray,
+                    subjet2: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """Per-jet rotation angle (radians, ``(n_jets,)``) about the jet axis: the second subjet down
+    (``subjet``; jets without one fall back to the principal axis) or the principal axis of
+    the weights ``w`` up (``principal``), from the translated constituent momenta."""
+    n_jets = len(offsets) - 1
+    angle, need_principal = np.zeros(n_jets), np.ones(n_jets, dtype=bool)
+    if rotate == "subjet":
+        if subjet2 is None:
+            raise ValueError("rotate: subjet needs the second-subjet directions")
+        s_eta, s_phi = subjet2
+        # the subjet as a light-like direction after the same translation: pT = 1,
+        # pz = sinh(eta2 - eta0), py = sin(phi2 - phi0); send it to pz = 0, py < 0
+        angle = -0.5 * np.pi - np.arctan2(np.sin(s_phi - phi0), np.sinh(s_eta - eta0))
+        need_principal = ~np.isfinite(angle)
+    elif rotate != "principal":
+        raise ValueError(f"images.rotate: unknown rotation {rotate!r}")
+    if need_principal.any():
+        with np.errstate(invalid="ignore", divide="ignore"):
+            norm = pz.dtype.type(1.0) / np.sqrt(px * px + py * py + pz * pz)
+        theta = principal_angle(pz * norm, py * norm, w, offsets)
+        angle = np.where(need_principal, 0.5 * np.pi - theta, angle)
+    return angle
 
 
 def _lorentz_images_numpy(
