@@ -229,8 +229,12 @@ def _toy_event_images(path: Path, n: int = 1600, seed: int = 0) -> None:
             a, b = rng.integers(0, 16, 2)
             images[i, a, b, :2] += rng.exponential(200.0, 2)
             images[i, a, b, 2] += rng.integers(1, 6)
+    variables = {"n_fatjets": 3 + 2 * labels, "mj": rng.uniform(0, 1000, n),
+                 "lead_pt": rng.uniform(400, 900, n), "deta12": rng.uniform(0, 2, n),
+                 "cut_pass": (rng.random(n) < 0.3 + 0.4 * labels).astype(np.int8)}
     with ImageWriter(path, (16, 16, 3), {"sample": "toy"}, chunk_rows=128) as w:
-        w.append(images, {"labels": labels.astype(np.int8), "weights": rng.uniform(0.5, 2.0, n)})
+        w.append(images, {"labels": labels.astype(np.int8), "weights": rng.uniform(0.5, 2.0, n),
+                          **variables})
 
 
 def test_event_training_streams_resumes_after_a_kill_and_keeps_checkpoints(tmp_path):
@@ -282,3 +286,42 @@ def test_one_class_test_split_is_an_error_naming_the_files(tmp_path, event_confi
     with pytest.raises(InputError, match="no background example") as err:
         evaluate(event_config, [path], tmp_path / "missing.keras", tmp_path / "m.json")
     assert str(path) in str(err.value) and not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "missing"])
+def test_an_unreadable_model_is_one_line_naming_the_file(tmp_path, damage):
+    images = tmp_path / "toy.h5"
+    _toy_event_images(images, n=400)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_event_config()))
+    model = tmp_path / "model.keras"
+    if damage == "garbage":
+        model.write_bytes(b"not a model at all")
+    elif damage == "truncated":  # the first bytes of a real .keras archive (a zip)
+        from jetimage import models
+
+        models.build("bhimji", (16, 16, 3)).save(tmp_path / "real.keras")
+        model.write_bytes((tmp_path / "real.keras").read_bytes()[:2000])
+    proc = start_jetimage(["evaluate", "--config", str(cfg), "--inputs", str(images), "--model", str(model),
+                           "--metrics", str(tmp_path / "metrics.json")], tmp_path / "log")
+    assert proc.wait(timeout=300) == 2
+    text = (tmp_path / "log").read_text()
+    assert f"{model}: " in text and "Traceback" not in text
+    assert ("no such model file" if damage == "missing" else "not a readable Keras model") in text
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_non_finite_pixels_stop_training_naming_the_file_and_row(tmp_path):
+    images = tmp_path / "toy.h5"
+    _toy_event_images(images, n=400)
+    with h5py.File(images, "r+") as f:  # damage after the image stage wrote the file
+        f["images"][137, 3, 4, 0] = np.nan
+    raw = tiny_event_config()
+    raw["train"].update(split={"train": 0.9, "validation": 0.05, "test": 0.05}, block_rows=64)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    proc = start_jetimage(train_args(cfg, images, tmp_path / "run"), tmp_path / "log")
+    assert proc.wait(timeout=300) == 2
+    text = (tmp_path / "log").read_text()
+    assert f"{images}: image row 137" in text and "NaN or infinite" in text and "Traceback" not in text
+    assert not (tmp_path / "run" / "model.keras").exists()

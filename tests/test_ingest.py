@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -124,8 +125,14 @@ def test_missing_file_tree_and_branch_are_named(generated, tmp_path):
 
 @pytest.mark.slow
 def test_workflow_reads_a_user_sample_and_refuses_a_missing_branch(generated, tmp_path):
+    # paths with spaces, as users have them: the input file and the working directory
+    user_file = tmp_path / "my files" / "qcd shard.root"
+    user_file.parent.mkdir()
+    shutil.copy(generated["qcd"], user_file)
+    tmp_path = tmp_path / "work dir"
+    tmp_path.mkdir()
     raw = tiny_raw_config(study="user")
-    raw["samples"][1] = {"name": "myqcd", "class": "background", "files": [str(generated["qcd"])],
+    raw["samples"][1] = {"name": "myqcd", "class": "background", "files": [str(user_file)],
                          "chunk_entries": 100}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
     snakemake = [sys.executable.replace("python", "snakemake").rsplit("/", 1)[0] + "/snakemake",

@@ -33,7 +33,7 @@ import numpy as np
 
 from .config import Config, ConfigError, derive_seed
 from .fatjets import EVENT_VARIABLES
-from .io import InputError, atomic_path, image_attrs, read_columns
+from .io import InputError, atomic_path, finite_images, image_attrs, read_columns
 from .train import dataset_split, file_rows
 
 log = logging.getLogger(__name__)
@@ -352,7 +352,8 @@ def iterate_rows(paths: Sequence[str | Path], rows: np.ndarray, block: int = 409
             ds = h5["images"]
             for i in range(0, len(local), block):
                 part = local[i:i + block]
-                yield part + offsets[f], ds[int(part[0]):int(part[-1]) + 1][part - part[0]]
+                block = finite_images(ds[int(part[0]):int(part[-1]) + 1], path, int(part[0]))
+                yield part + offsets[f], block[part - part[0]]
 
 
 def predict(model: Any, paths: Sequence[str | Path], rows: np.ndarray,
@@ -545,6 +546,28 @@ KINDS = {"jets": (_jet_examples, _jet_baselines), "events": (_event_examples, _e
 TAGGERS_OF = {"jets": TAGGERS, "events": ("cnn", "n_fatjets", "mj")}
 
 
+def load_model(path: str | Path) -> Any:
+    """A trained model, in Keras' safe mode.
+
+    Raises
+    ------
+    InputError
+        Naming the file when it is missing, truncated or not a Keras model.
+    """
+    import keras
+
+    from . import models  # noqa: F401  (registers the model's custom layers for loading)
+
+    if not Path(path).is_file():
+        raise InputError(f"{path}: no such model file; run the train rule first")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as err:  # Keras raises many types for a corrupt archive
+        reason = " ".join(str(err).split())[:300]
+        raise InputError(f"{path}: not a readable Keras model ({type(err).__name__}: {reason}); "
+                         "delete it and rerun the train rule") from err
+
+
 def _check_classes(ex: Examples, paths: Sequence[str | Path]) -> None:
     te = ex.split["test"][ex.selected[ex.split["test"]]]
     for cls, name in ((1, "signal"), (0, "background")):
@@ -575,14 +598,10 @@ def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     and from the selected test examples ``mean_image_signal``, ``mean_image_background`` and
     ``corr_cnn_pixel`` (:class:`ImageSummary`).
     """
-    import keras
-
-    from . import models  # noqa: F401  (registers the model's custom layers for loading)
-
     read_examples, baselines = KINDS[cfg.kind]
     ex = read_examples(cfg, inputs)
     _check_classes(ex, inputs)
-    model = keras.saving.load_model(model_path, safe_mode=True)
+    model = load_model(model_path)
     te = ex.split["test"]
     sel = ex.selected[te]
     summary = ImageSummary(cfg["images"]["channels"])

@@ -376,6 +376,23 @@ class ImageWriter:
             self._atomic.__exit__(exc_type, exc, tb)
 
 
+def finite_images(images: np.ndarray, path: str | Path, first_row: int) -> np.ndarray:
+    """``images`` unchanged, after checking that every pixel is finite.
+
+    Raises
+    ------
+    InputError
+        Naming the file and the first row with a NaN or infinite pixel: such a file was damaged
+        after the image stage wrote it (which writes finite pixels only); rerun that stage.
+    """
+    bad = ~np.isfinite(images.reshape(len(images), -1)).all(axis=1)
+    if bad.any():
+        raise InputError(f"{path}: image row {first_row + int(np.argmax(bad))} (and {int(bad.sum()) - 1} "
+                         "more of this block) holds NaN or infinite pixels; delete the file and rerun "
+                         "the images rule")
+    return images
+
+
 def read_columns(paths: Sequence[str | Path], names: Sequence[str]) -> dict[str, np.ndarray]:
     """Concatenate the datasets ``names`` of several HDF5 files (rows in file order)."""
     out: dict[str, list[np.ndarray]] = {n: [] for n in names}

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .config import Config, derive_seed
-from .io import InputError, atomic_path, read_columns
+from .io import InputError, atomic_path, finite_images, read_columns
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,8 @@ class _StreamMixin:
         self._lock = threading.Lock()
         self._files: dict[str, Any] = {}
         self._cache: dict[int, np.ndarray] = {}
+        #: the first unusable input met while reading (Keras wraps what a batch raises)
+        self.error: InputError | None = None
         self.epoch = -1
         self.set_epoch(0)
 
@@ -208,13 +210,20 @@ class _StreamMixin:
                     out = np.empty((len(rows), *ds.shape[1:]), dtype=np.float32)
                 for a, b in zip(breaks[:-1], breaks[1:], strict=True):
                     lo, hi = int(ls[a]), int(ls[b - 1]) + 1
-                    out[sel[order[a:b]]] = ds[lo:hi][ls[a:b] - lo]
+                    out[sel[order[a:b]]] = finite_images(ds[lo:hi], path, lo)[ls[a:b] - lo]
             for old in [k for k in self._cache if k < g - 1]:
                 del self._cache[old]
             self._cache[g] = out
             return out
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        try:
+            return self._batch(index)
+        except InputError as err:
+            self.error = self.error or err
+            raise
+
+    def _batch(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         lo = index * self.batch_size
         hi = min(lo + self.batch_size, self.n)
         parts, rows = [], []
@@ -483,6 +492,12 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
         try:
             fit = model.fit(train_data, validation_data=val_data, epochs=tcfg["epochs"],
                             callbacks=callbacks, verbose=0)
+        except Exception:
+            # an unusable input met by a batch reaches us wrapped by Keras: report it as it is
+            error = train_data.error or val_data.error
+            if error is not None:
+                raise error from None
+            raise
         finally:
             train_data.close()
             val_data.close()
