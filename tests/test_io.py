@@ -47,3 +47,20 @@ def test_a_failure_while_finishing_publishes_nothing(tmp_path, old_output):
         w.extend(_events(5, with_fatjets=False))
     assert (path.read_bytes() == b"the earlier output") if old_output else not path.exists()
     assert [p.name for p in tmp_path.iterdir()] == ([path.name] if old_output else [])
+
+
+def test_rows_are_read_block_by_block_across_files(tmp_path):
+    from jetimage.evaluate import iterate_rows
+    from jetimage.io import ImageWriter
+
+    paths = []
+    for i, n in enumerate((23, 17)):
+        paths.append(tmp_path / f"f{i}.h5")
+        with ImageWriter(paths[-1], (2, 2, 1), {"sample": f"f{i}"}) as w:
+            rows = np.arange(n) + 23 * i
+            w.append(np.broadcast_to(rows[:, None, None, None], (n, 2, 2, 1)).astype(np.float32),
+                     {"labels": np.zeros(n, np.int8), "weights": np.ones(n)})
+    wanted = np.array([0, 3, 4, 9, 10, 11, 22, 23, 30, 39])
+    got_rows, got = zip(*iterate_rows(paths, wanted, block=3), strict=True)
+    np.testing.assert_array_equal(np.concatenate(got_rows), wanted)
+    np.testing.assert_array_equal(np.concatenate(got)[:, 0, 0, 0], wanted)  # each image holds its row

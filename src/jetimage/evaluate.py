@@ -352,8 +352,8 @@ def iterate_rows(paths: Sequence[str | Path], rows: np.ndarray, block: int = 409
             ds = h5["images"]
             for i in range(0, len(local), block):
                 part = local[i:i + block]
-                block = finite_images(ds[int(part[0]):int(part[-1]) + 1], path, int(part[0]))
-                yield part + offsets[f], block[part - part[0]]
+                span = finite_images(ds[int(part[0]):int(part[-1]) + 1], path, int(part[0]))
+                yield part + offsets[f], span[part - part[0]]
 
 
 def predict(model: Any, paths: Sequence[str | Path], rows: np.ndarray,
