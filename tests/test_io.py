@@ -64,3 +64,15 @@ def test_rows_are_read_block_by_block_across_files(tmp_path):
     got_rows, got = zip(*iterate_rows(paths, wanted, block=3), strict=True)
     np.testing.assert_array_equal(np.concatenate(got_rows), wanted)
     np.testing.assert_array_equal(np.concatenate(got)[:, 0, 0, 0], wanted)  # each image holds its row
+
+
+def test_contiguous_reads_cut_at_gaps_and_bound_the_span():
+    from jetimage.io import READ_SPAN_BYTES, contiguous_reads
+
+    rows = np.array([0, 1, 2, 10, 11, 500, 501, 502, 503, 2000])
+    reads = contiguous_reads(rows, row_bytes=READ_SPAN_BYTES // 100, max_gap=20)  # spans of < 100 rows
+    assert reads == [(0, 5), (5, 9), (9, 10)]
+    dense = np.arange(0, 1000, 3)
+    reads = contiguous_reads(dense, row_bytes=READ_SPAN_BYTES // 100, max_gap=20)
+    assert [a for a, _ in reads][:3] == [0, 34, 68] and reads[-1][1] == len(dense)
+    assert all(dense[b - 1] - dense[a] < 100 for a, b in reads)

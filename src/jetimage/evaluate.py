@@ -33,7 +33,7 @@ import numpy as np
 
 from .config import Config, ConfigError, derive_seed
 from .fatjets import EVENT_VARIABLES
-from .io import InputError, atomic_path, finite_images, image_attrs, read_columns
+from .io import InputError, atomic_path, contiguous_reads, finite_images, image_attrs, read_columns
 from .train import dataset_split, file_rows
 
 log = logging.getLogger(__name__)
@@ -341,8 +341,9 @@ class ImageSummary:
 
 def iterate_rows(paths: Sequence[str | Path], rows: np.ndarray, block: int = 4096
                  ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(rows, images)`` of the sorted global ``rows`` of several HDF5 image files, a block at
-    a time: one contiguous read per block, so memory is bounded by ``block`` rows' span."""
+    """``(rows, images)`` of the sorted global ``rows`` of several HDF5 image files, at most
+    ``block`` rows at a time, each piece read with one contiguous slice of bounded span
+    (:func:`jetimage.io.contiguous_reads`): memory is bounded whatever the file size."""
     import h5py
 
     offsets = np.r_[0, np.cumsum(file_rows(paths))]
@@ -350,10 +351,13 @@ def iterate_rows(paths: Sequence[str | Path], rows: np.ndarray, block: int = 409
         local = rows[(rows >= offsets[f]) & (rows < offsets[f + 1])] - offsets[f]
         with h5py.File(path, "r") as h5:
             ds = h5["images"]
+            row_bytes = 4 * int(np.prod(ds.shape[1:]))
             for i in range(0, len(local), block):
                 part = local[i:i + block]
-                span = finite_images(ds[int(part[0]):int(part[-1]) + 1], path, int(part[0]))
-                yield part + offsets[f], span[part - part[0]]
+                for a, b in contiguous_reads(part, row_bytes, max_gap=block):
+                    lo, hi = int(part[a]), int(part[b - 1]) + 1
+                    span = finite_images(ds[lo:hi], path, lo)
+                    yield part[a:b] + offsets[f], span[part[a:b] - lo]
 
 
 def predict(model: Any, paths: Sequence[str | Path], rows: np.ndarray,

@@ -376,6 +376,28 @@ class ImageWriter:
             self._atomic.__exit__(exc_type, exc, tb)
 
 
+#: The most bytes of images one contiguous HDF5 read may span (rows between wanted rows included).
+READ_SPAN_BYTES = 32 * 2**20
+
+
+def contiguous_reads(rows: np.ndarray, row_bytes: int, max_gap: int) -> list[tuple[int, int]]:
+    """Split sorted file rows into ``[a, b)`` index ranges, each read with one HDF5 slice.
+
+    A range ends at a gap of more than ``max_gap`` rows, or before its slice would span more
+    than :data:`READ_SPAN_BYTES` (rows of ``row_bytes`` each), so that a sparse selection (a
+    split of a few percent of the file) never reads a large stretch of unwanted rows.
+    """
+    max_span = max(1, READ_SPAN_BYTES // max(row_bytes, 1))
+    reads, a = [], 0
+    while a < len(rows):
+        b = int(np.searchsorted(rows, rows[a] + max_span, side="left"))
+        gaps = np.flatnonzero(np.diff(rows[a:b]) > max_gap)
+        b = a + int(gaps[0]) + 1 if len(gaps) else b
+        reads.append((a, b))
+        a = b
+    return reads
+
+
 def finite_images(images: np.ndarray, path: str | Path, first_row: int) -> np.ndarray:
     """``images`` unchanged, after checking that every pixel is finite.
 

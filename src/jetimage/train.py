@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .config import Config, derive_seed
-from .io import InputError, atomic_path, finite_images, read_columns
+from .io import InputError, atomic_path, contiguous_reads, finite_images, read_columns
 
 log = logging.getLogger(__name__)
 
@@ -204,11 +204,11 @@ class _StreamMixin:
                 # one contiguous read per block of the group (blocks hold nearby rows)
                 order = np.argsort(local, kind="stable")
                 ls = local[order]
-                breaks = np.r_[0, np.flatnonzero(np.diff(ls) > 4 * self.batch_size) + 1, len(ls)]
                 ds = self._handle(path)
                 if out is None:
                     out = np.empty((len(rows), *ds.shape[1:]), dtype=np.float32)
-                for a, b in zip(breaks[:-1], breaks[1:], strict=True):
+                row_bytes = 4 * int(np.prod(ds.shape[1:]))
+                for a, b in contiguous_reads(ls, row_bytes, 4 * self.batch_size):
                     lo, hi = int(ls[a]), int(ls[b - 1]) + 1
                     out[sel[order[a:b]]] = finite_images(ds[lo:hi], path, lo)[ls[a:b] - lo]
             for old in [k for k in self._cache if k < g - 1]:
