@@ -502,11 +502,11 @@ def _event_baselines(cfg: Config, paths: Sequence[str | Path], ex: Examples, cnn
     te = ex.split["test"]
     scores = {k: ex.columns[k][te].astype(np.float64) for k in ("n_fatjets", "mj")}
     return scores, cut_based(cfg, paths, cnn["test"], ex.labels[te], ex.weights[te],
-                             ex.columns["cut_pass"][te].astype(bool))
+                             ex.columns["cut_pass"][te].astype(bool), (ex.labels, ex.weights))
 
 
 def cut_based(cfg: Config, paths: Sequence[str | Path], score: np.ndarray, y: np.ndarray,
-              w: np.ndarray, cut: np.ndarray) -> dict[str, Any]:
+              w: np.ndarray, cut: np.ndarray, stored: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
     """The CNN against the cut-based selection of arXiv:1711.03573 on the test events.
 
     Efficiencies are weighted. ``*_presel`` efficiencies are relative to the stored
@@ -514,10 +514,11 @@ def cut_based(cfg: Config, paths: Sequence[str | Path], score: np.ndarray, y: np
     weight / cross section of the class). The CNN selection is "preselection and score > c", so
     its working point at the cut-based background efficiency compares like with like.
     ``factor`` = CNN signal efficiency / cut-based signal efficiency at that working point.
+    ``stored`` holds the labels and weights of every stored event (all splits).
     """
     sigma = _class_sigma(paths)
-    wsum = read_columns(paths, ["labels", "weights"])
-    presel = {c: float(wsum["weights"][wsum["labels"] == c].sum() / sigma[c])
+    labels, weights = stored
+    presel = {c: float(weights[labels == c].sum() / sigma[c])
               if np.isfinite(sigma[c]) and sigma[c] > 0 else 1.0 for c in (0, 1)}
     cs, cb, cnn_s = _factor(FastROC(score, y), y, w, cut)
     bkg_pass = (y == 0) & cut

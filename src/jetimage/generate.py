@@ -147,17 +147,7 @@ def build_jets(particles: ak.Array, jet_cfg: dict[str, Any]) -> dict[str, Any]:
         skin = jetlib.kinematics(s.px, s.py, s.pz, s.E)
         for k in ("pt", "eta", "phi"):
             out[f"subjet{i + 1}_{k}"] = ak.to_numpy(ak.fill_none(skin[k], np.nan))
-    ckin = jetlib.kinematics(constituents.px, constituents.py, constituents.pz, constituents.E)
-    out["constituents"] = ak.zip(
-        {
-            "pt": ckin["pt"],
-            "eta": ckin["eta"],
-            "phi": ckin["phi"],
-            "e": constituents.E,
-            "charge": constituents.charge,
-            "pdgid": constituents.pdgid,
-        }
-    )
+    out["constituents"] = particle_records(constituents)
     return out
 
 

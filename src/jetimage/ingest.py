@@ -149,7 +149,7 @@ def _tower_deposits(arrays: ak.Array) -> list[ak.Array]:
     good = arrays[m["pt"]] > 0
     eta, phi = (ak.values_astype(arrays[m[k]][good], np.float64) for k in ("eta", "phi"))
     out = []
-    for key, pdgid in (("eem", 22), ("ehad", 130)):
+    for key, pdgid in (("eem", _PDGID["EFlowPhoton"]), ("ehad", _PDGID["EFlowNeutralHadron"])):
         e = ak.values_astype(arrays[m[key]][good], np.float64)
         keep = e > 0
         out.append(_massless((e / np.cosh(eta))[keep], eta[keep], phi[keep], e[keep], pdgid))

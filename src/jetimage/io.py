@@ -81,11 +81,6 @@ class Layout:
     collections: dict[str, tuple[str, str, dict[str, str]]]
     title: str
 
-    def branches(self) -> list[str]:
-        """Every data branch (scalars, then ``<prefix>_<field>``), counters excluded."""
-        return list(self.scalars) + [f"{prefix}_{f}" for prefix, _, fields in self.collections.values()
-                                     for f in fields]
-
 
 #: One entry per jet: the jet, its substructure and its trimmed constituents.
 JETS = Layout(JETS_TREE, JET_BRANCHES, {"constituents": ("constituent", COUNTER, CONSTITUENT_FIELDS)},
