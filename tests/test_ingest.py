@@ -117,7 +117,8 @@ def test_missing_file_tree_and_branch_are_named(generated, tmp_path):
     assert len(problems) == 1 and "no tree 'Events'" in problems[0] and "qcd.root" in problems[0]
     problems = list(check_sample({"files": [str(generated["qcd"])], "preset": "jetimage",
                                   "branches": {"jet_m": "m_trimmed"}}, "samples[1]"))
-    assert len(problems) == 1 and "lacks branches ['m_trimmed']" in problems[0]
+    assert len(problems) == 1 and problems[0].startswith("samples[1].branches.jet_m: ")
+    assert "qcd.root: tree 'jets': no branch 'm_trimmed'" in problems[0]
     problems = list(check_sample({"files": [str(tmp_path / "*.none")], "preset": "jetimage"},
                                  "samples[0]"))
     assert problems and "no file matches" in problems[0]

@@ -190,9 +190,14 @@ def _sample_checks(s: dict[str, Any], where: str, kind: str) -> Iterator[str]:
         yield f"{where}.n_shards: {s['n_shards']} shards for {s['n_events']} events"
     if kind == "events" and s["truth"] != "none":
         yield f"{where}.truth: {s['truth']!r} labels jets; a study of kind events labels events by class"
-    if kind == "events" and "files" in s and s["preset"] != "delphes":
-        yield (f"{where}.preset: a study of kind events reads whole events: use preset delphes "
-               f"(the jetimage preset holds one jet per entry)")
+    if kind == "events" and "files" in s and s["preset"] not in ("particles", "delphes"):
+        yield (f"{where}.preset: a study of kind events reads whole events: use preset particles or "
+               f"delphes (the {s['preset']} preset holds jets)")
+    if "files" in s and s["preset"] in ("jetimage", "nested"):
+        for key in ("constituents_from", "particle_cuts", "truth_from"):
+            if s.get(key):
+                yield (f"{where}.{key}: the {s['preset']} preset reads jets, not particle collections "
+                       f"(use preset particles or delphes)")
     if kind == "events" and s["cuts"]:
         yield f"{where}.cuts: cuts select jets; a study of kind events selects events with events.selection"
     if "slha" in s:

@@ -1,18 +1,14 @@
-"""The ingest stage: a user's ROOT files -> the jetimage ``jets`` tree, one chunk per job.
+"""The ingest stage: a user's ROOT files -> the study's tree (``jets`` or ``events``), one chunk
+per job.
 
-A sample with ``files`` is read by a *preset* or an explicit branch map:
-
-``jetimage``
-    One entry per jet, as written by :mod:`jetimage.generate` (see :mod:`jetimage.io`).
-``delphes``
-    One entry per event (tree ``Delphes``). The energy-flow objects named in
-    ``constituents_from`` (default ``EFlowTrack, EFlowPhoton, EFlowNeutralHadron``, or ``Tower``)
-    become the particles from which jetimage clusters, trims and measures the fat jets itself
-    (Delphes files often lack R = 1.0 jets). W truth matching uses the ``Particle`` branch.
-
-``branches`` in the sample overrides any field of the preset's map. Files are split into chunks
-of at most ``chunk_entries`` entries, each ingested by a separate job, so the memory of a job
-is bounded whatever the file size.
+A sample with ``files`` is read by the reader of its layout (``preset``, see
+:mod:`jetimage.readers`): ``jetimage`` (one jet per entry), ``nested`` (events holding jets
+holding constituents), ``particles`` (events holding particle collections under any names)
+and ``delphes`` (the same with Delphes's names and conventions). From particles jetimage
+clusters, trims and measures the jets as for generated events (kind ``jets``) or keeps the
+whole event (kind ``events``). The study's jet window and the sample's ``cuts`` apply to read
+jets as to generated ones. Files are split into chunks of at most ``chunk_entries`` entries,
+each ingested by a separate job, so the memory of a job is bounded whatever the file size.
 """
 
 from __future__ import annotations
@@ -27,41 +23,14 @@ import awkward as ak
 import numpy as np
 import uproot
 
+from . import readers
 from .config import Config
 from .generate import build_jets, event_rows
-from .io import CONSTITUENT_FIELDS, JET_BRANCHES, LAYOUTS, InputError, TreeWriter
+from .io import JET_BRANCHES, LAYOUTS, InputError, TreeWriter
 from .jets import truth_match
+from .readers import PION_MASS, TREES  # noqa: F401  (public names of this stage)
 
 log = logging.getLogger(__name__)
-
-#: Pion mass (GeV), given to Delphes tracks, which carry no energy.
-PION_MASS = 0.13957
-
-#: Fields a jet-level file must provide; the others are filled (see :func:`_jetlevel_jets`).
-REQUIRED_JET_FIELDS = ("jet_pt", "jet_eta", "jet_phi", "jet_m", "constituent_pt", "constituent_eta",
-                       "constituent_phi", "constituent_e")
-
-#: Default tree of each preset.
-TREES = {"jetimage": "jets", "delphes": "Delphes"}
-
-#: Delphes energy-flow collections: field -> branch (``None``: a constant given in ``_CONSTANTS``).
-DELPHES_COLLECTIONS: dict[str, dict[str, str | None]] = {
-    "EFlowTrack": {"pt": "EFlowTrack.PT", "eta": "EFlowTrack.Eta", "phi": "EFlowTrack.Phi",
-                   "e": None, "charge": "EFlowTrack.Charge", "pdgid": "EFlowTrack.PID"},
-    "EFlowPhoton": {"pt": "EFlowPhoton.ET", "eta": "EFlowPhoton.Eta", "phi": "EFlowPhoton.Phi",
-                    "e": "EFlowPhoton.E", "charge": None, "pdgid": None},
-    "EFlowNeutralHadron": {"pt": "EFlowNeutralHadron.ET", "eta": "EFlowNeutralHadron.Eta",
-                           "phi": "EFlowNeutralHadron.Phi", "e": "EFlowNeutralHadron.E",
-                           "charge": None, "pdgid": None},
-    "Tower": {"pt": "Tower.ET", "eta": "Tower.Eta", "phi": "Tower.Phi", "e": "Tower.E",
-              "charge": None, "pdgid": None, "eem": "Tower.Eem", "ehad": "Tower.Ehad"},
-}
-#: PDG id given to neutral energy-flow objects, so that the image channels em and had see them
-#: as the calorimeter does: photons (EM) and K_L (hadronic). A Tower becomes two deposits at
-#: its (eta, phi): its EM energy as a photon and its hadronic energy as a K_L.
-_PDGID = {"EFlowPhoton": 22, "EFlowNeutralHadron": 130}
-DELPHES_WEIGHT = "Event.Weight"
-DELPHES_TRUTH = {"pid": "Particle.PID", "m1": "Particle.M1", "eta": "Particle.Eta", "phi": "Particle.Phi"}
 
 
 def files_of(sample: dict[str, Any]) -> list[str]:
@@ -74,33 +43,15 @@ def files_of(sample: dict[str, Any]) -> list[str]:
 
 
 def tree_of(sample: dict[str, Any]) -> str:
-    return sample.get("tree") or TREES[sample["preset"]]
+    return sample.get("tree") or TREES[sample.get("preset", "jetimage")]
 
 
-def jet_branch_map(sample: dict[str, Any]) -> dict[str, str]:
-    """For jet-level input: jetimage field -> branch name (the preset, overridden by ``branches``)."""
-    fields = {**{k: k for k in JET_BRANCHES}, **{f"constituent_{f}": f"constituent_{f}"
-                                                  for f in CONSTITUENT_FIELDS}}
-    return {**fields, **sample.get("branches", {})}
+def check_sample(sample: dict[str, Any], where: str, kind: str = "jets") -> Iterator[str]:
+    """Problems that would stop the sample's jobs: missing files, trees and branches, branches
+    of the wrong type or depth.
 
-
-def required_branches(sample: dict[str, Any]) -> list[str]:
-    """Every branch the sample's reader needs."""
-    if sample["preset"] == "delphes":
-        names = [b for c in sample["constituents_from"] for b in DELPHES_COLLECTIONS[c].values() if b]
-        if sample.get("truth") == "W":
-            names += list(DELPHES_TRUTH.values())
-        names += [b for b in sample.get("branches", {}).values()]
-        return list(dict.fromkeys(names))
-    bmap = jet_branch_map(sample)
-    explicit = sample.get("branches", {})
-    return [b for k, b in bmap.items() if k in REQUIRED_JET_FIELDS or k in explicit]
-
-
-def check_sample(sample: dict[str, Any], where: str) -> Iterator[str]:
-    """Problems that would stop the sample's jobs: missing files, trees and branches.
-
-    Each problem names the config key (``where``), the file, and the tree or branch.
+    Each problem is one line naming the config key (``where``), the file, the tree and the
+    branch, with the fix where there is one.
     """
     paths = files_of(sample)
     if not paths:
@@ -119,10 +70,12 @@ def check_sample(sample: dict[str, Any], where: str) -> Iterator[str]:
             if tree not in f:
                 yield f"{where}.tree: {path}: no tree {tree!r} (keys: {sorted(f.keys(cycle=False))})"
                 continue
-            t = f[tree]
-            missing = [b for b in required_branches(sample) if b not in t]
-            if missing:
-                yield f"{where}: {path}: tree {tree!r} lacks branches {missing}"
+            _, problems = readers.resolve(f[tree], sample, kind)
+            for p in problems:
+                key = p.split(":", 1)[0] if p.startswith(("branches.", "constituents_from", "truth_from")) \
+                    else ""
+                yield f"{where}{'.' + key if key else ''}: {path}: tree {tree!r}: " \
+                      f"{p[len(key) + 2:] if key else p}"
 
 
 def plan_chunks(sample: dict[str, Any]) -> list[tuple[str, int, int]]:
@@ -137,115 +90,101 @@ def plan_chunks(sample: dict[str, Any]) -> list[tuple[str, int, int]]:
     return chunks
 
 
-def _massless(pt, eta, phi, e, pdgid: int) -> ak.Array:
-    return ak.zip({"px": pt * np.cos(phi), "py": pt * np.sin(phi), "pz": pt * np.sinh(eta), "E": e,
-                   "charge": ak.values_astype(ak.zeros_like(pt), np.int32),
-                   "pdgid": ak.values_astype(ak.zeros_like(pt), np.int32) + pdgid})
+def event_particles(arrays: dict[str, ak.Array], sample: dict[str, Any], plan: readers.ReadPlan,
+                    eta_max: float, path: str) -> ak.Array:
+    """Visible particles of each event, from the sample's collections.
 
-
-def _tower_deposits(arrays: ak.Array) -> list[ak.Array]:
-    """Each tower as an EM deposit (a photon) and a hadronic one (a K_L), massless at its (eta, phi)."""
-    m = DELPHES_COLLECTIONS["Tower"]
-    good = arrays[m["pt"]] > 0
-    eta, phi = (ak.values_astype(arrays[m[k]][good], np.float64) for k in ("eta", "phi"))
-    out = []
-    for key, pdgid in (("eem", _PDGID["EFlowPhoton"]), ("ehad", _PDGID["EFlowNeutralHadron"])):
-        e = ak.values_astype(arrays[m[key]][good], np.float64)
-        keep = e > 0
-        out.append(_massless((e / np.cosh(eta))[keep], eta[keep], phi[keep], e[keep], pdgid))
-    return out
-
-
-def delphes_particles(arrays: ak.Array, collections: list[str]) -> ak.Array:
-    """Visible particles of each event from Delphes energy-flow collections.
-
-    The one convention of jetimage for Delphes: tracks (EFlowTrack) carry their charge and PDG
-    id and the pion mass (Delphes stores no track energy); EFlowPhoton and EFlowNeutralHadron
-    are massless with PDG ids 22 and 130; a Tower is split into a massless EM deposit (22, its
-    ``Eem``) and a hadronic one (130, its ``Ehad``). Objects with pT = 0 (Delphes' empty slots)
-    are dropped.
+    Every collection gives particles with pT > 0 and |eta| < ``eta_max`` that pass
+    ``particle_cuts``. The Delphes convention (preset ``delphes``): tracks (EFlowTrack) carry
+    their charge and PDG id and the pion mass (Delphes stores no track energy); EFlowPhoton and
+    EFlowNeutralHadron are massless with PDG ids 22 and 130; a Tower is split into a massless
+    EM deposit (22, its ``Eem``) and a hadronic one (130, its ``Ehad``).
 
     Returns
     -------
     ak.Array
         ``(n_events, var)`` records ``px, py, pz, E`` (GeV), ``charge``, ``pdgid``.
     """
+    cuts = sample.get("particle_cuts") or {}
     parts = []
-    for name in collections:
-        if name == "Tower":
-            parts += _tower_deposits(arrays)
-            continue
-        m = DELPHES_COLLECTIONS[name]
-        good = arrays[m["pt"]] > 0
-        pt, eta, phi = (ak.values_astype(arrays[m[k]][good], np.float64) for k in ("pt", "eta", "phi"))
-        if m["e"] is None:  # a track
-            e = np.sqrt((pt * np.cosh(eta)) ** 2 + PION_MASS**2)
-            part = _massless(pt, eta, phi, e, 0)
-            part["charge"] = ak.values_astype(arrays[m["charge"]][good], np.int32)
-            part["pdgid"] = ak.values_astype(arrays[m["pdgid"]][good], np.int32)
-            parts.append(part)
+    for c in plan.collections:
+        if c == "Tower" and plan.preset == "delphes":
+            parts += readers.tower_deposits(arrays, eta_max)
         else:
-            parts.append(_massless(pt, eta, phi, ak.values_astype(arrays[m["e"]][good], np.float64),
-                                   _PDGID[name]))
+            parts.append(readers.collection_particles(arrays, plan, c, cuts, eta_max, path))
     return ak.concatenate(parts, axis=1)
 
 
-def _delphes_weights(arrays: ak.Array) -> np.ndarray:
-    if DELPHES_WEIGHT in arrays.fields:
-        return ak.to_numpy(ak.fill_none(ak.firsts(arrays[DELPHES_WEIGHT]), 1.0)).astype(np.float64)
-    return np.ones(len(arrays))
+def _truth_labels(arrays: dict[str, ak.Array], plan: readers.ReadPlan, jets: dict[str, Any],
+                  rows: np.ndarray, max_dr: float) -> np.ndarray:
+    """1 for jets with both quarks of a hadronic W decay within ``max_dr`` (the truth collection)."""
+    t = plan.truth
+    pid, m1 = arrays[f"{t}.pdgid"], arrays[f"{t}.mother"]
+    mother = pid[ak.where(m1 >= 0, m1, 0)]
+    is_q = (abs(pid) <= 5) & (abs(mother) == 24) & (m1 >= 0)
+    q_eta, q_phi = arrays[f"{t}.eta"][is_q][rows], arrays[f"{t}.phi"][is_q][rows]
+    return truth_match(jets["jet_eta"], jets["jet_phi"], q_eta, q_phi, max_dr).astype(np.int32)
 
 
-def _delphes_events(arrays: ak.Array, sample: dict[str, Any], cfg: Config,
-                    first_event: int) -> tuple[dict[str, Any], np.ndarray]:
-    particles = delphes_particles(arrays, sample["constituents_from"])
-    rows = event_rows(particles, _delphes_weights(arrays), cfg["events"])
-    index = rows["event"]
-    rows["event"] = first_event + index
-    return rows, index
+def _particle_rows(arrays: dict[str, ak.Array], s: dict[str, Any], cfg: Config, plan: readers.ReadPlan,
+                   path: str) -> tuple[dict[str, Any], np.ndarray]:
+    """Rows (jets or events) built from the particles of each entry, and each row's entry."""
+    section = cfg["jets"] if cfg.kind == "jets" else cfg["events"]
+    particles = event_particles(arrays, s, plan, section["particle_eta_max"], path)
+    n = len(particles)
+    if cfg.kind == "events":
+        rows = event_rows(particles, np.ones(n), section)
+        return rows, rows["event"]
+    jets = build_jets(particles, section)
+    entry = jets["event"]
+    jets["label"] = (_truth_labels(arrays, plan, jets, entry, section["truth_match_dr"])
+                     if plan.truth else np.zeros(len(entry), np.int32))
+    return jets, entry
 
 
-def _delphes_jets(arrays: ak.Array, sample: dict[str, Any], cfg: Config,
-                  first_event: int) -> tuple[dict[str, Any], np.ndarray]:
+def _jet_rows(arrays: dict[str, ak.Array], s: dict[str, Any], cfg: Config, plan: readers.ReadPlan,
+              path: str) -> tuple[dict[str, Any], np.ndarray]:
+    """Jets read one per entry (or per jet of a nested entry), in the study's window, with every
+    jet variable the file lacks computed from the constituents."""
     jet_cfg = cfg["jets"]
-    jets = build_jets(delphes_particles(arrays, sample["constituents_from"]), jet_cfg)
-    rows = jets["event"]
-    jets["weight"] = _delphes_weights(arrays)[rows]
-    if sample.get("truth") == "W":
-        pid, m1 = arrays[DELPHES_TRUTH["pid"]], arrays[DELPHES_TRUTH["m1"]]
-        mother = pid[ak.where(m1 >= 0, m1, 0)]
-        is_q = (abs(pid) <= 5) & (abs(mother) == 24) & (m1 >= 0)
-        q_eta, q_phi = arrays[DELPHES_TRUTH["eta"]][is_q][rows], arrays[DELPHES_TRUTH["phi"]][is_q][rows]
-        jets["label"] = truth_match(jets["jet_eta"], jets["jet_phi"], q_eta, q_phi,
-                                    jet_cfg["truth_match_dr"]).astype(np.int32)
+    cons = {k[len("constituent_"):]: v for k, v in arrays.items() if k.startswith("constituent_")}
+    keys = [f"constituent_{k}" for k in cons]
+    readers._same_counts(arrays, keys, plan, path)
+    scalars = [k for k in readers.JET_FIELDS if k in arrays and k not in readers.ENTRY_FIELDS]
+    if plan.preset == "nested":
+        per_event = ak.num(cons["pt"], axis=1)
+        for k in scalars:
+            if not ak.all(ak.num(arrays[k], axis=1) == per_event):
+                raise InputError(f"{path}: tree {plan.tree!r}: branch {plan.fields[k].branch!r} has "
+                                 f"not one value per jet of {plan.fields['constituent_pt'].branch!r}")
+        entry = np.repeat(np.arange(len(per_event)), ak.to_numpy(per_event))
+        cons = {k: ak.flatten(v, axis=1) for k, v in cons.items()}
+        given = {k: ak.to_numpy(ak.flatten(arrays[k], axis=1)) for k in scalars}
     else:
-        jets["label"] = np.zeros(len(rows), dtype=np.int32)
-    jets["event"] = first_event + rows
-    return jets, rows
+        entry = np.arange(len(cons["pt"]))
+        given = {k: ak.to_numpy(arrays[k]) for k in scalars}
+    pt, eta, phi = (ak.values_astype(cons[k], np.float64) for k in ("pt", "eta", "phi"))
+    p4 = readers.four_momenta(pt, eta, phi, cons.get("e"), cons.get("mass"))
+    momenta = ak.zip(p4)
+    keep = _in_window(momenta, given, jet_cfg)
+    jets = readers.complete_jets(momenta[keep], {k: v[keep] for k, v in given.items()}, jet_cfg)
+    jets["constituents"] = ak.zip({
+        "pt": pt[keep], "eta": eta[keep], "phi": phi[keep], "e": ak.values_astype(p4["E"], np.float64)[keep],
+        **{f: ak.values_astype(cons[f], np.int32)[keep] if f in cons else
+           ak.values_astype(0 * pt[keep], np.int32) for f in ("charge", "pdgid")}})
+    if "label" in arrays:
+        jets["label"] = readers.entry_values(arrays, "label", len(entry), 0)[entry[keep]]
+    return jets, entry[keep]
 
 
-def _jetlevel_jets(arrays: ak.Array, sample: dict[str, Any],
-                   first_entry: int) -> tuple[dict[str, Any], np.ndarray]:
-    bmap = jet_branch_map(sample)
-    n = len(arrays)
-    jets: dict[str, Any] = {}
-    # absent optional fields: event = entry number, weight 1, label 0, counts 0, the rest NaN
-    fill = {"event": first_entry + np.arange(n), "weight": np.ones(n), "label": np.zeros(n),
-            "n_subjets": np.zeros(n)}
-    for name, dtype in JET_BRANCHES.items():
-        if bmap[name] in arrays.fields:
-            jets[name] = ak.to_numpy(arrays[bmap[name]]).astype(dtype)
-        else:
-            jets[name] = fill.get(name, np.full(n, np.nan)).astype(dtype)
-    if "jet_e" not in sample.get("branches", {}) and "jet_e" not in arrays.fields:
-        jets["jet_e"] = ak.to_numpy(ak.sum(arrays[bmap["constituent_e"]], axis=1)).astype(np.float64)
-    cons = {}
-    for f in CONSTITUENT_FIELDS:
-        branch = bmap[f"constituent_{f}"]
-        cons[f] = arrays[branch] if branch in arrays.fields else ak.zeros_like(
-            arrays[bmap["constituent_pt"]], dtype=np.int32)
-    jets["constituents"] = ak.zip(cons)
-    return jets, np.arange(n)
+def _in_window(momenta: ak.Array, given: dict[str, np.ndarray], jet_cfg: dict[str, Any]) -> np.ndarray:
+    """The study's jet window (pT in [pt_min, pt_max), |eta| < eta_max) on the read jet pT and
+    eta, or those of the constituents' sum where the file has none."""
+    p4 = {k: ak.to_numpy(ak.sum(momenta[k], axis=1)) for k in ("px", "py", "pz", "E")}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pt = given.get("jet_pt", np.hypot(p4["px"], p4["py"]))
+        eta = given.get("jet_eta", np.arcsinh(p4["pz"] / np.hypot(p4["px"], p4["py"])))
+    return (pt >= jet_cfg["pt_min"]) & (pt < jet_cfg["pt_max"]) & (np.abs(eta) < jet_cfg["eta_max"])
 
 
 def _apply_cuts(jets: dict[str, Any], cuts: dict[str, dict[str, float]], where: str) -> dict[str, Any]:
@@ -258,32 +197,29 @@ def _apply_cuts(jets: dict[str, Any], cuts: dict[str, dict[str, float]], where: 
     return {k: v[keep] for k, v in jets.items()}
 
 
-def _read_chunk(arrays: ak.Array, s: dict[str, Any], cfg: Config, first: int
-                ) -> tuple[dict[str, Any], np.ndarray]:
-    """Rows of the study's tree from one chunk of entries, and the entry of each row in the chunk."""
-    if s["preset"] != "delphes":
-        return _jetlevel_jets(arrays, s, first)
-    if cfg.kind == "events":
-        return _delphes_events(arrays, s, cfg, first)
-    return _delphes_jets(arrays, s, cfg, first)
-
-
-def _entry_weights(arrays: ak.Array, s: dict[str, Any], rows: dict[str, Any]) -> np.ndarray:
-    """Per-entry weight of a chunk: the weight branch, else Delphes' Event.Weight, else the
-    jet's mapped ``weight`` branch (1 when absent)."""
-    if s.get("weight_branch"):
-        return ak.to_numpy(arrays[s["weight_branch"]]).astype(np.float64)
-    return _delphes_weights(arrays) if s["preset"] == "delphes" else np.asarray(rows["weight"], np.float64)
+def _rows(arrays: dict[str, ak.Array], s: dict[str, Any], cfg: Config, plan: readers.ReadPlan,
+          first: int, path: str, scale: float) -> tuple[dict[str, Any], float]:
+    """The rows of the study's tree from one chunk of entries, and the chunk's summed weight."""
+    build = _particle_rows if plan.preset in readers.PARTICLE_PRESETS else _jet_rows
+    rows, entry = build(arrays, s, cfg, plan, path)
+    n = len(next(iter(arrays.values())))
+    weights = readers.entry_values(arrays, "weight", n, 1.0) * scale
+    events = readers.entry_values(arrays, "event", n, np.nan)
+    rows["weight"] = weights[entry]
+    rows["event"] = np.where(np.isnan(events), first + np.arange(n), events).astype(np.int64)[entry]
+    rows.setdefault("label", np.zeros(len(entry), np.int32))
+    return rows, float(weights.sum())
 
 
 def ingest(cfg: Config, sample: str, path: str, entry_start: int, entry_stop: int,
            output: str | Path) -> int:
     """Read entries ``[entry_start, entry_stop)`` of one file of ``sample`` into the study's tree.
 
-    For a study of kind ``jets`` the output is a ``jets`` tree (jets clustered by jetimage from
-    Delphes objects, or read one per entry); for kind ``events`` an ``events`` tree (the whole
-    event's particles and its fat jets). The ``run`` summary holds the entries read and the sum
-    of their weights (with ``cross_section``: sigma / entries of the whole sample each).
+    For a study of kind ``jets`` the output is a ``jets`` tree (jets read one per entry or per
+    nested jet, or clustered by jetimage from particles); for kind ``events`` an ``events``
+    tree (the whole event's particles and its fat jets). The ``run`` summary holds the entries
+    read and the sum of their weights (with ``cross_section``: sigma / entries of the whole
+    sample each).
 
     Returns
     -------
@@ -292,38 +228,24 @@ def ingest(cfg: Config, sample: str, path: str, entry_start: int, entry_stop: in
     """
     s = cfg.sample(sample)
     where = f"samples[{cfg.sample_names.index(sample)}]"
-    problems = list(check_sample({**s, "files": [path]}, where))
+    problems = list(check_sample({**s, "files": [path]}, where, cfg.kind))
     if problems:
         raise InputError("; ".join(problems))
     tree = uproot.open(path)[tree_of(s)]
-    branches = _branches_to_read(s, tree)
+    plan, _ = readers.resolve(tree, s, cfg.kind)
     # weight = sigma / N over the whole sample, so that summed weights give the cross-section
     scale = s["cross_section"] / (sum(e - b for _, b, e in plan_chunks(s)) or 1) \
         if s.get("cross_section") is not None else 1.0
-    done, sum_w = 0, 0.0
+    sum_w = 0.0
+    step = max(1, min(s["chunk_entries"], 10_000))
     with TreeWriter(output, LAYOUTS[cfg.kind]) as writer:
-        for arrays in tree.iterate(filter_name=branches, step_size=max(1, min(s["chunk_entries"], 10_000)),
-                                   entry_start=entry_start, entry_stop=entry_stop, library="ak"):
-            rows, index = _read_chunk(arrays, s, cfg, entry_start + done)
-            weights = _entry_weights(arrays, s, rows) * scale
-            rows["weight"] = weights[index]
-            sum_w += float(weights.sum())
+        for a, b in readers.iter_chunks(entry_start, entry_stop, step):
+            rows, w = _rows(readers.read_chunk(tree, plan, a, b, path), s, cfg, plan, a, path, scale)
+            sum_w += w
             writer.extend(_apply_cuts(rows, s.get("cuts", {}), where) if cfg.kind == "jets" else rows)
-            done += len(arrays)
             log.info("%s: %s entries %d-%d: %d read, %d rows", sample, path, entry_start,
-                     entry_stop, done, writer.n_rows)
-        writer.run = {"n_generated": done, "n_written": writer.n_rows, "sum_weights": sum_w,
-                      "sigma_pb": sum_w, "sigma_err_pb": 0.0, "n_shards": 1}
+                     entry_stop, b - entry_start, writer.n_rows)
+        writer.run = {"n_generated": entry_stop - entry_start, "n_written": writer.n_rows,
+                      "sum_weights": sum_w, "sigma_pb": sum_w, "sigma_err_pb": 0.0, "n_shards": 1}
     log.info("%s: wrote %d rows to %s", sample, writer.n_written, output)
     return writer.n_written
-
-
-def _branches_to_read(s: dict[str, Any], tree) -> list[str]:
-    branches = required_branches(s)
-    if s["preset"] == "delphes" and DELPHES_WEIGHT in tree:
-        branches.append(DELPHES_WEIGHT)
-    elif s["preset"] != "delphes":
-        branches = [b for b in jet_branch_map(s).values() if b in tree]
-    if s.get("weight_branch"):
-        branches.append(s["weight_branch"])
-    return branches

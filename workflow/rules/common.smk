@@ -25,7 +25,7 @@ def _check_inputs():
         for name, cfg in STUDIES.items()
         for i, s in enumerate(cfg["samples"])
         if "files" in s
-        for p in check_sample(s, f"samples[{i}]")
+        for p in check_sample(s, f"samples[{i}]", cfg.kind)
     ]
     if problems:
         raise WorkflowError("invalid input samples\n  " + "\n  ".join(problems))
