@@ -225,3 +225,27 @@ def test_lhe_samples_are_showered_and_sharded(tmp_path):
     assert events[1] <= {4, 5} and len(events[1]) >= 1
     with pytest.raises(Exception, match="lhe: .*no such file"):
         validate({**raw, "samples": [raw["samples"][0], {**raw["samples"][1], "lhe": "nope.lhe"}]})
+
+
+def test_lhe_file_ending_on_a_batch_boundary_and_gzipped(tmp_path):
+    """More events asked than a gzipped file holds, the file ending exactly on a batch boundary;
+    ``pythia: []`` (shower defaults only) is accepted for an LHE sample."""
+    import gzip
+
+    from jetimage.config import validate
+    from jetimage.io import read_run
+
+    from .conftest import tiny_raw_config
+
+    _write_lhe(tmp_path / "dijets.lhe", 4)
+    gz = tmp_path / "dijets.lhe.gz"
+    gz.write_bytes(gzip.compress((tmp_path / "dijets.lhe").read_bytes()))
+    raw = tiny_raw_config()
+    raw["generation"]["batch_size"] = 2
+    raw["samples"][1] = {"name": "lhe", "class": "background", "lhe": str(gz), "pythia": [],
+                         "n_events": 10, "n_shards": 1}
+    raw["jets"].update(pt_min=100.0, pt_max=1000.0, eta_max=2.5)
+    cfg = validate(raw)
+    assert generate(cfg, "lhe", 0, tmp_path / "shard0.root") > 0
+    assert read_run(tmp_path / "shard0.root")["n_generated"] == 4
+    assert set(ak.to_numpy(read_jets([tmp_path / "shard0.root"]).event).tolist()) <= {0, 1, 2, 3}

@@ -179,6 +179,8 @@ def test_per_jet_tree_without_jet_variables(generated, tmp_path):
     """Only constituents: jet pT, eta, phi, mass, energy, tau21 and subjets are computed, and
     the study's window applies (jets of the file below it are dropped)."""
     source = read_jets([generated["qcd"]])
+    source = source[np.argsort(ak.to_numpy(source.jet_pt))]
+    n_below = int((ak.to_numpy(source.jet_pt) < 260.0).sum())
     path = tmp_path / "constituents.root"
     c = source.constituents
     with uproot.recreate(path) as f:
@@ -187,7 +189,9 @@ def test_per_jet_tree_without_jet_variables(generated, tmp_path):
         f["data"].extend({"c": ak.zip({"pt": c.pt, "eta": c.eta, "phi": c.phi, "m": _mass(c)})})
     branches = {"constituent_pt": "c_pt", "constituent_eta": "c_eta", "constituent_phi": "c_phi",
                 "constituent_mass": "c_m"}
-    sample = {"name": "cons", "files": [str(path)], "tree": "data", "branches": branches}
+    # the first chunk holds only jets below the window: an empty part, which images skip
+    sample = {"name": "cons", "files": [str(path)], "tree": "data", "branches": branches,
+              "chunk_entries": n_below}
     cfg = _config(sample, pt_min=260.0)
     jets = _ingest_and_image(cfg, "cons", path, tmp_path)
     keep = ak.to_numpy(source.jet_pt) >= 260.0

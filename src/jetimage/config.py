@@ -184,6 +184,8 @@ def _sample_checks(s: dict[str, Any], where: str, kind: str) -> Iterator[str]:
     generated = "pythia" in s or "lhe" in s
     if generated == ("files" in s):
         yield f"{where}: sample {s['name']!r} needs either pythia or lhe (generate it) or files (read it)"
+    if "pythia" in s and not s["pythia"] and "lhe" not in s:
+        yield f"{where}.pythia: no process: give Pythia commands (e.g. HardQCD:all = on) or an lhe file"
     if "lhe" in s and not Path(s["lhe"]).is_file():
         yield f"{where}.lhe: {s['lhe']}: no such file"
     if generated and s["n_shards"] > s["n_events"]:

@@ -281,6 +281,8 @@ def _shard_loop(cfg: Config, s: dict[str, Any], shard: int, pythia, writer: Tree
             log.warning("%s shard %d: the LHE file %s ended after %d of %d events",
                         s["name"], shard, s["lhe"], done + len(batch), n_events)
             n_events = done + len(batch)
+            if len(batch) == 0:  # the file ended on a batch boundary
+                break
         elif len(batch) == 0:
             raise GenerationError(f"{s['name']}: Pythia produced no event in a batch of {n}")
         weights = ak.to_numpy(batch.info.weights[:, 0]).astype(np.float64) if len(batch) else np.ones(0)

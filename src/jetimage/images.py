@@ -109,6 +109,14 @@ def event_images(particles: ak.Array, options: dict[str, Any]) -> np.ndarray:
     return pixelize_flat(ak.to_numpy(flat.eta).astype(np.float64), phi_centre, weights, counts, grid)
 
 
+def _selection(cfg: Config) -> str:
+    if cfg.kind == "events":
+        return "events.skim and events.selection"
+    j = cfg["jets"]
+    return (f"jets: pT in [{j['pt_min']:g}, {j['pt_max']:g}) GeV, |eta| < {j['eta_max']:g}, "
+            f"and the sample's cuts")
+
+
 def _weight_scales(inputs: Sequence[str | Path]) -> tuple[list[float], float]:
     """Per file, the factor that turns raw weights into pb; and the sample's cross section (pb)."""
     scales, sigma = [], 0.0
@@ -189,7 +197,7 @@ def make_sample_images(
                 writer.append(images, columns)
                 log.info("%s: %d read, %d images written", sample, n_in, writer.n)
         if writer.n == 0:
-            raise InputError(f"sample {sample!r}: no example passes the selection in "
-                             f"{list(map(str, inputs))}")
+            raise InputError(f"sample {sample!r}: no example passes the selection ({_selection(cfg)}) "
+                             f"in {list(map(str, inputs))}")
     log.info("%s: wrote %d images to %s (sample cross section %.4g pb)", sample, writer.n, output, sigma)
     return writer.n
