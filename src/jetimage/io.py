@@ -223,12 +223,57 @@ def _open_tree(path: str, tree: str):
     return f[tree]
 
 
+def entry_ranges(counts: np.ndarray, max_entries: int, max_items: int | None = None
+                 ) -> list[tuple[int, int]]:
+    """Cut entries ``[0, len(counts))`` into consecutive ``[a, b)`` ranges of at most ``max_entries``
+    entries whose ``counts`` (items per entry: constituents, particles) sum to at most ``max_items``.
+
+    An entry with more than ``max_items`` items alone forms a range (callers that must stay
+    within the bound check ``counts.max()`` first). Columnar: one ``searchsorted`` per range.
+    """
+    cum = np.r_[0, np.cumsum(counts, dtype=np.int64)]
+    n, out, a = len(counts), [], 0
+    while a < n:
+        b = min(n, a + max_entries)
+        if max_items is not None:
+            b = max(a + 1, min(b, int(np.searchsorted(cum, cum[a] + max_items, side="right")) - 1))
+        out.append((a, b))
+        a = b
+    return out
+
+
+#: Entries whose counters are read at once when chunks are planned (4 bytes each per collection).
+PLAN_ENTRIES = 2**20
+
+
+def _chunk_ranges(t, counters: Sequence[str], step_size: int, max_items: int | None,
+                  path: str | Path, items_key: str) -> Iterator[tuple[int, int]]:
+    """Entry ranges of ``t`` of at most ``step_size`` entries and ``max_items`` summed counters."""
+    n = t.num_entries
+    if max_items is None or not counters:
+        yield from ((a, min(n, a + step_size)) for a in range(0, n, step_size))
+        return
+    piece = max(step_size, PLAN_ENTRIES)
+    for start in range(0, n, piece):
+        stop = min(n, start + piece)
+        counts = sum(t[c].array(entry_start=start, entry_stop=stop, library="np").astype(np.int64)
+                     for c in counters)
+        if len(counts) and counts.max() > max_items:
+            i = int(np.argmax(counts))
+            raise InputError(f"{path}: entry {start + i} holds {int(counts[i])} constituents or particles, "
+                             f"more than {items_key} = {max_items}, the most one chunk may hold; raise it "
+                             "(memory grows with it) or drop such entries")
+        yield from ((start + a, start + b) for a, b in entry_ranges(counts, step_size, max_items))
+
+
 def iterate_tree(
     paths: Sequence[str | Path],
     layout: Layout = JETS,
     branches: Sequence[str] | None = None,
     step_size: int = 20000,
     tree: str | None = None,
+    max_items: int | None = None,
+    items_key: str = "images.chunk_constituents",
 ) -> Iterator[ak.Array]:
     """Stream the tree of a :class:`Layout` from several files, in chunks of at most ``step_size`` rows.
 
@@ -236,11 +281,24 @@ def iterate_tree(
     ----------
     branches
         Scalars and collection names (``constituents``) to read; default all.
+    max_items
+        With a value, a chunk also holds at most this many items of the collections read
+        (constituents, particles and fat jets summed; counted from the counter branches), so
+        that memory is bounded in bytes, not only in entries. Chunk boundaries do not change
+        what is read.
+    items_key
+        The configuration key of ``max_items``, named by the error when one entry exceeds it.
 
     Yields
     ------
     ak.Array
         ``(n,)`` records with the scalar branches and each collection as ``(n, var)`` records.
+
+    Raises
+    ------
+    InputError
+        Naming the file for a missing or mistyped branch, an empty or unreadable tree, or one
+        entry with more than ``max_items`` items.
     """
     tree = tree or layout.tree
     scalars = [b for b in layout.scalars if branches is None or b in branches]
@@ -254,8 +312,10 @@ def iterate_tree(
         check_branch_types(t, scalars, jagged, path)
         if t.num_entries == 0:
             raise InputError(f"{path}: tree {tree!r} has no entries")
+        counters = [counter for _, counter, _ in wanted.values()]
         try:
-            for chunk in t.iterate(scalars + jagged, step_size=step_size, library="ak"):
+            for a, b in _chunk_ranges(t, counters, step_size, max_items, path, items_key):
+                chunk = t.arrays(scalars + jagged, entry_start=a, entry_stop=b, library="ak")
                 fields = {name: chunk[name] for name in scalars}
                 for key, (prefix, _, cfields) in wanted.items():
                     fields[key] = ak.zip({f: chunk[f"{prefix}_{f}"] for f in cfields})
@@ -267,9 +327,10 @@ def iterate_tree(
 
 
 def iterate_jets(paths: Sequence[str | Path], branches: Sequence[str] | None = None,
-                 step_size: int = 20000, tree: str = JETS_TREE) -> Iterator[ak.Array]:
-    """:func:`iterate_tree` of the ``jets`` layout."""
-    return iterate_tree(paths, JETS, branches, step_size, tree)
+                 step_size: int = 20000, tree: str = JETS_TREE, max_items: int | None = None
+                 ) -> Iterator[ak.Array]:
+    """:func:`iterate_tree` of the ``jets`` layout (``max_items``: constituents per chunk)."""
+    return iterate_tree(paths, JETS, branches, step_size, tree, max_items)
 
 
 def read_run(path: str | Path) -> dict[str, float] | None:
