@@ -13,6 +13,7 @@ import pytest
 
 from jetimage import config, diagnostics, io
 from jetimage.images import make_sample_images
+from tests.test_evaluate import toy_model  # noqa: F401  (the fixture: a small trained model)
 
 
 def _many_constituent_jets(path, counts: list[int], seed: int = 0) -> None:
@@ -51,7 +52,8 @@ def test_chunks_of_many_constituent_jets_are_bounded_in_constituents(tmp_path):
                                                                           max_items=8000)]
     assert max(sizes) <= 8000 and sum(sizes) == sum(counts)
     # today's chunks (jets only) hold every constituent of the file at once
-    assert [int(ak.sum(ak.num(c.constituents))) for c in io.iterate_jets([path], step_size=100)] == [sum(counts)]
+    whole = [int(ak.sum(ak.num(c.constituents))) for c in io.iterate_jets([path], step_size=100)]
+    assert whole == [sum(counts)]
 
 
 def test_one_jet_over_the_constituent_bound_is_an_error_naming_the_key(tmp_path):
@@ -93,3 +95,77 @@ def test_the_image_mass_study_streams_chunks_with_the_same_result(tmp_path):
     streamed, masses, y = diagnostics.streamed_study(cfg, inputs, efficiency=0.5, bins=40)
     assert json.dumps(streamed, sort_keys=True) == json.dumps(whole, sort_keys=True)
     assert len(y) == len(jets) and len(masses["lorentz"]["flip"]) == len(jets)
+
+
+def _toy_files(tmp_path, n: int = 800):
+    from tests.test_evaluate import _toy_study
+
+    return _toy_study(tmp_path, n=n)
+
+
+def test_streamed_fisher_scores_equal_scikit_learns(tmp_path):
+    from jetimage.evaluate import fisher_discriminant, fit_fisher
+    from jetimage.train import file_rows
+
+    paths = _toy_files(tmp_path)
+    data = io.read_images(paths)
+    rows = np.sort(np.random.default_rng(3).choice(sum(file_rows(paths)), 1100, replace=False))
+    y = data["labels"][rows].astype(int)
+    reference = fisher_discriminant(data["images"][rows], y)
+    streamed = fit_fisher(paths, rows, y, 81, block_bytes=8 * 81 * 37)  # pieces of 37 images
+    flat = data["images"].reshape(len(data["images"]), -1).astype(np.float64)
+    np.testing.assert_allclose(streamed.decision_function(flat), reference.decision_function(flat),
+                               rtol=1e-7, atol=1e-7 * np.abs(reference.decision_function(flat)).max())
+
+
+def test_streamed_fisher_memory_does_not_grow_with_the_jets(tmp_path):
+    import tracemalloc
+
+    from jetimage.evaluate import fit_fisher
+
+    rng = np.random.default_rng(0)
+    n = 40_000  # 26 MB of float64 pixels: what the in-memory fit held, twice over
+    path = tmp_path / "many.h5"
+    with io.ImageWriter(path, (9, 9, 1), {"sample": "many"}) as w:
+        w.append(rng.exponential(1.0, (n, 9, 9, 1)).astype(np.float32),
+                 {"labels": (np.arange(n) % 2).astype(np.int8), "weights": np.ones(n)})
+    rows = np.arange(n)
+    tracemalloc.start()
+    fit_fisher([path], rows, rows % 2, 81, block_bytes=2**20)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 10 * 2**20, peak / 2**20
+
+
+@pytest.mark.parametrize("setting", [{"fisher": False}, {"fisher": "auto", "fisher_max_pixels": 80}])
+def test_a_skipped_fisher_is_null_with_a_warning_and_the_roc_plot_draws_without_it(
+        toy_model, tmp_path, caplog, setting):  # noqa: F811
+    import logging
+
+    from jetimage.evaluate import evaluate
+    from jetimage.plots import draw
+    from tests.test_evaluate import _toy_config
+
+    model_dir, paths = toy_model
+    cfg = _toy_config(**setting)
+    with caplog.at_level(logging.INFO, logger="jetimage"):
+        metrics = evaluate(cfg, paths, model_dir / "model.keras", tmp_path / "metrics.json",
+                           tmp_path / "scores.npz")
+    assert metrics["fisher"] is None
+    assert json.loads((tmp_path / "metrics.json").read_text())["fisher"] is None
+    assert metrics["cnn"]["auc"] > 0.75 and metrics["mass_tau21"]["auc"] > 0.75
+    key = "evaluate.fisher is false" if setting["fisher"] is False else "evaluate.fisher_max_pixels = 80"
+    assert key in caplog.text
+    assert "score_fisher" not in np.load(tmp_path / "scores.npz")
+    out = draw(cfg, dict(np.load(tmp_path / "scores.npz")), None, tmp_path / "plots", ["roc"])
+    assert all(p.stat().st_size > 0 for p in out)
+
+
+def test_fisher_true_or_within_the_limit_is_computed(toy_model, tmp_path):  # noqa: F811
+    from jetimage.evaluate import evaluate
+    from tests.test_evaluate import _toy_config
+
+    model_dir, paths = toy_model
+    for setting in ({"fisher": True, "fisher_max_pixels": 10}, {"fisher": "auto", "fisher_max_pixels": 81}):
+        metrics = evaluate(_toy_config(**setting), paths, model_dir / "model.keras", tmp_path / "m.json")
+        assert metrics["fisher"]["auc"] > 0.75
