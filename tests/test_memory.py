@@ -169,3 +169,65 @@ def test_fisher_true_or_within_the_limit_is_computed(toy_model, tmp_path):  # no
     for setting in ({"fisher": True, "fisher_max_pixels": 10}, {"fisher": "auto", "fisher_max_pixels": 81}):
         metrics = evaluate(_toy_config(**setting), paths, model_dir / "model.keras", tmp_path / "m.json")
         assert metrics["fisher"]["auc"] > 0.75
+
+
+def test_chunk_rows_are_whole_rows_of_at_most_a_mebibyte_tiling_the_blocks():
+    assert io.chunk_rows_for(25 * 25 * 4) == 256 and io.chunk_rows_for(64 * 64 * 3 * 4) == 16
+    assert io.chunk_rows_for(200 * 200 * 4) == 4 and io.chunk_rows_for(4 * 2**20) == 1
+    assert io.chunk_rows_for(1) == 1024
+    for row_bytes in (1, 100, 2500, 49152, 160000):
+        rows = io.chunk_rows_for(row_bytes)
+        assert 1024 % rows == 0 and 256 % min(rows, 256) == 0
+        assert rows * row_bytes <= max(io.CHUNK_BYTES, row_bytes)
+
+
+def test_image_files_are_compressed_by_default_and_hold_the_same_values(generated, tiny_config, tmp_path):
+    cfg = copy.deepcopy(tiny_config)
+    assert cfg["images"]["compression"] == "gzip" and cfg["images"]["compression_level"] == 1
+    out = {}
+    for setting in ("gzip", "lzf", "none"):
+        cfg["images"]["compression"] = setting
+        out[setting] = tmp_path / f"{setting}.h5"
+        make_sample_images(cfg, "qcd", [generated["qcd"]], out[setting])
+    with h5py.File(out["gzip"], "r") as f:
+        ds = f["images"]
+        assert ds.compression == "gzip" and ds.compression_opts == 1 and ds.shuffle
+        assert ds.chunks == (256, 25, 25, 1)
+    with h5py.File(out["none"], "r") as f:
+        assert f["images"].compression is None
+    assert out["gzip"].stat().st_size < 0.5 * out["none"].stat().st_size
+    raw = io.read_images([out["none"]], columns=["jet_m", "event"])
+    for setting in ("gzip", "lzf"):
+        data = io.read_images([out[setting]], columns=["jet_m", "event"])
+        for key, values in raw.items():
+            np.testing.assert_array_equal(data[key], values, err_msg=f"{setting} {key}")
+
+
+def test_the_training_stream_reads_the_same_batches_from_compressed_files(tmp_path):
+    from jetimage.train import ImageStream
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    images = (rng.exponential(1.0, (n, 25, 25, 1)) * (rng.random((n, 25, 25, 1)) < 0.05)).astype(np.float32)
+    paths = {}
+    for setting in ("none", "gzip"):
+        paths[setting] = tmp_path / f"{setting}.h5"
+        with io.ImageWriter(paths[setting], (25, 25, 1), {}, compression=setting, level=1) as w:
+            w.append(images, {"labels": np.zeros(n, np.int8), "weights": np.ones(n)})
+    rows = np.sort(rng.choice(n, 1800, replace=False))
+    batches = {}
+    for setting, path in paths.items():
+        stream = ImageStream.create([path], rows, np.zeros(n), np.ones(n), 128, 256, 4, seed=3)
+        batches[setting] = [stream[i][0] for i in range(len(stream))]
+        stream.close()
+    for a, b in zip(batches["none"], batches["gzip"], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_unknown_compression_is_a_config_error_naming_the_key():
+    from tests.conftest import tiny_raw_config
+
+    raw = tiny_raw_config()
+    raw["images"]["compression"] = "zstd"
+    with pytest.raises(config.ConfigError, match="images.compression"):
+        config.validate(raw)

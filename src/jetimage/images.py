@@ -182,7 +182,8 @@ def make_sample_images(
     attrs = {"sample": sample, "class": s["class"], "kind": cfg.kind, "images": opts,
              "jets" if cfg.kind == "jets" else "events": cfg[cfg.kind], "sigma_pb": sigma}
     n_in = 0
-    with ImageWriter(output, shape, attrs) as writer:
+    with ImageWriter(output, shape, attrs, compression=opts["compression"],
+                     level=opts["compression_level"]) as writer:
         for path, scale in zip(inputs, scales, strict=True):
             for n, images, columns in CHUNKS[cfg.kind](cfg, s, path):
                 n_in += n

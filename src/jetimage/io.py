@@ -373,20 +373,47 @@ def read_jets(paths: Sequence[str | Path], branches: Sequence[str] | None = None
 # ---------------------------------------------------------------------------------------------
 
 
+#: The most bytes of one HDF5 chunk of images: h5py's chunk cache holds 1 MiB, and a read
+#: decompresses whole chunks.
+CHUNK_BYTES = 2**20
+
+
+def chunk_rows_for(row_bytes: int, max_rows: int = 1024) -> int:
+    """Rows per HDF5 chunk of images: the largest power of two of at most ``max_rows`` rows and
+    :data:`CHUNK_BYTES` bytes (at least 1), so that chunks hold whole rows and tile the training
+    stream's blocks (``train.block_rows``, a power of two by default)."""
+    rows = max(1, min(max_rows, CHUNK_BYTES // max(row_bytes, 1)))
+    return 1 << (rows.bit_length() - 1)
+
+
+def compression_options(compression: str = "none", level: int = 1) -> dict[str, Any]:
+    """h5py ``create_dataset`` filters: ``gzip`` (deflate, ``level`` 1-9) or ``lzf``, both after the
+    byte-shuffle filter; ``none`` writes raw chunks."""
+    if compression == "none":
+        return {}
+    if compression not in ("gzip", "lzf"):
+        raise ValueError(f"images.compression: {compression!r} is not one of none, gzip, lzf")
+    return {"compression": compression, "shuffle": True,
+            **({"compression_opts": int(level)} if compression == "gzip" else {})}
+
+
 class ImageWriter:
     """Append images and per-jet variables to an HDF5 file, atomically renamed on close.
 
     Datasets: ``images`` ``(n, n_eta, n_phi, n_channels)`` float32, ``labels`` int8,
     ``weights`` float32 and one 1-D dataset per jet variable, all chunked by rows so that
-    training can stream them. ``attrs`` are stored as JSON strings in the file attributes.
+    training can stream them (image chunks: :func:`chunk_rows_for`), compressed with
+    ``compression`` (:func:`compression_options`). ``attrs`` are stored as JSON strings in the
+    file attributes.
     """
 
     def __init__(self, path: str | Path, image_shape: tuple[int, ...], attrs: Mapping[str, Any],
-                 chunk_rows: int = 1024) -> None:
+                 chunk_rows: int = 1024, compression: str = "none", level: int = 1) -> None:
         self.path = Path(path)
         self.image_shape = tuple(image_shape)
         self.attrs = dict(attrs)
         self.chunk_rows = chunk_rows
+        self.filters = compression_options(compression, level)
         self.n = 0
 
     def __enter__(self) -> ImageWriter:
@@ -398,9 +425,10 @@ class ImageWriter:
 
     def _dataset(self, name: str, shape: tuple[int, ...], dtype) -> h5py.Dataset:
         if name not in self._file:
+            rows = chunk_rows_for(np.dtype(dtype).itemsize * int(np.prod(shape)), self.chunk_rows)
             self._file.create_dataset(
                 name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype,
-                chunks=(self.chunk_rows, *shape),
+                chunks=(rows, *shape), **self.filters,
             )
         return self._file[name]
 
