@@ -231,3 +231,25 @@ def test_an_unknown_compression_is_a_config_error_naming_the_key():
     raw["images"]["compression"] = "zstd"
     with pytest.raises(config.ConfigError, match="images.compression"):
         config.validate(raw)
+
+
+def test_rule_memory_follows_the_bounds_and_the_fisher_switch():
+    from jetimage.evaluate import fisher_bytes
+    from jetimage.memory import FLOOR_MB, rule_mem_mb
+    from tests.conftest import tiny_raw_config
+
+    raw = tiny_raw_config()
+    base = config.validate(raw)
+    for rule, floor in FLOOR_MB.items():
+        assert rule_mem_mb(base, rule) >= floor
+    raw["images"].update(n_eta=200, n_phi=200)
+    big = config.validate(copy.deepcopy(raw))
+    assert big["evaluate"]["fisher"] == "auto"  # 40,000 pixels > fisher_max_pixels: skipped, no term
+    assert rule_mem_mb(big, "evaluate") < fisher_bytes(40_000) / 1e6
+    raw["evaluate"]["fisher"] = True
+    forced = config.validate(copy.deepcopy(raw))
+    assert rule_mem_mb(forced, "evaluate") > fisher_bytes(40_000) / 1e6 > 35e3
+    raw["images"]["chunk_constituents"] = 50_000_000
+    many = config.validate(copy.deepcopy(raw))
+    assert rule_mem_mb(many, "images") > rule_mem_mb(big, "images") + 5000
+    assert rule_mem_mb(many, "preprocessing_study") > rule_mem_mb(big, "preprocessing_study") + 10000
