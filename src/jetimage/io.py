@@ -315,7 +315,8 @@ def iterate_tree(
         counters = [counter for _, counter, _ in wanted.values()]
         try:
             for a, b in _chunk_ranges(t, counters, step_size, max_items, path, items_key):
-                chunk = t.arrays(scalars + jagged, entry_start=a, entry_stop=b, library="ak")
+                chunk = t.arrays(scalars + jagged, entry_start=a, entry_stop=b, library="ak",
+                                 array_cache=None)  # uproot's cache would keep ~100 MB of past chunks
                 fields = {name: chunk[name] for name in scalars}
                 for key, (prefix, _, cfields) in wanted.items():
                     fields[key] = ak.zip({f: chunk[f"{prefix}_{f}"] for f in cfields})
