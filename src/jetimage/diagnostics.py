@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,61 +132,88 @@ def mass_rejection(
     return rejection_at(eps_s, eps_b, efficiency)
 
 
-#: At most this many jets per sample enter the image-mass study. It keeps every image of every
-#: step in memory (about 50 kB per jet over its four passes) and runs the slow ``image`` mode,
-#: so a study of all 426,000 jets of config/reference.yaml needed ~20 GB and half an hour.
-#: 25,000 jets leave the fractions and rejections with errors below 1%.
+#: At most this many jets per sample enter the image-mass study (it runs the slow ``image``
+#: mode; a study of all 426,000 jets of config/reference.yaml took half an hour). 25,000 jets
+#: leave the fractions and rejections with errors below 1%. The jets are streamed in chunks
+#: bounded by ``images.chunk_size`` and ``images.chunk_constituents``; only their image masses
+#: (a few floats per jet and step) are kept.
 STUDY_MAX_JETS = 25_000
 
 
-def read_study_jets(cfg: Config, inputs_by_sample: Mapping[str, Sequence[str | Path]],
-                    max_jets: int = STUDY_MAX_JETS) -> tuple[ak.Array, np.ndarray, np.ndarray]:
+def iterate_study_jets(cfg: Config, inputs_by_sample: Mapping[str, Sequence[str | Path]],
+                       max_jets: int = STUDY_MAX_JETS) -> Iterator[tuple[ak.Array, np.ndarray, np.ndarray]]:
     """The first ``max_jets`` jets of each sample, truth-matched signal only (the events are
-    independent, so the first jets are a fair subset): ``(jets, labels, weights)``."""
-    chunks, labels, weights = [], [], []
+    independent, so the first jets are a fair subset), as ``(jets, labels, weights)`` chunks of
+    at most ``images.chunk_size`` jets and ``images.chunk_constituents`` constituents."""
+    opts = cfg["images"]
     for sample, paths in inputs_by_sample.items():
         s = cfg.sample(sample)
         cls = 1 if s["class"] == "signal" else 0
         n = 0
-        for chunk in iterate_jets(paths, step_size=cfg["images"]["chunk_size"]):
+        for chunk in iterate_jets(paths, step_size=opts["chunk_size"], max_items=opts["chunk_constituents"]):
             if n >= max_jets:
                 break
             if s.get("truth", "none") == "W":
                 chunk = chunk[chunk.label == 1]
             chunk = chunk[:max_jets - n]
             n += len(chunk)
-            chunks.append(chunk)
-            labels.append(np.full(len(chunk), cls, dtype=np.int8))
-            weights.append(ak.to_numpy(chunk.weight).astype(np.float64))
+            if len(chunk):
+                yield (chunk, np.full(len(chunk), cls, dtype=np.int8),
+                       ak.to_numpy(chunk.weight).astype(np.float64))
+
+
+def read_study_jets(cfg: Config, inputs_by_sample: Mapping[str, Sequence[str | Path]],
+                    max_jets: int = STUDY_MAX_JETS) -> tuple[ak.Array, np.ndarray, np.ndarray]:
+    """:func:`iterate_study_jets` in one array: ``(jets, labels, weights)``."""
+    chunks = list(iterate_study_jets(cfg, inputs_by_sample, max_jets))
     if not chunks:
         raise ValueError("preprocessing study: no input jets")
-    return ak.concatenate(chunks), np.concatenate(labels), np.concatenate(weights)
+    jets, labels, weights = zip(*chunks, strict=True)
+    return ak.concatenate(jets), np.concatenate(labels), np.concatenate(weights)
+
+
+def study_variants(options: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """Name -> (mode, intensity) of the four variants of the study: both modes, both intensities."""
+    opts = study_options(options)
+    other = "e" if opts["intensity"] == "pt" else "pt"
+    return {"lorentz": ("lorentz", opts["intensity"]), "image": ("image", opts["intensity"]),
+            f"lorentz_{other}": ("lorentz", other), f"image_{other}": ("image", other)}
+
+
+def study_masses(jets: ak.Array, options: Mapping[str, Any]) -> dict[str, dict[str, np.ndarray]]:
+    """``{variant: {step: (n,) m_I}}`` of :func:`study_variants` for ``jets`` (any chunk of them:
+    every mass is per jet)."""
+    opts = study_options(options)
+    return {key: step_masses(jets, {**opts, "intensity": intensity}, mode)
+            for key, (mode, intensity) in study_variants(options).items()}
 
 
 def mass_study(
     jets: ak.Array, labels: np.ndarray, weights: np.ndarray, options: Mapping[str, Any],
     efficiency: float = 0.5, bins: int = 40,
 ) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
-    """Per-step image masses and rejections for both modes and both intensities.
+    """Per-step image masses and rejections for both modes and both intensities, all jets at once
+    (:func:`summarize_masses` of :func:`study_masses`)."""
+    masses = study_masses(jets, options)
+    summary = summarize_masses(masses, ak.to_numpy(jets.jet_m), labels, weights, options, efficiency, bins)
+    return summary, masses
+
+
+def summarize_masses(
+    masses: Mapping[str, Mapping[str, np.ndarray]], jet_m: np.ndarray, labels: np.ndarray,
+    weights: np.ndarray, options: Mapping[str, Any], efficiency: float = 0.5, bins: int = 40,
+) -> dict[str, Any]:
+    """The study's summary from the per-jet masses of :func:`study_masses`.
 
     Returns
     -------
-    summary : dict
+    dict
         ``{"lorentz": {step: 1/eps_B}, "image": {...}, "lorentz_<other intensity>": {...},
         "image_<other intensity>": {...}, "jet_mass": 1/eps_B of the constituent jet mass,
         "mass_within_1pct": {mode: fraction of jets with |m_I(flip) / m_I(pixelization) - 1|
         < 0.01}, "settings": {...}}``.
-    masses : dict
-        ``{mode: {step: (n,) m_I}}`` for the plot.
     """
     opts = study_options(options)
-    other = "e" if opts["intensity"] == "pt" else "pt"
-    variants = {
-        "lorentz": ("lorentz", opts["intensity"]),
-        "image": ("image", opts["intensity"]),
-        f"lorentz_{other}": ("lorentz", other),
-        f"image_{other}": ("image", other),
-    }
     summary: dict[str, Any] = {
         "settings": {
             "efficiency": efficiency,
@@ -195,18 +222,36 @@ def mass_study(
             **{k: opts[k] for k in ("intensity", "centre", "rotate", "flip", "normalize",
                                     "n_eta", "n_phi", "pixel_eta", "pixel_phi")},
         },
-        "jet_mass": mass_rejection(ak.to_numpy(jets.jet_m), labels, weights, efficiency, bins),
+        "jet_mass": mass_rejection(np.asarray(jet_m, np.float64), labels, weights, efficiency, bins),
         "mass_within_1pct": {},
     }
-    masses = {}
-    for key, (mode, intensity) in variants.items():
-        m = step_masses(jets, {**opts, "intensity": intensity}, mode)
-        masses[key] = m
+    for key, m in masses.items():
         summary[key] = {s: mass_rejection(m[s], labels, weights, efficiency, bins) for s in STEPS}
         with np.errstate(divide="ignore", invalid="ignore"):
             rel = np.abs(m["flip"] / m["pixelization"] - 1.0)
         summary["mass_within_1pct"][key] = float(np.mean(rel < 0.01))
-    return summary, masses
+    return summary
+
+
+def streamed_study(cfg: Config, inputs_by_sample: Mapping[str, Sequence[str | Path]],
+                   max_jets: int = STUDY_MAX_JETS, efficiency: float = 0.5, bins: int = 40,
+                   ) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]], np.ndarray]:
+    """:func:`mass_study` of :func:`iterate_study_jets`, one chunk at a time: memory is one
+    chunk plus a few floats per jet. Returns ``(summary, masses, labels)``."""
+    parts: list[dict[str, dict[str, np.ndarray]]] = []
+    jet_m, labels, weights = [], [], []
+    for jets, y, w in iterate_study_jets(cfg, inputs_by_sample, max_jets):
+        parts.append(study_masses(jets, cfg["images"]))
+        jet_m.append(ak.to_numpy(jets.jet_m))
+        labels.append(y)
+        weights.append(w)
+    if not parts:
+        raise ValueError("preprocessing study: no input jets")
+    masses = {k: {s: np.concatenate([p[k][s] for p in parts]) for s in STEPS} for k in parts[0]}
+    y = np.concatenate(labels)
+    summary = summarize_masses(masses, np.concatenate(jet_m), y, np.concatenate(weights),
+                               cfg["images"], efficiency, bins)
+    return summary, masses, y
 
 
 def plot_masses(
@@ -272,9 +317,8 @@ def run_study(cfg: Config, inputs_by_sample: dict[str, list[str]], json_out: str
     dict
         The JSON content.
     """
-    jets, labels, weights = read_study_jets(cfg, inputs_by_sample)
-    summary, masses = mass_study(jets, labels, weights, cfg["images"], 0.5,
-                                 cfg["evaluate"]["likelihood_bins"])
+    summary, masses, labels = streamed_study(cfg, inputs_by_sample, STUDY_MAX_JETS, 0.5,
+                                             cfg["evaluate"]["likelihood_bins"])
     with atomic_path(json_out) as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
     plot_masses(masses, labels, summary, plot_stem, cfg["generation"]["sqrt_s"] / 1000.0)

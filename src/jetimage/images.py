@@ -6,7 +6,8 @@ for kind ``events`` every event becomes an image of the whole calorimeter on the
 grid, phi periodic (:func:`event_images`), with the variables of the cut-based selection beside
 it. Both are pixelized with the same channels (:mod:`jetimage.channels`) and written by the same
 :class:`jetimage.io.ImageWriter`. The input is streamed in chunks of ``images.chunk_size``
-examples, so memory is bounded by the chunk plus the output being written.
+examples and at most ``images.chunk_constituents`` constituents (particles), so memory is
+bounded by the chunk, in bytes, plus the output being written.
 
 Weights are in pb per example: the raw generator weight times ``sigma / (sum of weights x
 shards)`` from each file's ``run`` summary (files without one keep their weights).
@@ -135,7 +136,7 @@ def _jet_chunks(cfg: Config, s: dict[str, Any], path: str | Path) -> Iterator[tu
     opts = cfg["images"]
     shape = (opts["n_eta"], opts["n_phi"], len(opts["channels"]))
     buffer = None  # one output buffer for all chunks: no fresh memory to page-fault per chunk
-    for chunk in iterate_jets([path], step_size=opts["chunk_size"]):
+    for chunk in iterate_jets([path], step_size=opts["chunk_size"], max_items=opts["chunk_constituents"]):
         n_in = len(chunk)
         if s.get("truth", "none") == "W":
             chunk = chunk[chunk.label == 1]
@@ -151,7 +152,8 @@ def _jet_chunks(cfg: Config, s: dict[str, Any], path: str | Path) -> Iterator[tu
 
 def _event_chunks(cfg: Config, s: dict[str, Any], path: str | Path) -> Iterator[tuple[np.ndarray, dict]]:
     opts = cfg["images"]
-    for chunk in iterate_tree([path], EVENTS, step_size=opts["chunk_size"]):
+    chunks = iterate_tree([path], EVENTS, step_size=opts["chunk_size"], max_items=opts["chunk_constituents"])
+    for chunk in chunks:
         v = event_variables(chunk.fatjets, cfg["events"]["selection"])
         columns = {k: v[k] for k in ("n_fatjets", "mj", "lead_pt", "deta12")}
         columns["cut_pass"] = v["cut_pass"].astype(np.int8)
@@ -188,7 +190,8 @@ def make_sample_images(
     attrs = {"sample": sample, "class": s["class"], "kind": cfg.kind, "images": opts,
              "jets" if cfg.kind == "jets" else "events": cfg[cfg.kind], "sigma_pb": sigma}
     n_in = 0
-    with ImageWriter(output, shape, attrs) as writer:
+    with ImageWriter(output, shape, attrs, compression=opts["compression"],
+                     level=opts["compression_level"]) as writer:
         for path, scale in zip(inputs, scales, strict=True):
             for n, images, columns in CHUNKS[cfg.kind](cfg, s, path):
                 n_in += n

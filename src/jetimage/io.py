@@ -223,12 +223,57 @@ def _open_tree(path: str, tree: str):
     return f[tree]
 
 
+def entry_ranges(counts: np.ndarray, max_entries: int, max_items: int | None = None
+                 ) -> list[tuple[int, int]]:
+    """Cut entries ``[0, len(counts))`` into consecutive ``[a, b)`` ranges of at most ``max_entries``
+    entries whose ``counts`` (items per entry: constituents, particles) sum to at most ``max_items``.
+
+    An entry with more than ``max_items`` items alone forms a range (callers that must stay
+    within the bound check ``counts.max()`` first). Columnar: one ``searchsorted`` per range.
+    """
+    cum = np.r_[0, np.cumsum(counts, dtype=np.int64)]
+    n, out, a = len(counts), [], 0
+    while a < n:
+        b = min(n, a + max_entries)
+        if max_items is not None:
+            b = max(a + 1, min(b, int(np.searchsorted(cum, cum[a] + max_items, side="right")) - 1))
+        out.append((a, b))
+        a = b
+    return out
+
+
+#: Entries whose counters are read at once when chunks are planned (4 bytes each per collection).
+PLAN_ENTRIES = 2**20
+
+
+def _chunk_ranges(t, counters: Sequence[str], step_size: int, max_items: int | None,
+                  path: str | Path, items_key: str) -> Iterator[tuple[int, int]]:
+    """Entry ranges of ``t`` of at most ``step_size`` entries and ``max_items`` summed counters."""
+    n = t.num_entries
+    if max_items is None or not counters:
+        yield from ((a, min(n, a + step_size)) for a in range(0, n, step_size))
+        return
+    piece = max(step_size, PLAN_ENTRIES)
+    for start in range(0, n, piece):
+        stop = min(n, start + piece)
+        counts = sum(t[c].array(entry_start=start, entry_stop=stop, library="np").astype(np.int64)
+                     for c in counters)
+        if len(counts) and counts.max() > max_items:
+            i = int(np.argmax(counts))
+            raise InputError(f"{path}: entry {start + i} holds {int(counts[i])} constituents or particles, "
+                             f"more than {items_key} = {max_items}, the most one chunk may hold; raise it "
+                             "(memory grows with it) or drop such entries")
+        yield from ((start + a, start + b) for a, b in entry_ranges(counts, step_size, max_items))
+
+
 def iterate_tree(
     paths: Sequence[str | Path],
     layout: Layout = JETS,
     branches: Sequence[str] | None = None,
     step_size: int = 20000,
     tree: str | None = None,
+    max_items: int | None = None,
+    items_key: str = "images.chunk_constituents",
 ) -> Iterator[ak.Array]:
     """Stream the tree of a :class:`Layout` from several files, in chunks of at most ``step_size`` rows.
 
@@ -236,11 +281,24 @@ def iterate_tree(
     ----------
     branches
         Scalars and collection names (``constituents``) to read; default all.
+    max_items
+        With a value, a chunk also holds at most this many items of the collections read
+        (constituents, particles and fat jets summed; counted from the counter branches), so
+        that memory is bounded in bytes, not only in entries. Chunk boundaries do not change
+        what is read.
+    items_key
+        The configuration key of ``max_items``, named by the error when one entry exceeds it.
 
     Yields
     ------
     ak.Array
         ``(n,)`` records with the scalar branches and each collection as ``(n, var)`` records.
+
+    Raises
+    ------
+    InputError
+        Naming the file for a missing or mistyped branch, an empty or unreadable tree, or one
+        entry with more than ``max_items`` items.
     """
     tree = tree or layout.tree
     scalars = [b for b in layout.scalars if branches is None or b in branches]
@@ -256,8 +314,11 @@ def iterate_tree(
             if read_run(path) is not None:
                 continue  # written by a sample stage: a chunk in which nothing passed, not an error
             raise InputError(f"{path}: tree {tree!r} has no entries")
+        counters = [counter for _, counter, _ in wanted.values()]
         try:
-            for chunk in t.iterate(scalars + jagged, step_size=step_size, library="ak"):
+            for a, b in _chunk_ranges(t, counters, step_size, max_items, path, items_key):
+                chunk = t.arrays(scalars + jagged, entry_start=a, entry_stop=b, library="ak",
+                                 array_cache=None)  # uproot's cache would keep ~100 MB of past chunks
                 fields = {name: chunk[name] for name in scalars}
                 for key, (prefix, _, cfields) in wanted.items():
                     fields[key] = ak.zip({f: chunk[f"{prefix}_{f}"] for f in cfields})
@@ -269,9 +330,10 @@ def iterate_tree(
 
 
 def iterate_jets(paths: Sequence[str | Path], branches: Sequence[str] | None = None,
-                 step_size: int = 20000, tree: str = JETS_TREE) -> Iterator[ak.Array]:
-    """:func:`iterate_tree` of the ``jets`` layout."""
-    return iterate_tree(paths, JETS, branches, step_size, tree)
+                 step_size: int = 20000, tree: str = JETS_TREE, max_items: int | None = None
+                 ) -> Iterator[ak.Array]:
+    """:func:`iterate_tree` of the ``jets`` layout (``max_items``: constituents per chunk)."""
+    return iterate_tree(paths, JETS, branches, step_size, tree, max_items)
 
 
 def read_run(path: str | Path) -> dict[str, float] | None:
@@ -314,20 +376,47 @@ def read_jets(paths: Sequence[str | Path], branches: Sequence[str] | None = None
 # ---------------------------------------------------------------------------------------------
 
 
+#: The most bytes of one HDF5 chunk of images: h5py's chunk cache holds 1 MiB, and a read
+#: decompresses whole chunks.
+CHUNK_BYTES = 2**20
+
+
+def chunk_rows_for(row_bytes: int, max_rows: int = 1024) -> int:
+    """Rows per HDF5 chunk of images: the largest power of two of at most ``max_rows`` rows and
+    :data:`CHUNK_BYTES` bytes (at least 1), so that chunks hold whole rows and tile the training
+    stream's blocks (``train.block_rows``, a power of two by default)."""
+    rows = max(1, min(max_rows, CHUNK_BYTES // max(row_bytes, 1)))
+    return 1 << (rows.bit_length() - 1)
+
+
+def compression_options(compression: str = "none", level: int = 1) -> dict[str, Any]:
+    """h5py ``create_dataset`` filters: ``gzip`` (deflate, ``level`` 1-9) or ``lzf``, both after the
+    byte-shuffle filter; ``none`` writes raw chunks."""
+    if compression == "none":
+        return {}
+    if compression not in ("gzip", "lzf"):
+        raise ValueError(f"images.compression: {compression!r} is not one of none, gzip, lzf")
+    return {"compression": compression, "shuffle": True,
+            **({"compression_opts": int(level)} if compression == "gzip" else {})}
+
+
 class ImageWriter:
     """Append images and per-jet variables to an HDF5 file, atomically renamed on close.
 
     Datasets: ``images`` ``(n, n_eta, n_phi, n_channels)`` float32, ``labels`` int8,
     ``weights`` float32 and one 1-D dataset per jet variable, all chunked by rows so that
-    training can stream them. ``attrs`` are stored as JSON strings in the file attributes.
+    training can stream them (image chunks: :func:`chunk_rows_for`), compressed with
+    ``compression`` (:func:`compression_options`). ``attrs`` are stored as JSON strings in the
+    file attributes.
     """
 
     def __init__(self, path: str | Path, image_shape: tuple[int, ...], attrs: Mapping[str, Any],
-                 chunk_rows: int = 1024) -> None:
+                 chunk_rows: int = 1024, compression: str = "none", level: int = 1) -> None:
         self.path = Path(path)
         self.image_shape = tuple(image_shape)
         self.attrs = dict(attrs)
         self.chunk_rows = chunk_rows
+        self.filters = compression_options(compression, level)
         self.n = 0
 
     def __enter__(self) -> ImageWriter:
@@ -339,9 +428,10 @@ class ImageWriter:
 
     def _dataset(self, name: str, shape: tuple[int, ...], dtype) -> h5py.Dataset:
         if name not in self._file:
+            rows = chunk_rows_for(np.dtype(dtype).itemsize * int(np.prod(shape)), self.chunk_rows)
             self._file.create_dataset(
                 name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype,
-                chunks=(self.chunk_rows, *shape),
+                chunks=(rows, *shape), **self.filters,
             )
         return self._file[name]
 

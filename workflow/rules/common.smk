@@ -149,3 +149,12 @@ def study_targets(name):
     if STUDIES[name].kind == "jets":
         out.append(f"results/{name}/plots/preprocessing.png")
     return out
+
+
+def mem_mb(rule):
+    """``mem_mb`` of a rule for the job's study, derived from the bounds in its config
+    (jetimage.memory: a measured base plus the cost of each chunk bound and of the Fisher
+    discriminant, x1.5, never below the former fixed value; docs/faults.md, memory)."""
+    from jetimage.memory import rule_mem_mb
+
+    return lambda wildcards: rule_mem_mb(STUDIES[wildcards.study], rule)

@@ -25,7 +25,7 @@ rule evaluate:
         settings=section("evaluate", "train", "seed", "jets", "events"),
     threads: 4  # capped at --cores when run locally
     resources:
-        mem_mb=8000,
+        mem_mb=mem_mb("evaluate"),
         runtime=30,
     conda:
         "../envs/jetimage.yaml"

@@ -17,7 +17,7 @@ rule images:
         settings=section("kind", "images", "events"),
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb("images"),
         runtime=60,
     conda:
         "../envs/jetimage.yaml"
@@ -52,7 +52,7 @@ rule preprocessing_study:
         settings=section("images", "evaluate"),
     threads: 1
     resources:
-        mem_mb=8000,
+        mem_mb=mem_mb("preprocessing_study"),
         runtime=30,
     conda:
         "../envs/jetimage.yaml"

@@ -22,7 +22,7 @@ rule train:
         settings=section("train", "seed"),
     threads: 4  # capped at --cores when run locally
     resources:
-        mem_mb=8000,
+        mem_mb=mem_mb("train"),
         runtime=240,
         gpu=train_gpus,
     conda:
