@@ -143,9 +143,12 @@ wildcard_constraints:
 
 
 def study_targets(name):
-    """Every final output of one study: metrics, figures (PDF and PNG), the image-mass study."""
+    """Every final output of one study: metrics, figures (PDF and PNG), the image-mass study; with
+    an `apply` section its friend trees (apply.smk), and only those when it applies another model."""
+    if STUDIES[name].get("apply", {}).get("model"):
+        return apply_targets(name)
     out = [f"results/{name}/metrics.json"]
     out += [f"results/{name}/plots/{f}.{ext}" for f in FIGURES[STUDIES[name].kind] for ext in ("pdf", "png")]
     if STUDIES[name].kind == "jets":
         out.append(f"results/{name}/plots/preprocessing.png")
-    return out
+    return out + apply_targets(name)
