@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
+from pathlib import Path
 
 import awkward as ak
 import numpy as np
@@ -192,3 +193,26 @@ def test_a_study_of_one_class_needs_apply_model():
     raw["apply"] = {"model": "elsewhere/model.keras", "samples": ["nope"]}
     with pytest.raises(ConfigError, match=r"apply\.samples: no sample named 'nope'"):
         validate(raw)
+
+
+@pytest.mark.skipif(not DELPHES.exists(), reason=f"{DELPHES} is absent")
+def test_workflow_applies_another_studys_model_to_a_one_class_sample(study, tmp_path):
+    import yaml
+
+    from .conftest import REPO
+
+    raw = tiny_raw_config(study="score")
+    raw["samples"] = [{"name": "ttbar", "class": "background", "files": [str(DELPHES)],
+                       "preset": "delphes", "chunk_entries": 5}]
+    raw["jets"].update(pt_min=100.0, pt_max=2000.0, eta_max=2.5)
+    raw["apply"] = {"model": str(study["model"])}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    run = subprocess.run([snakemake, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+                          "--configfile", str(tmp_path / "config.yaml"), "--cores", "2"],
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    friends = [tmp_path / "results" / "score" / "apply" / "ttbar" / f"part{i}.root" for i in (0, 1)]
+    n = [uproot.open(p)[FRIEND_TREE].num_entries for p in friends]
+    assert n == [5, 5]  # the two chunks' friends chained line up with the file's 10 entries
+    assert not (tmp_path / "results" / "score" / "metrics.json").exists()  # nothing trained
