@@ -216,3 +216,43 @@ def test_workflow_applies_another_studys_model_to_a_one_class_sample(study, tmp_
     n = [uproot.open(p)[FRIEND_TREE].num_entries for p in friends]
     assert n == [5, 5]  # the two chunks' friends chained line up with the file's 10 entries
     assert not (tmp_path / "results" / "score" / "metrics.json").exists()  # nothing trained
+
+
+def test_an_event_classifier_scores_one_entry_per_event(event_config, generated_events, tmp_path):
+    from .conftest import tiny_event_config
+
+    images = [tmp_path / f"{name}.h5" for name in event_config.sample_names]
+    for name, h5 in zip(event_config.sample_names, images, strict=True):
+        make_sample_images(event_config, name, [generated_events[name]], h5)
+    model = tmp_path / "model.keras"
+    train(event_config, images, model, tmp_path / "history.json")
+    evaluate(event_config, images, model, tmp_path / "metrics.json", tmp_path / "scores.npz")
+    with np.load(tmp_path / "scores.npz") as s:
+        score, files, entries = s["score_cnn"], s["index_file"], s["index_entry"]
+    for name in event_config.sample_names:
+        apply(event_config, name, generated_events[name], model, tmp_path / f"{name}.friend.root")
+        cols = uproot.open(tmp_path / f"{name}.friend.root")[FRIEND_TREE].arrays(library="np")
+        events = uproot.open(generated_events[name])["events"]["event"].array(library="np")
+        np.testing.assert_array_equal(cols["event"], events)
+        mine = files == str(generated_events[name])
+        np.testing.assert_allclose(cols["score"][entries[mine]], score[mine], rtol=0, atol=1e-6)
+    if not DELPHES.exists():
+        return
+    # a Delphes file read in an event study: the events the skim drops keep their entry
+    raw = tiny_event_config(study="score_events")
+    raw["samples"] = [{"name": "ttbar", "class": "background", "files": [str(DELPHES)], "preset": "delphes"}]
+    raw["events"]["skim"] = True
+    raw["apply"] = {"model": str(model)}
+    for selection, n_kept in (({}, 0), ({"fatjet_pt_min": 100.0, "n_min": 1, "lead_pt_min": 150.0}, 3)):
+        raw["events"]["selection"] = selection  # the default skim keeps none of these ttbar events
+        cfg = validate(raw)
+        (path, start, stop), = plan_chunks(cfg.sample("ttbar"))
+        ingest(cfg, "ttbar", path, start, stop, tmp_path / "part0.root")
+        apply(cfg, "ttbar", tmp_path / "part0.root", model, tmp_path / "ttbar.friend.root", start, stop)
+        cols = uproot.open(tmp_path / "ttbar.friend.root")[FRIEND_TREE].arrays(library="np")
+        kept = uproot.open(tmp_path / "part0.root")["events"]["event"].array(library="np")
+        assert len(cols["score"]) == stop - start == 10 and len(kept) == cols["passed"].sum() == n_kept
+        assert np.array_equal(np.flatnonzero(cols["passed"]), kept - start)
+        assert np.isnan(cols["score"][~cols["passed"]]).all()
+        assert np.isfinite(cols["score"][cols["passed"]]).all()
+        assert cols["n_fatjets"].dtype == np.int32  # the same branch types whatever passed

@@ -48,8 +48,9 @@ from .fatjets import event_variables
 from .images import clean_jets, event_images, jet_columns
 from .io import LAYOUTS, InputError, atomic_path, iterate_tree
 
-__all__ = ["DEFINITION_MEMBER", "FRIEND_TREE", "IMAGE_KEYS", "Alignment", "apply", "check_definition",
-           "export_onnx", "input_definition", "onnx_scores", "read_definition", "save_definition"]
+__all__ = ["DEFINITION_MEMBER", "FRIEND_TREE", "IMAGE_KEYS", "ROW_TYPES", "Alignment", "apply",
+           "check_definition", "check_study", "export_onnx", "friend_columns", "input_definition",
+           "onnx_scores", "read_definition", "save_definition", "score_tree"]
 
 log = logging.getLogger(__name__)
 
@@ -204,23 +205,43 @@ def _score_events(cfg: Config, model: Any, chunk: ak.Array, first_row: int) -> d
             "cut_pass": np.asarray(v["cut_pass"], bool), "row": first_row + np.arange(n)}
 
 
+#: The branches of :func:`score_tree` per kind and their types (the same in every friend file,
+#: also one of an ingested chunk where nothing passed, so that the parts chain).
+ROW_TYPES: dict[str, dict[str, str]] = {
+    "jets": {"score": "float64", "passed": "bool", "label": "int32", "event": "int64", "jet_pt": "float64",
+             "jet_eta": "float64", "jet_phi": "float64", "jet_m": "float64", "tau21": "float64",
+             "n_subjets": "int32", "delta_r": "float64", "row": "int64"},
+    "events": {"score": "float64", "passed": "bool", "event": "int64", "n_fatjets": "int32",
+               "mj": "float64", "lead_pt": "float64", "deta12": "float64", "cut_pass": "bool",
+               "row": "int64"},
+}
+
+
 def score_tree(cfg: Config, model: Any, path: str | Path) -> dict[str, np.ndarray]:
     """Score every row of the study's tree in ``path`` (a shard or an ingested chunk).
 
     Returns
     -------
     dict
-        ``(n_rows,)`` arrays in tree order: ``score`` (float64, NaN where nothing was scored),
-        ``passed`` (bool), ``row`` and the kind's variables (jets: ``event``, ``label``,
-        ``jet_pt``, ``jet_eta``, ``jet_phi``, ``jet_m``, ``tau21``, ``n_subjets``, ``delta_r``;
-        events: ``event``, ``n_fatjets``, ``mj``, ``lead_pt``, ``deta12``, ``cut_pass``).
+        ``(n_rows,)`` arrays in tree order, typed as :data:`ROW_TYPES`: ``score`` (NaN where
+        nothing was scored), ``passed``, ``row`` and the kind's variables (jets: ``event``,
+        ``label``, ``jet_pt``, ``jet_eta``, ``jet_phi``, ``jet_m``, ``tau21``, ``n_subjets``,
+        ``delta_r``; events: ``event``, ``n_fatjets``, ``mj``, ``lead_pt``, ``deta12``,
+        ``cut_pass``). A tree without entries (an ingested chunk where nothing passed) gives
+        empty arrays.
     """
+    types = ROW_TYPES[cfg.kind]
+    tree = LAYOUTS[cfg.kind].tree
+    with uproot.open(path) as f:
+        empty = tree in f and f[tree].num_entries == 0
+    if empty:
+        return {k: np.zeros(0, t) for k, t in types.items()}
     score = _score_jets if cfg.kind == "jets" else _score_events
     parts, done = [], 0
     for chunk in iterate_tree([path], LAYOUTS[cfg.kind], step_size=cfg["images"]["chunk_size"]):
         parts.append(score(cfg, model, chunk, done))
         done += len(chunk)
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return {k: np.concatenate([p[k] for p in parts]).astype(t) for k, t in types.items()}
 
 
 def _entries_of_rows(path: str | Path, tree: str, rows: dict[str, np.ndarray], start: int, stop: int
