@@ -71,6 +71,19 @@ def _plots(args: argparse.Namespace) -> None:
     plots.draw(_cfg(args), scores, history, args.outdir, args.figures)
 
 
+def _apply(args: argparse.Namespace) -> None:
+    from .apply import apply
+
+    apply(_cfg(args), args.sample, args.input, args.model, args.output, args.start, args.stop)
+
+
+def _export(args: argparse.Namespace) -> None:
+    from .apply import check_study, export_onnx
+
+    check_study(_cfg(args), args.model)
+    export_onnx(args.model, args.output)
+
+
 #: stage -> (help, function, [(flag, options)])
 STAGES = {
     "generate": ("Pythia (+ FastJet): one shard of a sample -> ROOT file (jets or events tree)",
@@ -103,6 +116,16 @@ STAGES = {
                ("--history", {"required": False, "help": "history.json of the training"}),
                ("--outdir", {"help": "folder of the figures"}),
                ("--figures", {"nargs": "+", "required": False, "help": "figure names (default all)"})]),
+    "apply": ("score a tree file of a sample with a trained model -> a friend tree aligned with its input",
+              _apply,
+              [("--sample", {}),
+               ("--input", {"help": "the sample's tree file (generated shard or ingested chunk)"}),
+               ("--model", {"help": ".keras model trained by jetimage"}),
+               ("--output", {"help": "ROOT file of the friend tree to write"}),
+               ("--start", {"type": int, "required": False, "help": "read samples: the chunk's first entry"}),
+               ("--stop", {"type": int, "required": False, "help": "read samples: entry after the last"})]),
+    "export": ("a trained .keras model -> ONNX (for C++ frameworks)", _export,
+               [("--model", {}), ("--output", {"help": "model.onnx to write"})]),
 }
 
 

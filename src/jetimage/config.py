@@ -168,10 +168,14 @@ def _cross_checks(cfg: dict[str, Any]) -> Iterator[str]:
     for name in sorted({n for n in names if names.count(n) > 1}):
         yield f"samples: duplicate sample name {name!r}"
     classes = {s["class"] for s in cfg["samples"]}
-    if classes != {"signal", "background"}:
+    applies_only = bool(cfg.get("apply", {}).get("model"))  # a study that only applies a model
+    if classes != {"signal", "background"} and not applies_only:
         yield f"samples: need at least one signal and one background sample, got {sorted(classes)}"
     for i, s in enumerate(cfg["samples"]):
         yield from _sample_checks(s, f"samples[{i}]", cfg["kind"])
+    for name in (cfg.get("apply") or {}).get("samples") or []:
+        if name not in names:
+            yield f"apply.samples: no sample named {name!r}; have {names}"
     jets = cfg["jets"]
     if jets["pt_max"] <= jets["pt_min"]:
         yield f"jets.pt_max: {jets['pt_max']} must be above jets.pt_min {jets['pt_min']}"

@@ -758,7 +758,9 @@ def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     The scores file (``.npz``) holds every test example, also those outside the mass window
     (``in_window`` flags them): ``labels``, ``weights``, ``score_<tagger>``, the kind's variables,
     and from the selected test examples ``mean_image_signal``, ``mean_image_background`` and
-    ``corr_cnn_pixel`` (:class:`ImageSummary`).
+    ``corr_cnn_pixel`` (:class:`ImageSummary`), and the index of each test example
+    (:func:`example_index`: ``index_sample``, ``index_file``, ``index_entry``) to match the scores
+    back to the ROOT trees (and to the friend trees of ``jetimage apply``).
     """
     read_examples, baselines = KINDS[cfg.kind]
     ex = read_examples(cfg, inputs)
@@ -786,8 +788,29 @@ def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
             columns = {"mass": columns.pop("jet_m"), **columns}
         with atomic_path(scores_path) as tmp:
             np.savez(tmp, labels=ex.labels[te], weights=ex.weights[te], in_window=sel,
-                     **{f"score_{k}": v for k, v in scores.items()}, **columns, **summary.result())
+                     **{f"score_{k}": v for k, v in scores.items()}, **columns, **summary.result(),
+                     **example_index(inputs, te))
     return metrics
+
+
+def example_index(paths: Sequence[str | Path], rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Where the examples ``rows`` (global, sorted) come from: ``index_sample``, ``index_file`` (the
+    ROOT file) and ``index_entry`` (its tree's entry), ``(len(rows),)`` each; empty for image files
+    written before the image stage recorded ``file`` and ``entry``."""
+    import h5py
+
+    samples, files, entries = [], [], []
+    for path in paths:
+        attrs = image_attrs(path)
+        with h5py.File(path, "r") as f:
+            if "entry" not in f or "inputs" not in attrs:
+                return {}
+            n = len(f["entry"])
+            samples.append(np.full(n, attrs["sample"]))
+            files.append(np.asarray(attrs["inputs"])[f["file"][...]])
+            entries.append(f["entry"][...].astype(np.int64))
+    return {f"index_{k}": np.concatenate(v)[rows] for k, v in
+            (("sample", samples), ("file", files), ("entry", entries))}
 
 
 def _metrics(cfg: Config, scores: dict[str, np.ndarray], y: np.ndarray, w: np.ndarray,

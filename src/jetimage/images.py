@@ -136,8 +136,11 @@ def _jet_chunks(cfg: Config, s: dict[str, Any], path: str | Path) -> Iterator[tu
     opts = cfg["images"]
     shape = (opts["n_eta"], opts["n_phi"], len(opts["channels"]))
     buffer = None  # one output buffer for all chunks: no fresh memory to page-fault per chunk
+    done = 0
     for chunk in iterate_jets([path], step_size=opts["chunk_size"], max_items=opts["chunk_constituents"]):
         n_in = len(chunk)
+        chunk = ak.with_field(chunk, done + np.arange(n_in), "entry")  # the row in the ROOT tree
+        done += n_in
         if s.get("truth", "none") == "W":
             chunk = chunk[chunk.label == 1]
         chunk, dropped = clean_jets(chunk)
@@ -147,17 +150,21 @@ def _jet_chunks(cfg: Config, s: dict[str, Any], path: str | Path) -> Iterator[tu
         if buffer is None or len(buffer) < len(chunk):
             buffer = np.empty((len(chunk), *shape), dtype=np.float32)
         images, extras = preprocess.make_images(chunk, opts, out=buffer)
-        yield n_in, images, {"weights": ak.to_numpy(chunk.weight), **jet_columns(chunk), **extras}
+        yield n_in, images, {"weights": ak.to_numpy(chunk.weight), **jet_columns(chunk), **extras,
+                             "entry": ak.to_numpy(chunk.entry)}
 
 
 def _event_chunks(cfg: Config, s: dict[str, Any], path: str | Path) -> Iterator[tuple[np.ndarray, dict]]:
     opts = cfg["images"]
+    done = 0
     chunks = iterate_tree([path], EVENTS, step_size=opts["chunk_size"], max_items=opts["chunk_constituents"])
     for chunk in chunks:
         v = event_variables(chunk.fatjets, cfg["events"]["selection"])
         columns = {k: v[k] for k in ("n_fatjets", "mj", "lead_pt", "deta12")}
         columns["cut_pass"] = v["cut_pass"].astype(np.int8)
         columns["event"] = ak.to_numpy(chunk.event)
+        columns["entry"] = done + np.arange(len(chunk))  # the row in the ROOT tree
+        done += len(chunk)
         yield len(chunk), event_images(chunk.particles, opts), {
             "weights": ak.to_numpy(chunk.weight).astype(np.float64), **columns}
 
@@ -175,7 +182,9 @@ def make_sample_images(
     (``label == 1``); ``labels`` in the output is the sample's class (1 signal, 0 background).
     The attributes hold the sample, its class, the image settings and ``sigma_pb``, the
     sample's cross section (the summed weight of every generated event, also those a skim
-    dropped), from which absolute efficiencies are formed.
+    dropped), from which absolute efficiencies are formed, and ``inputs``, the ROOT files; the
+    columns ``file`` (index into ``inputs``) and ``entry`` (row of that file's tree) say where each
+    example came from, so that scores can be matched back to the trees.
 
     Returns
     -------
@@ -188,12 +197,14 @@ def make_sample_images(
     shape = (opts["n_eta"], opts["n_phi"], len(opts["channels"]))
     scales, sigma = _weight_scales(inputs)
     attrs = {"sample": sample, "class": s["class"], "kind": cfg.kind, "images": opts,
-             "jets" if cfg.kind == "jets" else "events": cfg[cfg.kind], "sigma_pb": sigma}
+             "jets" if cfg.kind == "jets" else "events": cfg[cfg.kind], "sigma_pb": sigma,
+             "inputs": [str(p) for p in inputs]}
     n_in = 0
     with ImageWriter(output, shape, attrs, compression=opts["compression"],
                      level=opts["compression_level"]) as writer:
-        for path, scale in zip(inputs, scales, strict=True):
+        for i, (path, scale) in enumerate(zip(inputs, scales, strict=True)):
             for n, images, columns in CHUNKS[cfg.kind](cfg, s, path):
+                columns["file"] = np.full(len(images), i, dtype=np.int32)  # index into attrs inputs
                 n_in += n
                 columns["weights"] = columns["weights"] * scale
                 columns["labels"] = np.full(len(images), cls, dtype=np.int8)

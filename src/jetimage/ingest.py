@@ -16,6 +16,7 @@ from __future__ import annotations
 import glob
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ import uproot
 from . import readers
 from .config import Config
 from .generate import build_jets, event_rows
-from .io import JET_BRANCHES, LAYOUTS, InputError, TreeWriter
+from .io import JET_BRANCHES, LAYOUTS, InputError, Layout, TreeWriter
 from .jets import truth_match
 from .readers import PION_MASS, TREES  # noqa: F401  (public names of this stage)
 
@@ -207,8 +208,16 @@ def _rows(arrays: dict[str, ak.Array], s: dict[str, Any], cfg: Config, plan: rea
     events = readers.entry_values(arrays, "event", n, np.nan)
     rows["weight"] = weights[entry]
     rows["event"] = np.where(np.isnan(events), first + np.arange(n), events).astype(np.int64)[entry]
+    rows["entry"] = first + entry  # the input entry: what a friend tree is aligned by (apply)
     rows.setdefault("label", np.zeros(len(entry), np.int32))
     return rows, float(weights.sum())
+
+
+def ingested_layout(kind: str) -> Layout:
+    """The study's tree layout plus ``entry``, the entry of the user's tree each row comes from
+    (``event`` may be the user's event number), so that friend trees line up with the input."""
+    layout = LAYOUTS[kind]
+    return replace(layout, scalars={**layout.scalars, "entry": "int64"})
 
 
 def ingest(cfg: Config, sample: str, path: str, entry_start: int, entry_stop: int,
@@ -238,7 +247,7 @@ def ingest(cfg: Config, sample: str, path: str, entry_start: int, entry_stop: in
         if s.get("cross_section") is not None else 1.0
     sum_w = 0.0
     step = max(1, min(s["chunk_entries"], 10_000))
-    with TreeWriter(output, LAYOUTS[cfg.kind]) as writer:
+    with TreeWriter(output, ingested_layout(cfg.kind)) as writer:
         for a, b in readers.iter_chunks(entry_start, entry_stop, step):
             rows, w = _rows(readers.read_chunk(tree, plan, a, b, path), s, cfg, plan, a, path, scale)
             sum_w += w

@@ -77,13 +77,16 @@ class _EpochCheckpoint:
     checkpoint (``keras.callbacks.ModelCheckpoint`` writes in place).
     """
 
-    def __new__(cls, directory: Path):
+    def __new__(cls, directory: Path, definition: dict[str, Any]):
         import keras
+
+        from .apply import save_definition
 
         class Callback(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 with atomic_path(directory / f"epoch_{epoch + 1:03d}.keras") as tmp:
                     self.model.save(tmp)
+                    save_definition(tmp, definition)
 
         return Callback()
 
@@ -424,6 +427,8 @@ def exclusive(model_path: str | Path) -> Iterator[None]:
 def _callbacks(cfg: Config, train_data: Any, files: dict[str, Path], model_dir: Path) -> list[Any]:
     import keras
 
+    from .apply import input_definition
+
     tcfg = cfg["train"]
     if files["backup"].exists() and not usable_backup(files["backup"]):
         shutil.rmtree(files["backup"])
@@ -438,7 +443,7 @@ def _callbacks(cfg: Config, train_data: Any, files: dict[str, Path], model_dir: 
         keras.callbacks.CSVLogger(str(files["epochs_csv"]), append=True),
         # weights, optimizer state and epoch; the early-stopping counters restart on resume
         keras.callbacks.BackupAndRestore(str(files["backup"]), save_freq="epoch", delete_checkpoint=True),
-        _EpochCheckpoint(files["checkpoints"]),
+        _EpochCheckpoint(files["checkpoints"], input_definition(cfg)),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=tcfg["patience"],
                                       restore_best_weights=True),
         _ProgressLog(tcfg["epochs"]),
@@ -501,18 +506,22 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
         finally:
             train_data.close()
             val_data.close()
-        history = _save(model, fit, files, model_path, history_path)
+        history = _save(model, fit, files, model_path, history_path, cfg)
     log.info("saved %s after %d epochs", model_path, len(history["loss"]))
     return history
 
 
 def _save(model: Any, fit: Any, files: dict[str, Path], model_path: str | Path,
-          history_path: str | Path) -> dict[str, list[float]]:
-    """Write the model and the history (atomically), then drop the resume state."""
+          history_path: str | Path, cfg: Config) -> dict[str, list[float]]:
+    """Write the model with its input definition (:func:`jetimage.apply.input_definition`) and the
+    history (atomically), then drop the resume state."""
+    from .apply import input_definition, save_definition
+
     history = _read_history(files["epochs_csv"]) if files["epochs_csv"].exists() else {}
     history = history or {k: [float(x) for x in v] for k, v in fit.history.items()}
     with atomic_path(model_path) as tmp:
         model.save(tmp)
+        save_definition(tmp, input_definition(cfg))
     with atomic_path(history_path) as tmp:
         tmp.write_text(json.dumps(history, indent=1))
     shutil.rmtree(files["backup"], ignore_errors=True)

@@ -143,12 +143,15 @@ wildcard_constraints:
 
 
 def study_targets(name):
-    """Every final output of one study: metrics, figures (PDF and PNG), the image-mass study."""
+    """Every final output of one study: metrics, figures (PDF and PNG), the image-mass study; with
+    an `apply` section its friend trees (apply.smk), and only those when it applies another model."""
+    if STUDIES[name].get("apply", {}).get("model"):
+        return apply_targets(name)
     out = [f"results/{name}/metrics.json"]
     out += [f"results/{name}/plots/{f}.{ext}" for f in FIGURES[STUDIES[name].kind] for ext in ("pdf", "png")]
     if STUDIES[name].kind == "jets":
         out.append(f"results/{name}/plots/preprocessing.png")
-    return out
+    return out + apply_targets(name)
 
 
 def mem_mb(rule):
@@ -158,3 +161,33 @@ def mem_mb(rule):
     from jetimage.memory import rule_mem_mb
 
     return lambda wildcards: rule_mem_mb(STUDIES[wildcards.study], rule)
+
+
+# Apply (apply.smk): friend trees of the samples of studies with an `apply` section.
+def apply_model(wildcards):
+    """The model a study applies: apply.model, else the study's own trained model."""
+    return STUDIES[wildcards.study]["apply"]["model"] or f"results/{wildcards.study}/model/model.keras"
+
+
+def apply_entries(wildcards):
+    """``--start A --stop B``: the user's entries of an ingested chunk (read samples only)."""
+    key = (wildcards.study, wildcards.sample)
+    if key not in CHUNKS or not wildcards.file.startswith("part"):
+        return ""
+    _, start, stop = CHUNKS[key][int(wildcards.file.removeprefix("part"))]
+    return f"--start {start} --stop {stop}"
+
+
+def apply_targets(name):
+    """The friend trees of a study with an `apply` section (one per tree file of each sample),
+    and, when it applies its own model, the ONNX export."""
+    cfg = STUDIES[name]
+    if "apply" not in cfg:
+        return []
+    out = [f"results/{name}/apply/{s}/{os.path.basename(p)}"
+           for s in (cfg["apply"]["samples"] or cfg.sample_names) for p in files_of_sample(name, s)]
+    return out if cfg["apply"]["model"] else out + [f"results/{name}/model/model.onnx"]
+
+
+wildcard_constraints:
+    file=r"(shard|part)\d+",
