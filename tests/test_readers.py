@@ -4,6 +4,8 @@ variables; and the one-line errors for what cannot be read."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import awkward as ak
 import h5py
 import numpy as np
@@ -268,3 +270,25 @@ def test_particle_records_round_trip():
     p = ak.Array([[{"px": 3.0, "py": 4.0, "pz": 0.0, "E": 5.0, "charge": 1, "pdgid": 211}]])
     r = particle_records(p)
     assert r.pt.tolist() == [[5.0]] and r.eta.tolist() == [[0.0]]
+
+
+def test_vector_of_vectors_written_by_root(tmp_path):
+    """The nested layout as ROOT writes it (``std::vector<std::vector<float>>`` constituents, a
+    ``std::vector<float>`` jet field, an event-number branch): tests/data/nested_vecvec.root,
+    written by ROOT itself (tests/data/make_nested.py)."""
+    path = Path(__file__).parent / "data" / "nested_vecvec.root"
+    branches = {f"constituent_{k}": f"jet_constituent_{k}" for k in ("pt", "eta", "phi", "e")}
+    sample = {"name": "vv", "files": [str(path)], "preset": "nested", "chunk_entries": 15,
+              "branches": {**branches, "jet_eta": "jet_eta", "event": "event_number"}}
+    cfg = _config(sample, pt_min=60.0, pt_max=3000.0, eta_max=1.5)
+    jets = _ingest_and_image(cfg, "vv", path, tmp_path)
+    t = uproot.open(path)["events"]
+    c = {k: t[f"jet_constituent_{k}"].array() for k in ("pt", "eta", "phi")}
+    px, py = ak.sum(c["pt"] * np.cos(c["phi"]), axis=2), ak.sum(c["pt"] * np.sin(c["phi"]), axis=2)
+    pt, eta = np.hypot(px, py), t["jet_eta"].array()
+    keep = (pt >= 60) & (pt < 3000) & (abs(eta) < 1.5)
+    np.testing.assert_allclose(ak.to_numpy(jets.jet_pt), ak.to_numpy(ak.flatten(pt[keep])), rtol=1e-5)
+    np.testing.assert_allclose(ak.to_numpy(jets.jet_eta), ak.to_numpy(ak.flatten(eta[keep])), rtol=1e-6)
+    numbers = ak.broadcast_arrays(t["event_number"].array(), pt)[0]
+    np.testing.assert_array_equal(ak.to_numpy(jets.event), ak.to_numpy(ak.flatten(numbers[keep])))
+    assert len(jets) > 5
