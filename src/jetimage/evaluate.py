@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .config import Config, ConfigError, derive_seed
+from .decorrelation import mass_edges, sculpting_metrics
 from .fatjets import EVENT_VARIABLES
 from .io import InputError, atomic_path, contiguous_reads, finite_images, image_attrs, read_columns
 from .train import dataset_split, file_rows
@@ -591,7 +592,9 @@ def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     -------
     dict
         ``{tagger: {"auc": x, "auc_err": dx, "rejection": {"0.3": r, ...},
-        "rejection_err": {"0.3": dr, ...}, "n_bootstrap": b}}`` for every tagger of the kind
+        "rejection_err": {"0.3": dr, ...}, "n_bootstrap": b}}`` (jets also ``"inv_jsd":
+        {"0.5": x}, "inv_jsd_err"``: :func:`jetimage.decorrelation.sculpting_metrics`) for every
+        tagger of the kind
         (:data:`TAGGERS_OF`); ``n_test`` (test examples per class, inside the jets' mass window if
         any); the kind's own keys: jets ``selection`` (mass window, pT reweighting) and, with
         ``preprocessing_path``, ``preprocessing`` (:func:`jetimage.diagnostics.run_study`);
@@ -617,7 +620,8 @@ def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
         cnn["validation"] = predict(model, inputs, va[ex.selected[va]])
     scores, extra = baselines(cfg, inputs, ex, cnn)
     scores = {"cnn": cnn["test"], **scores}
-    metrics = _metrics(cfg, scores, ex.labels[te][sel], ex.weights[te][sel], sel)
+    mass = ex.columns["jet_m"][te][sel].astype(np.float64) if cfg.kind == "jets" else None
+    metrics = _metrics(cfg, scores, ex.labels[te][sel], ex.weights[te][sel], sel, mass)
     metrics.update(extra)
     if preprocessing_path is not None:
         metrics["preprocessing"] = json.loads(Path(preprocessing_path).read_text())
@@ -633,15 +637,29 @@ def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     return metrics
 
 
+def sculpting_edges(cfg: Config) -> np.ndarray:
+    """Mass bins of the sculpting metric: ``evaluate.sculpting.bin_width`` GeV over the study's
+    mass range (the mass window if any, else the range of the mass baseline)."""
+    window = cfg["evaluate"]["mass_window"] or BASELINES["mass"][1]
+    return mass_edges(window, cfg["evaluate"]["sculpting"]["bin_width"])
+
+
 def _metrics(cfg: Config, scores: dict[str, np.ndarray], y: np.ndarray, w: np.ndarray,
-             sel: np.ndarray) -> dict[str, Any]:
+             sel: np.ndarray, mass: np.ndarray | None = None) -> dict[str, Any]:
     ecfg = cfg["evaluate"]
     seed = derive_seed(cfg["seed"], BOOTSTRAP_STREAM)
     metrics: dict[str, Any] = {
         name: tagger_metrics(scores[name][sel], y, w, ecfg["efficiencies"], ecfg["bootstrap"], seed)
         for name in TAGGERS_OF[cfg.kind]
     }
+    if mass is not None:  # jets: how much each tagger's cut sculpts the QCD mass
+        edges = sculpting_edges(cfg)
+        for name in TAGGERS_OF[cfg.kind]:
+            metrics[name].update(sculpting_metrics(
+                scores[name][sel], y, w, mass, edges, ecfg["sculpting"]["efficiencies"],
+                ecfg["bootstrap"], seed, name))
     for name in TAGGERS_OF[cfg.kind]:
-        log.info("%-10s AUC %.4f  1/eps_B %s", name, metrics[name]["auc"], metrics[name]["rejection"])
+        log.info("%-10s AUC %.4f  1/eps_B %s  1/JSD %s", name, metrics[name]["auc"],
+                 metrics[name]["rejection"], metrics[name].get("inv_jsd"))
     metrics["n_test"] = {"signal": int((y == 1).sum()), "background": int((y == 0).sum())}
     return metrics
