@@ -67,3 +67,44 @@ def test_sculpting_metrics_bootstrap_and_null_when_undefined(caplog):
     with caplog.at_level(logging.WARNING):
         m0 = sculpting_metrics(-tau, y, w, flat, edges, [0.5], 0, name="toy")
     assert m0["inv_jsd"]["0.5"] == np.inf and "JSD = 0" in caplog.text
+
+
+def ddt_toy(n: int = 40000, seed: int = 2):
+    """QCD whose tau21 rises with rho' (as in arXiv:1603.00027), W jets at 80 GeV with low tau21."""
+    from jetimage.decorrelation import rho_prime
+
+    rng = np.random.default_rng(seed)
+    y = (np.arange(n) % 2).astype(int)
+    pt = rng.uniform(250, 300, n)
+    mass = np.where(y == 1, rng.normal(80, 8, n), 10 + rng.exponential(45, n))
+    rho = rho_prime(mass, pt)
+    tau = np.where(y == 1, rng.normal(0.4, 0.1, n), 0.25 + 0.08 * rho + rng.normal(0, 0.1, n))
+    return y, mass, pt, rho, tau, np.ones(n)
+
+
+def test_ddt_fit_recovers_the_qcd_slope_and_decorrelates():
+    from jetimage.decorrelation import ddt_score, fit_ddt
+
+    y, mass, pt, rho, tau, w = ddt_toy()
+    bkg = y == 0
+    slope, intercept = fit_ddt(tau[bkg], rho[bkg], w[bkg], (1.5, 4.5), 15)
+    assert slope == pytest.approx(0.08, abs=0.005) and intercept == pytest.approx(0.25, abs=0.02)
+    score = ddt_score(tau, rho, slope)
+    # the QCD tau21' no longer follows rho'; tau21 did
+    corr = [abs(np.corrcoef(x[bkg], rho[bkg])[0, 1]) for x in (score, tau)]
+    assert corr[0] < 0.03 < 0.3 < corr[1]
+    edges = mass_edges((0, 300), 5.0)
+    inv_ddt = Sculpting(score, y, mass, edges).inv_jsd(w, 0.5)
+    inv_tau = Sculpting(-tau, y, mass, edges).inv_jsd(w, 0.5)
+    assert inv_ddt > 3 * inv_tau
+
+
+def test_ddt_needs_two_filled_bins_and_ranks_undefined_jets_last():
+    from jetimage.decorrelation import ddt_score, fit_ddt, rho_prime
+
+    with pytest.raises(ValueError, match="evaluate.ddt"):
+        fit_ddt(np.array([0.5, 0.6]), np.array([2.0, 2.01]), np.ones(2), (1.5, 4.5), 15)
+    rho = rho_prime(np.array([0.0, 50.0, 80.0]), np.array([275.0, 275.0, 275.0]))
+    assert np.isnan(rho[0]) and rho[1] == pytest.approx(np.log(2500 / 275))
+    s = ddt_score(np.array([0.3, 0.5, np.nan]), rho, 0.1)
+    assert np.isfinite(s).all() and s[0] < s[1] and s[2] < s[1]

@@ -212,6 +212,7 @@ def test_evaluate_writes_every_tagger_with_uncertainties_as_valid_json(toy_model
     # the mass sculpts the toy QCD mass most; tau21 (independent of it here) less; a null where
     # no QCD test jet passes a cut
     inv = {k: on_disk[k]["inv_jsd"]["0.5"] for k in TAGGERS}
+    assert on_disk["ddt"]["fit_range"] == [1.5, 4.5] and abs(on_disk["ddt"]["slope"]) < 0.1  # toy: flat
     assert inv["mass"] < 1.5 < 2.0 < inv["tau21"], inv  # 320 QCD test jets: tau21 ~2 from noise alone
     assert on_disk["preprocessing"] == {"lorentz": {"flip": 2.0}}
     assert on_disk["n_test"]["signal"] + on_disk["n_test"]["background"] == 640

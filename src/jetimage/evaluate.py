@@ -12,7 +12,9 @@ Taggers, all scored on the same test jets (arXiv:1511.05190, arXiv:1407.5675):
 - ``fisher``: Fisher's linear discriminant on the pixels (scikit-learn, training split);
 - ``cnn``: the trained network;
 - ``cnn_mass``: the 2D binned likelihood ratio of the CNN output and the mass, fit on the
-  validation split (the CNN was trained on the training split, so its scores there are biased).
+  validation split (the CNN was trained on the training split, so its scores there are biased);
+- ``tau21_ddt``: the designed decorrelated tau21' = tau21 - M rho' (arXiv:1603.00027), with
+  rho' = log(m^2 / (pT * 1 GeV)) and the slope M fit to the QCD profile of the training split.
 
 Options (``evaluate`` config section): ``mass_window`` restricts the fits and the metrics to jets
 with ``lo < m < hi`` GeV; ``reweight_pt`` multiplies the signal weights by the ratio of the
@@ -32,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from .config import Config, ConfigError, derive_seed
-from .decorrelation import mass_edges, sculpting_metrics
+from .decorrelation import ddt_score, fit_ddt, mass_edges, rho_prime, sculpting_metrics
 from .fatjets import EVENT_VARIABLES
 from .io import InputError, atomic_path, contiguous_reads, finite_images, image_attrs, read_columns
 from .train import dataset_split, file_rows
@@ -46,7 +48,7 @@ BASELINES: dict[str, tuple[str, tuple[float, float]]] = {
     "delta_r": ("delta_r", (0.0, 1.5)),
 }
 #: Every tagger of ``metrics.json``, in the order of the plots' legends.
-TAGGERS = ("cnn", "cnn_mass", "fisher", "mass_tau21", "tau21", "delta_r", "mass")
+TAGGERS = ("cnn", "cnn_mass", "fisher", "mass_tau21", "tau21", "delta_r", "mass", "tau21_ddt")
 #: Seed stream of the bootstrap (see :func:`jetimage.config.derive_seed`).
 BOOTSTRAP_STREAM = 3
 
@@ -493,8 +495,22 @@ def _jet_baselines(cfg: Config, paths: Sequence[str | Path], ex: Examples, cnn: 
     cm_val = np.c_[cnn["validation"], mass[va]]
     scores["cnn_mass"] = likelihood_ratio_2d(cm_val, y[va], w[va], np.c_[cnn["test"], mass[te]],
                                              (quantile_edges(cm_val[:, 0], b2), quantile_edges(mass[va], b2)))
-    extra = {"selection": {"mass_window": ecfg["mass_window"], "reweight_pt": ecfg["reweight_pt"]}}
+    scores["tau21_ddt"], ddt = _ddt(ecfg["ddt"], c, y, w, tr, te)
+    extra = {"selection": {"mass_window": ecfg["mass_window"], "reweight_pt": ecfg["reweight_pt"]},
+             "ddt": ddt}
     return scores, extra
+
+
+def _ddt(dcfg: dict[str, Any], c: dict[str, np.ndarray], y: np.ndarray, w: np.ndarray,
+         tr: np.ndarray, te: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """DDT tau21 scores of the test jets, the slope fit to the QCD profile of the training split."""
+    rho = rho_prime(c["jet_m"], c["jet_pt"])
+    tau = c["tau21"].astype(np.float64)
+    bkg = tr[y[tr] == 0]
+    slope, intercept = fit_ddt(tau[bkg], rho[bkg], w[bkg], dcfg["fit_range"], dcfg["bins"])
+    log.info("DDT: <tau21>(rho') = %.4f + %.4f rho' on %d QCD training jets", intercept, slope, len(bkg))
+    return ddt_score(tau[te], rho[te], slope), {"slope": slope, "intercept": intercept,
+                                                "fit_range": list(dcfg["fit_range"])}
 
 
 def _event_baselines(cfg: Config, paths: Sequence[str | Path], ex: Examples, cnn: dict[str, np.ndarray]

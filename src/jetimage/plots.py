@@ -32,6 +32,7 @@ LABELS = {
     "tau21": r"$\tau_{21}$",
     "delta_r": r"$\Delta R$(subjets)",
     "mass": "Trimmed jet mass",
+    "tau21_ddt": r"DDT $\tau_{21}'$",
     "n_fatjets": r"$N_{\mathrm{fat\ jet}}$",
     "mj": r"$M_J$",
 }
