@@ -108,3 +108,156 @@ def test_ddt_needs_two_filled_bins_and_ranks_undefined_jets_last():
     assert np.isnan(rho[0]) and rho[1] == pytest.approx(np.log(2500 / 275))
     s = ddt_score(np.array([0.3, 0.5, np.nan]), rho, 0.1)
     assert np.isfinite(s).all() and s[0] < s[1] and s[2] < s[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# DisCo
+# ---------------------------------------------------------------------------------------------
+
+
+def test_distance_correlation_matches_dcor_with_and_without_weights():
+    import dcor
+
+    from jetimage.disco import distance_correlation_sq
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(0, 1, 200)
+    y = x**2 + rng.normal(0, 0.3, 200)  # dependent but uncorrelated in Pearson's sense
+    ours = float(distance_correlation_sq(x, y, np.ones(200)))
+    assert ours == pytest.approx(dcor.distance_correlation_sqr(x, y), rel=1e-4)
+    assert ours > 0.2
+    # integer weights = repeated points; weight 0 = left out
+    k = rng.integers(0, 4, 200)
+    rep = np.repeat(np.arange(200), k)
+    weighted = float(distance_correlation_sq(x, y, k.astype(float)))
+    assert weighted == pytest.approx(dcor.distance_correlation_sqr(x[rep], y[rep]), rel=1e-4)
+    # independent variables: close to 0
+    assert float(distance_correlation_sq(x, rng.normal(0, 1, 200), np.ones(200))) < 0.05
+
+
+def test_disco_loss_is_cross_entropy_plus_lambda_dcorr_of_the_background():
+    import dcor
+    import keras
+
+    from jetimage.disco import DisCoLoss
+
+    rng = np.random.default_rng(5)
+    n = 64
+    label = (np.arange(n) % 2).astype(np.float32)
+    mass = rng.uniform(20, 200, n).astype(np.float32)
+    p = np.clip(0.3 + 0.002 * mass + 0.3 * label, 0.01, 0.99).astype(np.float32)
+    w = rng.uniform(0.5, 1.5, n).astype(np.float32)
+    y_true = np.c_[label, mass]
+    bce = -(label * np.log(p) + (1 - label) * np.log(1 - p))
+    bkg = label == 0
+    # unit background weights so that dcor (unweighted) applies
+    for lam in (0.0, 10.0):
+        got = float(DisCoLoss(lam)(y_true, p[:, None], np.where(bkg, 1.0, w)))
+        want = np.mean(np.where(bkg, 1.0, w) * bce) + lam * dcor.distance_correlation_sqr(p[bkg], mass[bkg])
+        assert got == pytest.approx(want, rel=1e-4)
+    assert DisCoLoss.from_config(DisCoLoss(3.0).get_config()).lam == 3.0
+    assert isinstance(keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(
+        DisCoLoss(2.0))), DisCoLoss)
+
+
+def _mass_images(tmp_path, n=1500, seed=6):
+    """Toy jets whose image shows the mass (pixel [4, 1] = m / 2) beside a weak second prong."""
+    from jetimage.io import ImageWriter
+
+    rng = np.random.default_rng(seed)
+    paths = []
+    for cls in (1, 0):
+        mass = rng.normal(80, 10, n) if cls else 20 + rng.exponential(50, n)
+        img = rng.exponential(1.0, (n, 9, 9, 1)).astype(np.float32) * (rng.random((n, 9, 9, 1)) < 0.2)
+        img[:, 4, 4, 0] += 100.0
+        img[:, 4, 1, 0] += mass / 2
+        if cls == 1:
+            img[:, 4, 7, 0] += rng.uniform(10, 30, n)
+        cols = {"labels": np.full(n, cls, np.int8), "weights": np.ones(n), "jet_m": mass,
+                "tau21": rng.uniform(0, 1, n), "delta_r": rng.uniform(0.2, 1, n),
+                "jet_pt": rng.uniform(250, 300, n)}
+        path = tmp_path / f"{'w' if cls else 'qcd'}.h5"
+        with ImageWriter(path, (9, 9, 1), {"sample": "toy"}) as wtr:
+            wtr.append(img, cols)
+        paths.append(path)
+    return paths
+
+
+def test_disco_and_planing_variants_train_with_the_one_trainer_and_decorrelate(tmp_path):
+    import dcor
+
+    from jetimage.config import validate
+    from jetimage.evaluate import evaluate
+    from jetimage.train import train
+
+    from .conftest import tiny_raw_config
+
+    raw = tiny_raw_config()
+    raw["train"].update(model="maxout", epochs=6, batch_size=128, block_rows=256, shuffle_blocks=2,
+                        tensorboard=False, patience=10, variants=[
+                            {"name": "disco", "method": "disco", "lambda": 5.0},
+                            {"name": "planing", "method": "planing"}])
+    raw["evaluate"] = {"bootstrap": 10}
+    cfg = validate(raw)
+    paths = _mass_images(tmp_path)
+    models = {}
+    for name in (None, "disco", "planing"):
+        models[name] = tmp_path / f"{name or 'nominal'}.keras"
+        history = train(cfg, paths, models[name], tmp_path / f"{name}.json", name)
+        assert {"loss", "val_loss", "auc", "val_auc"} <= set(history)
+    metrics = evaluate(cfg, paths, models[None], tmp_path / "metrics.json", tmp_path / "scores.npz",
+                       variants={"disco": models["disco"], "planing": models["planing"]})
+    s = np.load(tmp_path / "scores.npz")
+    qcd = s["labels"] == 0
+    corr = {k: dcor.distance_correlation_sqr(s[f"score_{k}"][qcd], s["mass"][qcd])
+            for k in ("cnn", "cnn_disco", "cnn_planing")}
+    assert corr["cnn_disco"] < 0.5 * corr["cnn"], corr
+    # planing removes the mass as a discriminant only where both classes have jets (here
+    # 50-110 GeV): QCD jets outside stay recognizable, so its output still follows the mass
+    aucs = {k: metrics[k]["auc"] for k in ("cnn", "cnn_disco", "cnn_planing")}
+    assert aucs["cnn_disco"] > 0.6 and aucs["cnn_planing"] > 0.6, (aucs, corr)
+    assert "0.5" in metrics["cnn_planing"]["inv_jsd"]
+    # the mass likelihood ratio sculpts the QCD mass most; the DisCo CNN much less
+    assert metrics["cnn_disco"]["inv_jsd"]["0.5"] > 3 * metrics["mass"]["inv_jsd"]["0.5"]
+
+
+def test_planing_weights_flatten_both_mass_spectra_and_equalize_pt():
+    from jetimage.decorrelation import planing_weights
+
+    rng = np.random.default_rng(7)
+    n = 20000
+    y = (np.arange(n) % 2).astype(int)
+    mass = np.where(y == 1, rng.normal(80, 25, n), 20 + rng.exponential(50, n))
+    pt = np.where(y == 1, rng.uniform(250, 300, n), 250 + 50 * rng.beta(1, 3, n))
+    m_edges, pt_edges = np.linspace(0, 300, 31), np.linspace(250, 300, 11)
+    w = planing_weights(y, mass, pt, np.ones(n), m_edges, pt_edges)
+    mass = np.clip(mass, 0, 299.0)  # the planing puts jets above the range in the last bin
+    assert w[y == 1].sum() == pytest.approx(n / 2) and w[y == 0].sum() == pytest.approx(n / 2)
+    hb = np.histogram(mass[y == 0], m_edges, weights=w[y == 0])[0]
+    filled = np.histogram(mass[y == 0], m_edges)[0] > 0
+    assert np.ptp(hb[filled]) < 0.05 * hb[filled].mean()  # flat where QCD has jets
+    hs = np.histogram(mass[y == 1], m_edges, weights=w[y == 1])[0]
+    both = (np.histogram(mass[y == 1], m_edges)[0] > 50) & filled
+    assert np.std(hs[both]) < 0.3 * hs[both].mean()  # flat up to the pT reweighting
+    ps = np.histogram(pt[y == 1], pt_edges, weights=w[y == 1])[0]
+    pb = np.histogram(pt[y == 0], pt_edges, weights=w[y == 0])[0]
+    np.testing.assert_allclose(ps / ps.sum(), pb / pb.sum(), atol=1e-9)
+    raw = np.histogram(pt[y == 1], pt_edges)[0]
+    assert np.abs(raw / raw.sum() - pb / pb.sum()).max() > 0.05  # they differed before
+
+
+def test_variants_are_checked_by_the_configuration():
+    from jetimage.config import ConfigError, validate
+
+    from .conftest import tiny_event_config, tiny_raw_config
+
+    raw = tiny_raw_config()
+    raw["train"]["variants"] = [{"name": "d", "method": "disco"}, {"name": "d", "method": "planing"}]
+    with pytest.raises(ConfigError, match="duplicate names"):
+        validate(raw)
+    raw["train"]["variants"] = [{"name": "d", "method": "disco"}]
+    assert validate(raw)["train"]["variants"][0]["lambda"] == 10.0  # the default filled in
+    ev = tiny_event_config()
+    ev["train"]["variants"] = [{"name": "d", "method": "disco"}]
+    with pytest.raises(ConfigError, match="kind jets only"):
+        validate(ev)

@@ -179,6 +179,11 @@ def _cross_checks(cfg: dict[str, Any]) -> Iterator[str]:
         yield f"jets.pt_max: {jets['pt_max']} must be above jets.pt_min {jets['pt_min']}"
     if cfg["images"]["normalize"] == "boost" and cfg["images"]["mode"] != "lorentz":
         yield "images.normalize: boost needs images.mode: lorentz (it boosts the constituents)"
+    names = [v["name"] for v in cfg["train"]["variants"]]
+    if len(set(names)) != len(names):
+        yield f"train.variants: duplicate names in {names}"
+    if names and cfg["kind"] != "jets":
+        yield "train.variants: mass-decorrelated CNNs need the jet mass: kind jets only"
     split = cfg["train"]["split"]
     if abs(sum(split.values()) - 1.0) > 1e-6:
         yield f"train.split: fractions must sum to 1, got {sum(split.values()):g}"

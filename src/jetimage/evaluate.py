@@ -601,7 +601,8 @@ def _check_classes(ex: Examples, paths: Sequence[str | Path]) -> None:
 
 def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
              metrics_path: str | Path, scores_path: str | Path | None = None,
-             preprocessing_path: str | Path | None = None) -> dict[str, Any]:
+             preprocessing_path: str | Path | None = None,
+             variants: Mapping[str, str | Path] | None = None) -> dict[str, Any]:
     """Score the test split with the CNN and the baselines of the study's kind; write ``metrics.json``.
 
     Returns
@@ -621,6 +622,9 @@ def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     (``in_window`` flags them): ``labels``, ``weights``, ``score_<tagger>``, the kind's variables,
     and from the selected test examples ``mean_image_signal``, ``mean_image_background`` and
     ``corr_cnn_pixel`` (:class:`ImageSummary`).
+
+    ``variants`` maps ``train.variants`` names to their models: each is scored as the tagger
+    ``cnn_<name>`` beside the others.
     """
     read_examples, baselines = KINDS[cfg.kind]
     ex = read_examples(cfg, inputs)
@@ -636,6 +640,8 @@ def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
         cnn["validation"] = predict(model, inputs, va[ex.selected[va]])
     scores, extra = baselines(cfg, inputs, ex, cnn)
     scores = {"cnn": cnn["test"], **scores}
+    for name, path in (variants or {}).items():  # the mass-decorrelated CNNs (train.variants)
+        scores[f"cnn_{name}"] = predict(load_model(path), inputs, te)
     mass = ex.columns["jet_m"][te][sel].astype(np.float64) if cfg.kind == "jets" else None
     metrics = _metrics(cfg, scores, ex.labels[te][sel], ex.weights[te][sel], sel, mass)
     metrics.update(extra)
@@ -664,17 +670,18 @@ def _metrics(cfg: Config, scores: dict[str, np.ndarray], y: np.ndarray, w: np.nd
              sel: np.ndarray, mass: np.ndarray | None = None) -> dict[str, Any]:
     ecfg = cfg["evaluate"]
     seed = derive_seed(cfg["seed"], BOOTSTRAP_STREAM)
+    taggers = [*TAGGERS_OF[cfg.kind], *(k for k in scores if k not in TAGGERS_OF[cfg.kind])]
     metrics: dict[str, Any] = {
         name: tagger_metrics(scores[name][sel], y, w, ecfg["efficiencies"], ecfg["bootstrap"], seed)
-        for name in TAGGERS_OF[cfg.kind]
+        for name in taggers
     }
     if mass is not None:  # jets: how much each tagger's cut sculpts the QCD mass
         edges = sculpting_edges(cfg)
-        for name in TAGGERS_OF[cfg.kind]:
+        for name in taggers:
             metrics[name].update(sculpting_metrics(
                 scores[name][sel], y, w, mass, edges, ecfg["sculpting"]["efficiencies"],
                 ecfg["bootstrap"], seed, name))
-    for name in TAGGERS_OF[cfg.kind]:
+    for name in taggers:
         log.info("%-10s AUC %.4f  1/eps_B %s  1/JSD %s", name, metrics[name]["auc"],
                  metrics[name]["rejection"], metrics[name].get("inv_jsd"))
     metrics["n_test"] = {"signal": int((y == 1).sum()), "background": int((y == 0).sum())}

@@ -66,6 +66,7 @@ wildcard_constraints:
     study="|".join(map(re.escape, STUDIES)),
     sample=r"[A-Za-z0-9][A-Za-z0-9_-]*",
     shard=r"\d+",
+    variant=r"[a-z0-9_]+",
     part=r"\d+",
 
 
@@ -117,6 +118,18 @@ def generation_settings(wildcards):
 def train_gpus(wildcards):
     """GPUs requested by the train rule (config train.gpus; 0 for local runs)."""
     return int(STUDIES[wildcards.study]["train"]["gpus"])
+
+
+def variant_models(wildcards):
+    """The mass-decorrelated CNNs of the study (train.variants), name -> model file."""
+    return {v["name"]: f"results/{wildcards.study}/model/variants/{v['name']}.keras"
+            for v in STUDIES[wildcards.study]["train"]["variants"]}
+
+
+def variants_flag(wildcards, input):
+    """evaluate's --variants NAME=MODEL items (empty without variants)."""
+    items = [f"{name}={path}" for name, path in variant_models(wildcards).items()]
+    return ("--variants " + " ".join(shlex.quote(i) for i in items)) if items else ""
 
 
 def preprocessing_input(wildcards):
