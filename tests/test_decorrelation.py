@@ -256,7 +256,8 @@ def test_variants_are_checked_by_the_configuration():
     with pytest.raises(ConfigError, match="duplicate names"):
         validate(raw)
     raw["train"]["variants"] = [{"name": "d", "method": "disco"}]
-    assert validate(raw)["train"]["variants"][0]["lambda"] == 10.0  # the default filled in
+    filled = validate(raw)["train"]["variants"][0]
+    assert filled["lambda"] == 10.0 and filled["batch_size"] is None  # the defaults filled in
     ev = tiny_event_config()
     ev["train"]["variants"] = [{"name": "d", "method": "disco"}]
     with pytest.raises(ConfigError, match="kind jets only"):

@@ -332,10 +332,11 @@ def train_seed(cfg: Config, *keys: int) -> int:
     return derive_seed(cfg["seed"], TRAIN_STREAM, *extra, *keys)
 
 
-def _streams(cfg: Config, inputs: Sequence[str | Path], labels: np.ndarray, weights: np.ndarray
-             ) -> tuple[Any, Any]:
-    """The training stream (shuffled per epoch) and the validation stream of the split."""
-    tcfg = cfg["train"]
+def _streams(cfg: Config, inputs: Sequence[str | Path], labels: np.ndarray, weights: np.ndarray,
+             batch_size: int | None = None) -> tuple[Any, Any]:
+    """The training stream (shuffled per epoch) and the validation stream of the split, in batches
+    of ``batch_size`` (default ``train.batch_size``)."""
+    tcfg = {**cfg["train"], "batch_size": batch_size or cfg["train"]["batch_size"]}
     split = dataset_split(cfg, len(labels))
     common = dict(block_rows=tcfg["block_rows"], blocks_per_group=tcfg["shuffle_blocks"],
                   workers=tcfg["workers"])
@@ -529,7 +530,8 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     n_gpus = accelerators()
     if n_gpus > 0 and tcfg["mixed_precision"]:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    train_data, val_data = _streams(cfg, inputs, targets, weights)
+    train_data, val_data = _streams(cfg, inputs, targets, weights,
+                                    var.get("batch_size") if var is not None else None)
     log.info("training %s on %d images (%d signal), validating on %d, backend %s, devices %s",
              tcfg["model"], train_data.n, int(labels[np.concatenate(train_data.blocks)].sum())
              if train_data.blocks else 0, val_data.n, keras.backend.backend(), _devices())
