@@ -395,8 +395,11 @@ def sculpting_plane(points: Mapping[str, tuple[float, float, float, float]],
     """
     hep.style.use("ATLAS")
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(17, 7.5))
-    for name, (r, dr, j, dj) in points.items():
-        ax.errorbar([r], [j], xerr=[dr], yerr=[dj], fmt="o", ms=8, label=LABELS.get(name, name))
+    colours = plt.cm.tab20(np.linspace(0.0, 1.0, 20))
+    for k, (name, (r, dr, j, dj)) in enumerate(points.items()):
+        ax.errorbar([r], [j], xerr=[dr], yerr=[dj], fmt="osD^vPX*"[k % 8], ms=8,
+                    color=colours[(2 * k) % 20 + (k // 10) % 2], label=LABELS.get(name, name))
+        ax.annotate(LABELS.get(name, name), (r, j), xytext=(4, 4), textcoords="offset points", fontsize=8)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(rf"Background rejection $1/\varepsilon_B$ at $\varepsilon_S$ = {efficiency:g}")
@@ -443,7 +446,7 @@ def _sculpting(c: _Context) -> list[Path]:
             continue
         err = [float(np.std(col[np.isfinite(col)], ddof=1)) for col in values[1:].T]
         points[name] = (values[0, 0], err[0], values[0, 1], err[1])
-        if name == "cnn" or name not in TAGGERS_OF["jets"]:  # nominal CNN and decorrelated ones
+        if name in ("cnn", "tau21_ddt") or name not in TAGGERS_OF["jets"]:  # nominal CNN, decorrelated
             cut = sc.passing(w, eff)
             masses[name], weights[name] = mass[qcd & cut], w[qcd & cut]
     return sculpting_plane(points, masses, weights, edges, c.stem("sculpting"), eff, c.text_all,
