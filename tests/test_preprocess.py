@@ -545,3 +545,16 @@ def yaml_study() -> dict:
     raw = yaml.safe_load(CONFIG.read_text())
     return {"seed": raw["seed"], "generation": raw["generation"],
             **copy.deepcopy(raw["studies"]["jets"]), "study": "jets"}
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_boost_of_empty_and_massless_jets_is_the_identity(backend):
+    # no constituents, or one massless one (T = 0: no boost reaches E_ref), or a two-particle jet
+    jets = make_jets([[], [(50.0, 0.3, -2.0, 0.0)], [(150.0, 0.0, 0.0, 0.0), (100.0, 0.2, 0.1, 0.0)]])
+    opts = {**OPTIONS, "rotate": "principal", "flip": "parity", "normalize": "boost",
+            "boost_energy": E_REF, "centre": "jet_axis", "intensity": "e"}
+    img, extras = make_images(jets, opts, backend=backend)
+    assert np.isfinite(img).all() and not img[0].any()
+    np.testing.assert_array_equal(extras["boost_rapidity"][:2], 0.0)
+    assert img[1].sum() == pytest.approx(50.0, rel=1e-5)  # translated to eta = 0: E = pT
+    assert img[2].sum() == pytest.approx(E_REF, rel=1e-5) and extras["boost_rapidity"][2] < 0
