@@ -248,9 +248,11 @@ def _base(kind: str) -> dict:
 def _set(raw: dict, path: tuple, value) -> dict:
     raw = copy.deepcopy(raw)
     node = raw
-    for key in path[:-1]:
+    for key, after in zip(path[:-1], path[1:], strict=True):
         if isinstance(key, str) and key not in node:
-            node[key] = {}
+            node[key] = [] if isinstance(after, int) else {}
+        elif isinstance(key, int) and key >= len(node):  # a list empty by default (train.variants)
+            node.append({})
         node = node[key]
     node[path[-1]] = value
     return raw

@@ -208,6 +208,12 @@ def test_evaluate_writes_every_tagger_with_uncertainties_as_valid_json(toy_model
         assert 0.0 <= m["auc"] <= 1.0
         assert set(m["rejection"]) == set(m["rejection_err"]) == {"0.3", "0.5"}
         assert m["auc_err"] is not None and 0 <= m["auc_err"] < 0.1
+        assert set(m["inv_jsd"]) == set(m["inv_jsd_err"]) == {"0.5"}
+    # the mass sculpts the toy QCD mass most; tau21 (independent of it here) less; a null where
+    # no QCD test jet passes a cut
+    inv = {k: on_disk[k]["inv_jsd"]["0.5"] for k in TAGGERS}
+    assert on_disk["ddt"]["fit_range"] == [1.5, 4.5] and abs(on_disk["ddt"]["slope"]) < 0.1  # toy: flat
+    assert inv["mass"] < 1.5 < 2.0 < inv["tau21"], inv  # 320 QCD test jets: tau21 ~2 from noise alone
     assert on_disk["preprocessing"] == {"lorentz": {"flip": 2.0}}
     assert on_disk["n_test"]["signal"] + on_disk["n_test"]["background"] == 640
     # the toy classes differ in mass, tau21, Delta R and a second prong in the image

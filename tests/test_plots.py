@@ -121,3 +121,19 @@ def test_selection_text_names_the_windows():
     text = plots.selection_text(250, 300, 2.0, [65, 95])
     assert "250 < $p_T$ < 300 GeV" in text and "65 < $m$ < 95 GeV" in text
     assert "$m$" not in plots.selection_text(250, 300)
+
+
+def test_sculpting_figure_leaves_out_a_tagger_whose_figure_is_undefined(tmp_path, caplog):
+    import logging
+
+    cfg, scores = _study("jets")
+    # a decorrelated tagger blind to the mass, and one whose cut passes every QCD jet
+    # (no failing background: the JSD is undefined)
+    rng = np.random.default_rng(5)
+    scores = {**scores, "score_blind": rng.uniform(0, 1, len(scores["labels"])),
+              "score_constant": np.ones(len(scores["labels"]))}
+    with caplog.at_level(logging.WARNING):
+        written = plots.draw(cfg, scores, None, tmp_path, ["sculpting"])
+    assert sorted(p.name for p in written) == ["sculpting.pdf", "sculpting.png"]
+    assert "constant has 1/eps_B, 1/JSD" in caplog.text and "blind" not in caplog.text
+    assert (tmp_path / "sculpting.png").stat().st_size > 20_000

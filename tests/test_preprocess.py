@@ -140,14 +140,14 @@ def random_jets(seed: int, n: int = 60) -> ak.Array:
     return make_jets(cons, centre=centres, subjet2=subjets)
 
 
-def assert_same_images(jets: ak.Array, opts: dict) -> None:
+def assert_same_images(jets: ak.Array, opts: dict, tol: float = 2e-5) -> None:
     a, extras_a = make_images(jets, opts)
     b, extras_b = make_images(jets, opts, backend="numpy")
     assert a.dtype == np.float32 and a.shape == b.shape
     peak = np.maximum(b.max(axis=(1, 2), keepdims=True), 1e-30)
     # the kernel computes in float32 (the pixels' precision): coordinates to ~1e-6 of a pixel,
     # pixel sums to a few float32 ulps of the peak
-    np.testing.assert_array_less(np.abs(a - b) / peak, 2e-5)
+    np.testing.assert_array_less(np.abs(a - b) / peak, tol)
     assert set(extras_a) == set(extras_b)
     for key, value in extras_b.items():
         # the norms are those of the float32 image (~1e-6 relative)
@@ -440,3 +440,121 @@ def test_em_and_had_are_empty_without_pdg_ids():
         img, _ = make_images(jets, opts, backend=backend)
         assert img[..., 0].sum() > 0 and img[..., 1].sum() > 0
         assert not img[..., 4].any() and not img[..., 5].any()
+
+
+# ---------------------------------------------------------------------------------------------
+# boost normalization
+# ---------------------------------------------------------------------------------------------
+
+E_REF = 275.0
+
+
+@pytest.mark.parametrize("massless", [True, False])
+def test_boost_keeps_the_jet_mass_and_gives_every_jet_the_reference_energy(real_jets, massless):
+    flat = Flat.from_awkward(real_jets.constituents, np.float64, massless=massless)
+    eta0, phi0 = centre_of(real_jets, "leading_subjet")
+    s2 = (ak.to_numpy(real_jets.subjet2_eta), ak.to_numpy(real_jets.subjet2_phi))
+    plain = lorentz_frame(flat, eta0, phi0, "subjet", "parity", "pt", s2)
+    fr = lorentz_frame(flat, eta0, phi0, "subjet", "parity", "pt", s2, boost_energy=E_REF)
+    before = mass(*cartesian(flat), flat.counts)
+    np.testing.assert_allclose(mass(fr.px, fr.py, fr.pz, fr.e, flat.counts), before, rtol=1e-9)
+    offsets = np.concatenate([[0], np.cumsum(flat.counts)])[:-1]
+    e_jet = np.add.reduceat(fr.e, offsets)
+    np.testing.assert_allclose(e_jet, E_REF, rtol=1e-9)  # every jet here has T < E_ref
+    assert np.abs(np.add.reduceat(plain.e, offsets) - E_REF).max() > 5.0  # it was not so before
+    # the momentum transverse to the axis is untouched, and so is the subjet rotation (jets
+    # without a second subjet use the principal axis of the boosted directions instead)
+    np.testing.assert_allclose(np.hypot(fr.py, fr.pz), np.hypot(plain.py, plain.pz), atol=1e-9)
+    has_s2 = np.isfinite(s2[0])
+    assert has_s2.mean() > 0.5
+    np.testing.assert_allclose(fr.angle[has_s2], plain.angle[has_s2], atol=1e-12)
+    assert np.abs(fr.boost).max() > 0.01
+
+
+def test_boost_aberration_formula():
+    # a massless constituent at angle theta from the axis: tan(theta'/2) = e^y tan(theta/2)
+    jets = make_jets([[(100.0, 0.0, 0.0, 0.0), (60.0, 0.0, 0.3, 0.0), (40.0, 0.2, -0.1, 0.0)]])
+    flat = Flat.from_awkward(jets.constituents, np.float64, massless=True)
+    fr = lorentz_frame(flat, np.zeros(1), np.zeros(1), boost_energy=E_REF)
+    theta = np.arccos(flat.pt * np.cos(flat.phi) / flat.e)
+    theta_b = np.arccos(fr.px / np.sqrt(fr.px**2 + fr.py**2 + fr.pz**2))
+    np.testing.assert_allclose(np.tan(theta_b / 2), np.exp(fr.boost[0]) * np.tan(theta / 2),
+                               rtol=1e-9, atol=1e-12)
+    assert fr.boost[0] < 0  # 200 GeV jet boosted up to 275 GeV: angles shrink
+    assert theta_b[1] < theta[1]
+
+
+def test_boost_images_have_equal_totals_and_kernel_matches_reference(real_jets):
+    opts = {**OPTIONS, "rotate": "subjet", "flip": "parity", "normalize": "boost",
+            "boost_energy": E_REF, "intensity": "e"}
+    assert_same_images(real_jets, opts)
+    img, extras = make_images(real_jets, opts)
+    raw, _ = make_images(real_jets, {**opts, "normalize": "none"})
+    totals, raw_totals = img.sum(axis=(1, 2, 3), dtype=np.float64), raw.sum(axis=(1, 2, 3), dtype=np.float64)
+    # E images: the total is the jet energy E_ref wherever the jet fits the window
+    inside = np.abs(totals / E_REF - 1.0) < 1e-4
+    assert inside.mean() > 0.8  # the rest have constituents outside the 2.5 x 2.5 window
+    assert np.std(totals[inside]) < 0.01 * np.std(raw_totals)
+    assert "boost_rapidity" in extras and not any(k.startswith("norm_scale") for k in extras)
+    # pT images: equal up to cosh(eta) of the pixels (a few percent), far closer than unboosted
+    pt_opts = {**opts, "intensity": "pt"}
+    assert_same_images(real_jets, pt_opts)
+    pt_img, _ = make_images(real_jets, pt_opts)
+    pt_raw, _ = make_images(real_jets, {**pt_opts, "normalize": "none"})
+    spread = [np.std(x.sum(axis=(1, 2, 3), dtype=np.float64)[inside]) for x in (pt_img, pt_raw)]
+    assert spread[0] < 0.5 * spread[1]
+
+
+def test_boost_keeps_the_image_mass(real_jets):
+    from jetimage.diagnostics import image_mass
+
+    opts = {**OPTIONS, "rotate": "subjet", "flip": "parity", "boost_energy": E_REF,
+            "deposit": "moment"}
+    plain, _ = make_images(real_jets, opts)
+    boosted, _ = make_images(real_jets, {**opts, "normalize": "boost"})
+    l2, _ = make_images(real_jets, {**opts, "normalize": "l2"})
+    m0, mb, ml2 = (image_mass(x, GRID) for x in (plain, boosted, l2))
+    rel = np.abs(mb / m0 - 1.0)
+    assert np.median(rel) < 0.02
+    assert np.median(np.abs(ml2 / m0 - 1.0)) > 0.5  # the L2 norm does not keep it
+
+
+def test_boost_is_rejected_in_image_mode(real_jets):
+    with pytest.raises(ValueError, match="lorentz"):
+        make_images(real_jets[:3], {**OPTIONS, "mode": "image", "normalize": "boost",
+                                    "boost_energy": E_REF})
+    with pytest.raises(ValueError, match="boost_energy"):
+        make_images(real_jets[:3], {**OPTIONS, "normalize": "boost"})
+
+
+def test_boost_energy_defaults_to_the_middle_of_the_pt_window():
+    cfg = config.load(CONFIG, study="jets")
+    assert cfg["images"]["boost_energy"] == pytest.approx(
+        0.5 * (cfg["jets"]["pt_min"] + cfg["jets"]["pt_max"]))
+    raw = yaml_study()
+    raw["images"].update(normalize="boost", mode="image")
+    with pytest.raises(config.ConfigError, match="boost needs images.mode: lorentz"):
+        config.validate(raw)
+
+
+def yaml_study() -> dict:
+    import copy
+
+    import yaml
+
+    raw = yaml.safe_load(CONFIG.read_text())
+    return {"seed": raw["seed"], "generation": raw["generation"],
+            **copy.deepcopy(raw["studies"]["jets"]), "study": "jets"}
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_boost_of_empty_and_massless_jets_is_the_identity(backend):
+    # no constituents, or one massless one (T = 0: no boost reaches E_ref), or a two-particle jet
+    jets = make_jets([[], [(50.0, 0.3, -2.0, 0.0)], [(150.0, 0.0, 0.0, 0.0), (100.0, 0.2, 0.1, 0.0)]])
+    opts = {**OPTIONS, "rotate": "principal", "flip": "parity", "normalize": "boost",
+            "boost_energy": E_REF, "centre": "jet_axis", "intensity": "e"}
+    img, extras = make_images(jets, opts, backend=backend)
+    assert np.isfinite(img).all() and not img[0].any()
+    np.testing.assert_array_equal(extras["boost_rapidity"][:2], 0.0)
+    assert img[1].sum() == pytest.approx(50.0, rel=1e-5)  # translated to eta = 0: E = pT
+    assert img[2].sum() == pytest.approx(E_REF, rel=1e-5) and extras["boost_rapidity"][2] < 0

@@ -78,16 +78,17 @@ def test_workflow_writes_every_output(workflow_run):
     metrics = json.loads((out / "metrics.json").read_text())
     text = (out / "metrics.json").read_text()
     assert "Infinity" not in text and "NaN" not in text  # strict JSON: null for infinite rejections
-    for tagger in ("cnn", "mass", "tau21", "delta_r", "mass_tau21", "fisher", "cnn_mass"):
+    for tagger in ("cnn", "mass", "tau21", "delta_r", "mass_tau21", "fisher", "cnn_mass", "tau21_ddt"):
         assert 0.0 <= metrics[tagger]["auc"] <= 1.0
+        assert set(metrics[tagger]["inv_jsd"]) == {"0.5"}  # a number, or null with a warning
         assert set(metrics[tagger]["rejection"]) == set(metrics[tagger]["rejection_err"]) == {"0.3", "0.5"}
         assert metrics[tagger]["auc_err"] > 0
     # mass alone separates W from QCD even on a few hundred jets
     assert metrics["mass"]["auc"] > 0.7
     _figures(out, "jets")
     steps = ["pixelization", "translation", "rotation", "flip", "normalization"]
-    for mode in ("lorentz", "image"):
-        assert list(metrics["preprocessing"][mode]) == steps
+    assert list(metrics["preprocessing"]["image"]) == steps
+    assert list(metrics["preprocessing"]["lorentz"]) == [*steps, "boost"]  # the mass-keeping one
     assert (out / "plots" / "preprocessing.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     logs = list((workdir / "logs" / "tiny").rglob("*.log"))
     assert len(logs) >= 7 and all(p.stat().st_size > 0 for p in logs)

@@ -39,13 +39,14 @@ def _images(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     from .train import train
 
-    train(_cfg(args), args.inputs, args.model, args.history)
+    train(_cfg(args), args.inputs, args.model, args.history, args.variant)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
     from .evaluate import evaluate
 
-    evaluate(_cfg(args), args.inputs, args.model, args.metrics, args.scores, args.preprocessing)
+    variants = dict(item.split("=", 1) for item in args.variants or ())
+    evaluate(_cfg(args), args.inputs, args.model, args.metrics, args.scores, args.preprocessing, variants)
 
 
 def _preprocessing(args: argparse.Namespace) -> None:
@@ -101,12 +102,15 @@ STAGES = {
     "train": ("train the CNN on HDF5 image files (streamed, resumable)", _train,
               [("--inputs", {"nargs": "+", "help": "HDF5 image files, in config order"}),
                ("--model", {"help": "output .keras file"}),
-               ("--history", {"help": "output JSON training history"})]),
+               ("--history", {"help": "output JSON training history"}),
+               ("--variant", {"required": False, "help": "train.variants name: a mass-decorrelated CNN"})]),
     "evaluate": ("test-split scores, the kind's baselines and metrics.json", _evaluate,
                  [("--inputs", {"nargs": "+"}), ("--model", {}),
                   ("--metrics", {"help": "output metrics.json"}),
                   ("--scores", {"required": False, "help": "output .npz with the test-split scores"}),
-                  ("--preprocessing", {"required": False, "help": "image-mass study JSON to include"})]),
+                  ("--preprocessing", {"required": False, "help": "image-mass study JSON to include"}),
+                  ("--variants", {"nargs": "+", "required": False,
+                                  "help": "NAME=MODEL items: train.variants models, scored as cnn_NAME"})]),
     "preprocessing": ("image-mass study of the preprocessing steps, both modes (jet studies)", _preprocessing,
                       [("--inputs", {"nargs": "+", "help": "SAMPLE=ROOT_FILE items"}),
                        ("--output", {"help": "output JSON"}),

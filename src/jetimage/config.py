@@ -112,6 +112,8 @@ def _study(raw: dict[str, Any], source: str, prefix: str = "") -> Config:
     if errors:
         raise ConfigError("invalid configuration\n  " + "\n  ".join(errors))
     _fill_defaults(cfg, _schema(), cfg.get("kind", "jets"))
+    if cfg["images"].get("boost_energy", 0) is None:  # the middle of the jet pT window
+        cfg["images"]["boost_energy"] = 0.5 * (cfg["jets"]["pt_min"] + cfg["jets"]["pt_max"])
     problems = list(_cross_checks(cfg))
     if problems:
         where = f"{source}: {prefix}." if prefix else f"{source}: "
@@ -179,6 +181,13 @@ def _cross_checks(cfg: dict[str, Any]) -> Iterator[str]:
     jets = cfg["jets"]
     if jets["pt_max"] <= jets["pt_min"]:
         yield f"jets.pt_max: {jets['pt_max']} must be above jets.pt_min {jets['pt_min']}"
+    if cfg["images"]["normalize"] == "boost" and cfg["images"]["mode"] != "lorentz":
+        yield "images.normalize: boost needs images.mode: lorentz (it boosts the constituents)"
+    names = [v["name"] for v in cfg["train"]["variants"]]
+    if len(set(names)) != len(names):
+        yield f"train.variants: duplicate names in {names}"
+    if names and cfg["kind"] != "jets":
+        yield "train.variants: mass-decorrelated CNNs need the jet mass: kind jets only"
     split = cfg["train"]["split"]
     if abs(sum(split.values()) - 1.0) > 1e-6:
         yield f"train.split: fractions must sum to 1, got {sum(split.values()):g}"

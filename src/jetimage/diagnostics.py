@@ -7,7 +7,8 @@ pixelization, translation, rotation, flip and normalization, for both preprocess
 a likelihood-ratio tagger that uses m_I alone. The published (``image``) mode loses
 discrimination at the rotation (interpolation), with E intensity at the translation, and at the
 normalization; the ``lorentz`` mode keeps m_I step after step (normalization divides it by a
-per-jet scale, which changes the ranking as in the published case).
+per-jet scale, which changes the ranking as in the published case; the ``boost``
+normalization of the ``lorentz`` mode keeps it).
 """
 
 from __future__ import annotations
@@ -31,6 +32,14 @@ log = logging.getLogger(__name__)
 
 #: Preprocessing steps in the order they are applied.
 STEPS = ("pixelization", "translation", "rotation", "flip", "normalization")
+#: Steps of the ``lorentz`` mode: ``boost`` is the mass-keeping normalization
+#: (``normalize: boost``), applied instead of ``normalization`` after the flip.
+LORENTZ_STEPS = (*STEPS, "boost")
+
+
+def steps_of(mode: str) -> tuple[str, ...]:
+    """The steps of the study in ``mode`` (``lorentz`` or ``image``, with an intensity suffix)."""
+    return LORENTZ_STEPS if mode.startswith("lorentz") else STEPS
 
 
 def image_mass(
@@ -76,21 +85,23 @@ def image_mass(
 
 def study_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """The full published sequence on top of the configured images: the configured centre,
-    intensity, grid and rotation (``subjet`` if none), parity flip, normalization (``l2``
-    if none), channel ``total`` only."""
+    intensity, grid and rotation (``subjet`` if none), parity flip, normalization (the
+    configured ``l1`` or ``l2``, else ``l2``; the ``lorentz`` mode's ``boost`` step is always
+    added), channel ``total`` only."""
     opts = dict(options)
     opts["channels"] = ["total"]
     if opts.get("rotate", "none") == "none":
         opts["rotate"] = "subjet"
     opts["flip"] = "parity"
-    if opts.get("normalize", "none") == "none":
+    if opts.get("normalize", "none") not in ("l1", "l2"):
         opts["normalize"] = "l2"
     return opts
 
 
 def step_masses(jets: ak.Array, options: Mapping[str, Any], mode: str) -> dict[str, np.ndarray]:
-    """m_I ``(n,)`` after each of :data:`STEPS` in one mode, for the options of
-    :func:`study_options` (cumulative: rotation includes translation, and so on)."""
+    """m_I ``(n,)`` after each of :func:`steps_of` ``mode``, for the options of
+    :func:`study_options` (cumulative: rotation includes translation, and so on; ``boost``
+    follows the flip in place of ``normalization``, with ``options["boost_energy"]`` GeV)."""
     opts = dict(study_options(options), mode=mode)
     grid = Grid.from_config(opts)
     intensity = opts["intensity"]
@@ -111,6 +122,9 @@ def step_masses(jets: ak.Array, options: Mapping[str, Any], mode: str) -> dict[s
     _, scale = normalize(flipped.copy(), opts["normalize"])
     with np.errstate(divide="ignore", invalid="ignore"):
         out["normalization"] = np.where(scale[:, 0] > 0, out["flip"] / scale[:, 0], 0.0)
+    if mode == "lorentz":
+        boosted, _ = make_images(jets, {**opts, **stages["flip"], "normalize": "boost"})
+        out["boost"] = image_mass(boosted, grid, intensity)
     return out
 
 
@@ -209,7 +223,8 @@ def summarize_masses(
     -------
     dict
         ``{"lorentz": {step: 1/eps_B}, "image": {...}, "lorentz_<other intensity>": {...},
-        "image_<other intensity>": {...}, "jet_mass": 1/eps_B of the constituent jet mass,
+        "image_<other intensity>": {...}`` (``lorentz*`` also hold ``boost``, the mass-keeping
+        normalization, beside ``normalization``), ``"jet_mass": 1/eps_B of the jet mass,
         "mass_within_1pct": {mode: fraction of jets with |m_I(flip) / m_I(pixelization) - 1|
         < 0.01}, "settings": {...}}``.
     """
@@ -226,7 +241,7 @@ def summarize_masses(
         "mass_within_1pct": {},
     }
     for key, m in masses.items():
-        summary[key] = {s: mass_rejection(m[s], labels, weights, efficiency, bins) for s in STEPS}
+        summary[key] = {s: mass_rejection(m[s], labels, weights, efficiency, bins) for s in steps_of(key)}
         with np.errstate(divide="ignore", invalid="ignore"):
             rel = np.abs(m["flip"] / m["pixelization"] - 1.0)
         summary["mass_within_1pct"][key] = float(np.mean(rel < 0.01))
@@ -247,7 +262,7 @@ def streamed_study(cfg: Config, inputs_by_sample: Mapping[str, Sequence[str | Pa
         weights.append(w)
     if not parts:
         raise ValueError("preprocessing study: no input jets")
-    masses = {k: {s: np.concatenate([p[k][s] for p in parts]) for s in STEPS} for k in parts[0]}
+    masses = {k: {s: np.concatenate([p[k][s] for p in parts]) for s in steps_of(k)} for k in parts[0]}
     y = np.concatenate(labels)
     summary = summarize_masses(masses, np.concatenate(jet_m), y, np.concatenate(weights),
                                cfg["images"], efficiency, bins)
@@ -261,7 +276,8 @@ def plot_masses(
     """The preprocessing figure of arXiv:1511.05190 for both modes (PDF and PNG).
 
     Rows: the ``lorentz`` and ``image`` modes (configured intensity); columns: QCD and W jets.
-    Each panel overlays the image-mass distribution after every step, with the mass-only
+    Each panel overlays the image-mass distribution after every step (in ``lorentz`` mode also
+    the ``boost`` normalization, which keeps the mass), with the mass-only
     1/eps_B at eps_S = 0.5 in the legend. The normalized image mass is multiplied by the mean
     normalization scale of all jets, a common factor that leaves the discrimination unchanged,
     so that it fits on the same axis.
@@ -279,7 +295,7 @@ def plot_masses(
         for c, (cls, name) in enumerate(((0, "QCD jets"), (1, "W jets"))):
             ax = axes[r, c]
             sel = labels == cls
-            for step in STEPS:
+            for step in steps_of(mode):
                 x = m[step][sel] * (common if step == "normalization" else 1.0)
                 rej = summary[mode][step]
                 hep.histplot(np.histogram(x, edges)[0], edges, density=True, ax=ax,

@@ -12,7 +12,9 @@ Taggers, all scored on the same test jets (arXiv:1511.05190, arXiv:1407.5675):
 - ``fisher``: Fisher's linear discriminant on the pixels (scikit-learn, training split);
 - ``cnn``: the trained network;
 - ``cnn_mass``: the 2D binned likelihood ratio of the CNN output and the mass, fit on the
-  validation split (the CNN was trained on the training split, so its scores there are biased).
+  validation split (the CNN was trained on the training split, so its scores there are biased);
+- ``tau21_ddt``: the designed decorrelated tau21' = tau21 - M rho' (arXiv:1603.00027), with
+  rho' = log(m^2 / (pT * 1 GeV)) and the slope M fit to the QCD profile of the training split.
 
 Options (``evaluate`` config section): ``mass_window`` restricts the fits and the metrics to jets
 with ``lo < m < hi`` GeV; ``reweight_pt`` multiplies the signal weights by the ratio of the
@@ -32,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from .config import Config, ConfigError, derive_seed
+from .decorrelation import ddt_score, fit_ddt, mass_edges, rho_prime, sculpting_metrics
 from .fatjets import EVENT_VARIABLES
 from .io import InputError, atomic_path, contiguous_reads, finite_images, image_attrs, read_columns
 from .train import dataset_split, file_rows
@@ -45,7 +48,7 @@ BASELINES: dict[str, tuple[str, tuple[float, float]]] = {
     "delta_r": ("delta_r", (0.0, 1.5)),
 }
 #: Every tagger of ``metrics.json``, in the order of the plots' legends.
-TAGGERS = ("cnn", "cnn_mass", "fisher", "mass_tau21", "tau21", "delta_r", "mass")
+TAGGERS = ("cnn", "cnn_mass", "fisher", "mass_tau21", "tau21", "delta_r", "mass", "tau21_ddt")
 #: Seed stream of the bootstrap (see :func:`jetimage.config.derive_seed`).
 BOOTSTRAP_STREAM = 3
 
@@ -649,8 +652,22 @@ def _jet_baselines(cfg: Config, paths: Sequence[str | Path], ex: Examples, cnn: 
     cm_val = np.c_[cnn["validation"], mass[va]]
     scores["cnn_mass"] = likelihood_ratio_2d(cm_val, y[va], w[va], np.c_[cnn["test"], mass[te]],
                                              (quantile_edges(cm_val[:, 0], b2), quantile_edges(mass[va], b2)))
-    extra = {"selection": {"mass_window": ecfg["mass_window"], "reweight_pt": ecfg["reweight_pt"]}}
+    scores["tau21_ddt"], ddt = _ddt(ecfg["ddt"], c, y, w, tr, te)
+    extra = {"selection": {"mass_window": ecfg["mass_window"], "reweight_pt": ecfg["reweight_pt"]},
+             "ddt": ddt}
     return scores, extra
+
+
+def _ddt(dcfg: dict[str, Any], c: dict[str, np.ndarray], y: np.ndarray, w: np.ndarray,
+         tr: np.ndarray, te: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """DDT tau21 scores of the test jets, the slope fit to the QCD profile of the training split."""
+    rho = rho_prime(c["jet_m"], c["jet_pt"])
+    tau = c["tau21"].astype(np.float64)
+    bkg = tr[y[tr] == 0]
+    slope, intercept = fit_ddt(tau[bkg], rho[bkg], w[bkg], dcfg["fit_range"], dcfg["bins"])
+    log.info("DDT: <tau21>(rho') = %.4f + %.4f rho' on %d QCD training jets", intercept, slope, len(bkg))
+    return ddt_score(tau[te], rho[te], slope), {"slope": slope, "intercept": intercept,
+                                                "fit_range": list(dcfg["fit_range"])}
 
 
 def _event_baselines(cfg: Config, paths: Sequence[str | Path], ex: Examples, cnn: dict[str, np.ndarray]
@@ -741,14 +758,17 @@ def _check_classes(ex: Examples, paths: Sequence[str | Path]) -> None:
 
 def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
              metrics_path: str | Path, scores_path: str | Path | None = None,
-             preprocessing_path: str | Path | None = None) -> dict[str, Any]:
+             preprocessing_path: str | Path | None = None,
+             variants: Mapping[str, str | Path] | None = None) -> dict[str, Any]:
     """Score the test split with the CNN and the baselines of the study's kind; write ``metrics.json``.
 
     Returns
     -------
     dict
         ``{tagger: {"auc": x, "auc_err": dx, "rejection": {"0.3": r, ...},
-        "rejection_err": {"0.3": dr, ...}, "n_bootstrap": b}}`` for every tagger of the kind
+        "rejection_err": {"0.3": dr, ...}, "n_bootstrap": b}}`` (jets also ``"inv_jsd":
+        {"0.5": x}, "inv_jsd_err"``: :func:`jetimage.decorrelation.sculpting_metrics`) for every
+        tagger of the kind
         (:data:`TAGGERS_OF`); ``n_test`` (test examples per class, inside the jets' mass window if
         any); the kind's own keys: jets ``selection`` (mass window, pT reweighting) and, with
         ``preprocessing_path``, ``preprocessing`` (:func:`jetimage.diagnostics.run_study`);
@@ -761,6 +781,9 @@ def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     ``corr_cnn_pixel`` (:class:`ImageSummary`), and the index of each test example
     (:func:`example_index`: ``index_sample``, ``index_file``, ``index_entry``) to match the scores
     back to the ROOT trees (and to the friend trees of ``jetimage apply``).
+
+    ``variants`` maps ``train.variants`` names to their models: each is scored as the tagger
+    ``cnn_<name>`` beside the others.
     """
     read_examples, baselines = KINDS[cfg.kind]
     ex = read_examples(cfg, inputs)
@@ -776,7 +799,10 @@ def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
         cnn["validation"] = predict(model, inputs, va[ex.selected[va]])
     scores, extra = baselines(cfg, inputs, ex, cnn)
     scores = {"cnn": cnn["test"], **scores}
-    metrics = _metrics(cfg, scores, ex.labels[te][sel], ex.weights[te][sel], sel)
+    for name, path in (variants or {}).items():  # the mass-decorrelated CNNs (train.variants)
+        scores[f"cnn_{name}"] = predict(load_model(path), inputs, te)
+    mass = ex.columns["jet_m"][te][sel].astype(np.float64) if cfg.kind == "jets" else None
+    metrics = _metrics(cfg, scores, ex.labels[te][sel], ex.weights[te][sel], sel, mass)
     metrics.update(extra)
     if preprocessing_path is not None:
         metrics["preprocessing"] = json.loads(Path(preprocessing_path).read_text())
@@ -813,19 +839,33 @@ def example_index(paths: Sequence[str | Path], rows: np.ndarray) -> dict[str, np
             (("sample", samples), ("file", files), ("entry", entries))}
 
 
+def sculpting_edges(cfg: Config) -> np.ndarray:
+    """Mass bins of the sculpting metric: ``evaluate.sculpting.bin_width`` GeV over the study's
+    mass range (the mass window if any, else the range of the mass baseline)."""
+    window = cfg["evaluate"]["mass_window"] or BASELINES["mass"][1]
+    return mass_edges(window, cfg["evaluate"]["sculpting"]["bin_width"])
+
+
 def _metrics(cfg: Config, scores: dict[str, np.ndarray], y: np.ndarray, w: np.ndarray,
-             sel: np.ndarray) -> dict[str, Any]:
+             sel: np.ndarray, mass: np.ndarray | None = None) -> dict[str, Any]:
     ecfg = cfg["evaluate"]
     seed = derive_seed(cfg["seed"], BOOTSTRAP_STREAM)
+    taggers = [*TAGGERS_OF[cfg.kind], *(k for k in scores if k not in TAGGERS_OF[cfg.kind])]
     metrics: dict[str, Any] = {
         name: tagger_metrics(scores[name][sel], y, w, ecfg["efficiencies"], ecfg["bootstrap"], seed)
         if name in scores else None
-        for name in TAGGERS_OF[cfg.kind]
+        for name in taggers
     }
-    for name in TAGGERS_OF[cfg.kind]:
-        if metrics[name] is None:
-            log.warning("%-10s not computed: null in metrics.json", name)
-            continue
-        log.info("%-10s AUC %.4f  1/eps_B %s", name, metrics[name]["auc"], metrics[name]["rejection"])
+    for name in [t for t in taggers if metrics[t] is None]:
+        log.warning("%-10s not computed: null in metrics.json", name)
+    if mass is not None:  # jets: how much each tagger's cut sculpts the QCD mass
+        edges = sculpting_edges(cfg)
+        for name in [t for t in taggers if metrics[t] is not None]:
+            metrics[name].update(sculpting_metrics(
+                scores[name][sel], y, w, mass, edges, ecfg["sculpting"]["efficiencies"],
+                ecfg["bootstrap"], seed, name))
+    for name in [t for t in taggers if metrics[t] is not None]:
+        log.info("%-10s AUC %.4f  1/eps_B %s  1/JSD %s", name, metrics[name]["auc"],
+                 metrics[name]["rejection"], metrics[name].get("inv_jsd"))
     metrics["n_test"] = {"signal": int((y == 1).sum()), "background": int((y == 0).sum())}
     return metrics

@@ -268,3 +268,6 @@ def build(name: str, input_shape: tuple[int, int, int], **hp: Any) -> keras.Mode
     if name not in ZOO:
         raise KeyError(f"train.model: unknown model {name!r}; available: {sorted(ZOO)}")
     return ZOO[name](input_shape, **hp)
+
+
+from . import disco  # noqa: E402, F401  (registers the DisCo loss and metrics for loading)

@@ -32,6 +32,7 @@ LABELS = {
     "tau21": r"$\tau_{21}$",
     "delta_r": r"$\Delta R$(subjets)",
     "mass": "Trimmed jet mass",
+    "tau21_ddt": r"DDT $\tau_{21}'$",
     "n_fatjets": r"$N_{\mathrm{fat\ jet}}$",
     "mj": r"$M_J$",
 }
@@ -372,6 +373,86 @@ def _cnn_output(c: _Context) -> list[Path]:
                       classes=c.classes)
 
 
+def sculpting_plane(points: Mapping[str, tuple[float, float, float, float]],
+                    masses: Mapping[str, np.ndarray], weights: Mapping[str, np.ndarray],
+                    edges: np.ndarray, stem: str | Path, efficiency: float = 0.5, text: str = "",
+                    sqrt_s_tev: float = 13.0) -> list[Path]:
+    """Background rejection against mass decorrelation, and the QCD mass after the cut.
+
+    Left: every tagger in the (1/eps_B, 1/JSD) plane at the cut keeping the signal efficiency
+    ``efficiency`` (arXiv:2001.05310; up and right is better), with bootstrap error bars. Right:
+    the QCD jet-mass distribution before any cut and after the cut of the nominal CNN and of each
+    decorrelated tagger, each normalized to unity.
+
+    Parameters
+    ----------
+    points
+        Tagger -> ``(1/eps_B, its error, 1/JSD, its error)``; only finite values are given.
+    masses, weights
+        Label (``"no cut"`` or a tagger) -> ``(n,)`` masses (GeV) and weights of the QCD jets.
+    edges
+        Mass bin edges (GeV).
+    """
+    hep.style.use("ATLAS")
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(17, 7.5))
+    colours = plt.cm.tab20(np.linspace(0.0, 1.0, 20))
+    for k, (name, (r, dr, j, dj)) in enumerate(points.items()):
+        ax.errorbar([r], [j], xerr=[dr], yerr=[dj], fmt="osD^vPX*"[k % 8], ms=8,
+                    color=colours[(2 * k) % 20 + (k // 10) % 2], label=LABELS.get(name, name))
+        ax.annotate(LABELS.get(name, name), (r, j), xytext=(4, 4), textcoords="offset points", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(rf"Background rejection $1/\varepsilon_B$ at $\varepsilon_S$ = {efficiency:g}")
+    ax.set_ylabel(r"Mass decorrelation $1/\mathrm{JSD}$ (QCD, pass vs fail)")
+    ax.legend(loc="lower left", fontsize=10, ncol=2)
+    _label(ax, text, sqrt_s_tev, loc="upper right")
+    for name, m in masses.items():
+        counts, _ = np.histogram(m, edges, weights=weights[name])
+        if counts.sum() > 0:
+            hep.histplot(counts, edges, density=True, ax=bx, lw=2, label=LABELS.get(name, name))
+    bx.set_xlabel("Trimmed jet mass [GeV]")
+    bx.set_ylabel("QCD jets, normalized to unity")
+    bx.set_xlim(edges[0], edges[-1])
+    bx.legend(loc="upper right", fontsize=11, title=rf"after the cut at $\varepsilon_S$ = {efficiency:g}")
+    _label(bx, text, sqrt_s_tev, loc="upper left")
+    fig.tight_layout()
+    return _save(fig, stem)
+
+
+def _sculpting(c: _Context) -> list[Path]:
+    """The (1/eps_B, 1/JSD) plane of every tagger of the scores file and the QCD mass after the
+    cuts (first sculpting efficiency); taggers with an infinite or undefined figure are left out
+    with a warning."""
+    import logging
+
+    from .decorrelation import Sculpting
+    from .evaluate import TAGGERS_OF, FastROC, rejection_at, sculpting_edges
+
+    ecfg = c.cfg["evaluate"]
+    eff, edges = ecfg["sculpting"]["efficiencies"][0], sculpting_edges(c.cfg)
+    y, w, mass = c.y[c.win], c.w[c.win], c.scores["mass"][c.win].astype(np.float64)
+    rng = np.random.default_rng(c.cfg["seed"])
+    reps = [w * rng.poisson(1.0, len(w)) for _ in range(max(ecfg["bootstrap"], 2))]
+    names = [k.removeprefix("score_") for k in c.scores if k.startswith("score_")]
+    points, qcd = {}, y == 0
+    masses, weights = {"no cut": mass[qcd]}, {"no cut": w[qcd]}
+    for name in names:
+        score = c.scores[f"score_{name}"][c.win].astype(np.float64)
+        roc, sc = FastROC(score, y), Sculpting(score, y, mass, edges)
+        values = np.array([[rejection_at(*roc.curve(v), eff), sc.inv_jsd(v, eff)] for v in [w, *reps]])
+        if not np.isfinite(values[0]).all():
+            logging.getLogger(__name__).warning("sculpting figure: %s has 1/eps_B, 1/JSD = %s: "
+                                                "left out", name, values[0].tolist())
+            continue
+        err = [float(np.std(col[np.isfinite(col)], ddof=1)) for col in values[1:].T]
+        points[name] = (values[0, 0], err[0], values[0, 1], err[1])
+        if name in ("cnn", "tau21_ddt") or name not in TAGGERS_OF["jets"]:  # nominal CNN, decorrelated
+            cut = sc.passing(w, eff)
+            masses[name], weights[name] = mass[qcd & cut], w[qcd & cut]
+    return sculpting_plane(points, masses, weights, edges, c.stem("sculpting"), eff, c.text_all,
+                           c.sqrt_s)
+
+
 def _figures(sculpting: dict[str, Any]) -> dict[str, Any]:
     """The figures of a kind in the order of the report: the ROC, the kind's sculpting figures, then
     the figures every kind has."""
@@ -385,7 +466,8 @@ FIGURES: dict[str, dict[str, Any]] = {
         "cnn_vs_mass": _cnn_vs("mass", "Trimmed jet mass [GeV]", np.linspace(0.0, 200.0, 41)),
         "cnn_vs_tau21": _cnn_vs("tau21", r"$\tau_{21}$", np.linspace(0.0, 1.0, 26)),
         "cnn_vs_delta_r": _cnn_vs("delta_r", r"$\Delta R$ between the two leading subjets",
-                                  np.linspace(0.0, 1.2, 25))}),
+                                  np.linspace(0.0, 1.2, 25)),
+        "sculpting": _sculpting}),
     "events": _figures({
         "cnn_vs_n_fatjets": _cnn_vs("n_fatjets", r"$N_{\mathrm{fat\ jet}}$", np.arange(-0.5, 10.5)),
         "cnn_vs_mj": _cnn_vs("mj", r"$M_J$ [GeV]", np.linspace(0.0, 2000.0, 41))}),

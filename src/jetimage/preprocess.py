@@ -25,11 +25,28 @@ Modes
     * flip: the reflection ``pz -> -pz`` (eta -> -eta), an improper but mass-preserving
       transformation; applied twice it is the identity.
 
+    * boost normalization (``normalize: boost``): after the translation the centre direction is
+      the +x axis; every constituent of a jet is boosted along it with the rapidity ``y`` that
+      gives the jet the reference energy ``E_ref`` (``boost_energy``, GeV):
+      ``E' = E cosh(y) - px sinh(y)``, ``px' = px cosh(y) - E sinh(y)``, py and pz unchanged.
+      With ``T = sqrt(E_J^2 - px_J^2)`` and ``Y = atanh(px_J / E_J)`` of the jet,
+      ``E'_J = T cosh(Y - y)``, so ``y = Y - acosh(E_ref / T)`` (jets with ``T > E_ref`` cannot
+      reach it and stop at rest along x: ``y = Y``, ``E'_J = T``). Aberration: a massless
+      constituent at angle theta from the axis goes to ``tan(theta'/2) = e^y tan(theta/2)``, with
+      ``E' = E (cosh y - sinh y cos theta)``; near the axis ``theta' ~= theta E_J / E_ref``: the image
+      is stretched (or shrunk) by the jet's energy over the reference. Invariant: every invariant
+      mass (constituents, subjet pairs, the jet), the momentum components transverse to the axis
+      (so the rotation angle about it), the light-cone fractions ``(E_i + px_i) / (E_J + px_J)``;
+      the energy fractions ``E_i / E_J`` only near the axis. The boost commutes with the rotation
+      about x and with the flip, so it is applied right after the translation.
+
     All of them keep every constituent mass and the jet invariant mass exactly (to rounding,
     below 1e-9 relative in float64). Pixelization comes last, by default with the ``moment``
     kernel of :mod:`jetimage.pixelize`, whose image mass does not depend on where in a pixel a
-    constituent falls; so the image mass is also kept. Normalization divides the image by a
-    per-jet scale (stored), which scales the image mass by the same factor.
+    constituent falls; so the image mass is also kept. Normalization ``l1`` or ``l2`` divides the
+    image by a per-jet scale (stored), which scales the image mass by the same factor; ``boost``
+    gives every jet the energy ``E_ref`` (the total of an E image; of a pT image up to
+    ``cosh(eta)`` of its pixels) and keeps its mass (the rapidity is stored as ``boost_rapidity``).
 
 ``image`` (the published way, kept as the control; arXiv:1407.5675, arXiv:1511.05190)
     The constituents are pixelized on the fixed detector grid (cells of the pixel size with
@@ -248,6 +265,38 @@ def rotate_about_x(
     return pz * cos - py * sin, pz * sin + py * cos
 
 
+def boost_rapidity(e_jet: np.ndarray, px_jet: np.ndarray, e_ref: float) -> np.ndarray:
+    """Rapidity of the boost along +x that gives each jet the energy ``e_ref``.
+
+    Parameters
+    ----------
+    e_jet, px_jet
+        ``(n_jets,)`` jet energy and momentum along the boost axis (GeV), ``e_jet >= |px_jet|``.
+    e_ref
+        Reference energy (GeV).
+
+    Returns
+    -------
+    np.ndarray
+        ``(n_jets,)`` float64 ``y = Y - acosh(e_ref / T)`` with ``T = sqrt(E^2 - px^2)`` and
+        ``Y = atanh(px / E)``, so that ``E cosh(y) - px sinh(y) = e_ref``; ``y = Y`` (the jet at
+        rest along x, energy ``T``) where ``T > e_ref``; 0 for empty or light-like jets (T = 0).
+    """
+    e_jet, px_jet = np.asarray(e_jet, np.float64), np.asarray(px_jet, np.float64)
+    t2 = (e_jet - px_jet) * (e_jet + px_jet)
+    ok = (t2 > 0) & (e_jet > 0)
+    t = np.sqrt(np.where(ok, t2, 1.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        big_y = 0.5 * np.log(np.where(ok, (e_jet + px_jet) / (e_jet - px_jet), 1.0))
+    return np.where(ok, big_y - np.arccosh(np.maximum(e_ref / t, 1.0)), 0.0)
+
+
+def boost_along_x(px: np.ndarray, e: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Boost ``(n,)`` momenta along +x by rapidity ``y`` (``(n,)``): returns ``(px', E')``."""
+    ch, sh = np.cosh(y), np.sinh(y)
+    return px * ch - e * sh, e * ch - px * sh
+
+
 @dataclass
 class Frame:
     """Constituents after the Lorentz-mode preprocessing.
@@ -266,6 +315,7 @@ class Frame:
     phi: np.ndarray
     angle: np.ndarray
     flip: np.ndarray
+    boost: np.ndarray | None = None
 
 
 def lorentz_frame(
@@ -276,8 +326,9 @@ def lorentz_frame(
     flip: str = "none",
     intensity: str = "pt",
     subjet2: tuple[np.ndarray, np.ndarray] | None = None,
+    boost_energy: float | None = None,
 ) -> Frame:
-    """Apply the Lorentz-mode translation, rotation and flip to the constituents.
+    """Apply the Lorentz-mode translation, boost, rotation and flip to the constituents.
 
     Computations run in the dtype of ``flat`` (float64 for exact checks, float32 for
     images); per-jet parameters are computed in float64.
@@ -296,6 +347,10 @@ def lorentz_frame(
         ``pt`` or ``e``: the weight of the principal axis and the parity decision.
     subjet2
         ``(eta, phi)`` ``(n_jets,)`` of the second subjet, NaN where absent.
+    boost_energy
+        If given, the reference energy ``E_ref`` (GeV) of the boost normalization (module
+        docstring): after the translation every jet is boosted along the centre direction to
+        energy ``E_ref``; ``Frame.boost`` holds the rapidities ``(n_jets,)``.
 
     Returns
     -------
@@ -315,10 +370,14 @@ def lorentz_frame(
     ch, sh = per_constituent(np.cosh(eta0)), per_constituent(np.sinh(eta0))
     pz = pz0 * ch - flat.e * sh
     e = flat.e * ch - pz0 * sh
+    y = None
+    if boost_energy is not None:
+        y = boost_rapidity(segment_sum(e, offsets), segment_sum(px, offsets), boost_energy)
+        px, e = boost_along_x(px, e, per_constituent(y))
 
     angle = np.zeros(n_jets)
     if rotate != "none":
-        w = e if intensity == "e" else flat.pt
+        w = e if intensity == "e" else (flat.pt if y is None else np.sqrt(px * px + py * py))
         angle = _rotation_angle(rotate, px, py, pz, w, offsets, eta0, phi0, subjet2)
         pz, py = rotate_about_x(pz, py, per_constituent(np.cos(angle)),
                                 per_constituent(np.sin(angle)))
@@ -337,7 +396,7 @@ def lorentz_frame(
     with np.errstate(invalid="ignore", divide="ignore"):
         eta = np.arcsinh(pz / pt)
     phi = np.arctan2(py, px)
-    return Frame(px, py, pz, e, pt, eta, phi, angle, sign)
+    return Frame(px, py, pz, e, pt, eta, phi, angle, sign, y)
 
 
 def _rotation_angle(rotate: str, px: np.ndarray, py: np.ndarray, pz: np.ndarray, w: np.ndarray,
@@ -381,21 +440,29 @@ def _lorentz_images_numpy(
     n = len(flat.counts)
     images = np.empty((n, *grid.shape, len(channels)), dtype=np.float32)
     angle, sign, scale = np.zeros(n), np.ones(n), np.ones((n, len(channels)))
+    how = options.get("normalize", "none")
+    e_ref = boost_reference(options) if how == "boost" else None
+    boost = np.zeros(n)
     for j0 in range(0, n, BLOCK_JETS):
         j1 = min(j0 + BLOCK_JETS, n)
         sl = slice(j0, j1)
         fr = lorentz_frame(
             flat.block(j0, j1), eta0[sl], phi0[sl], rotate, flip, options["intensity"],
-            None if subjet2 is None else (subjet2[0][sl], subjet2[1][sl]),
+            None if subjet2 is None else (subjet2[0][sl], subjet2[1][sl]), e_ref,
         )
         value = fr.e if options["intensity"] == "e" else fr.pt
         weights = value if list(channels) == ["total"] else channel_weights(
             value, flat.block(j0, j1).flags, channels)
         pixelize_flat(fr.eta, fr.phi, weights, flat.counts[sl], grid, deposit, out=images[sl])
         # normalize while the block is in the cache
-        scale[sl] = normalize(images[sl], options.get("normalize", "none"))[1]
+        scale[sl] = normalize(images[sl], "none" if e_ref is not None else how)[1]
         angle[sl], sign[sl] = fr.angle, fr.flip
-    return images, _lorentz_extras(eta0, phi0, rotate, flip, angle, sign), scale
+        if e_ref is not None:
+            boost[sl] = fr.boost
+    extras = _lorentz_extras(eta0, phi0, rotate, flip, angle, sign)
+    if e_ref is not None:
+        extras["boost_rapidity"] = boost
+    return images, extras, scale
 
 
 def _lorentz_extras(
@@ -407,6 +474,45 @@ def _lorentz_extras(
     if flip != "none":
         extras["flipped"] = (sign < 0).astype(np.int8)
     return extras
+
+
+def boost_reference(options: dict[str, Any]) -> float:
+    """The reference energy ``E_ref`` (GeV) of ``normalize: boost``: ``options["boost_energy"]``
+    (the configuration fills it with the middle of the jet pT window when null)."""
+    e_ref = options.get("boost_energy")
+    if e_ref is None or not np.isfinite(e_ref) or e_ref <= 0:
+        raise ValueError(f"images.boost_energy: normalize: boost needs a positive reference energy "
+                         f"in GeV, got {e_ref!r}")
+    return float(e_ref)
+
+
+@dataclass
+class Boosted:
+    """Constituents translated and boosted to ``E_ref`` (float64), ready for the compiled kernel
+    with the centre at (0, 0): ``flat``; the second-subjet direction in that frame,
+    ``s2_eta, s2_phi`` ``(n_jets,)``; the boost rapidities ``y`` ``(n_jets,)``."""
+
+    flat: Flat
+    s2_eta: np.ndarray
+    s2_phi: np.ndarray
+    y: np.ndarray
+
+
+def boosted_input(flat: Flat, eta0: np.ndarray, phi0: np.ndarray, s2_eta: np.ndarray,
+                  s2_phi: np.ndarray, e_ref: float) -> Boosted:
+    """Translate and boost (:func:`lorentz_frame` with ``boost_energy``) in float64, and express
+    the result, constituents and the light-like second-subjet direction, as (pT, eta, phi, E)
+    about the centre (0, 0). The boost leaves py, pz of the subjet direction, hence the subjet
+    rotation angle, unchanged."""
+    fr = lorentz_frame(flat, eta0, phi0, boost_energy=e_ref)
+    d_eta, d_phi = s2_eta - eta0, delta_phi(s2_phi, phi0)
+    ch, sh = np.cosh(fr.boost), np.sinh(fr.boost)
+    px = np.cos(d_phi) * ch - np.cosh(d_eta) * sh
+    py, pz = np.sin(d_phi), np.sinh(d_eta)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        b_eta = np.arcsinh(pz / np.hypot(px, py))
+    out = Flat(fr.pt, fr.eta, fr.phi, fr.e, flat.flags, flat.counts, flat.offsets)
+    return Boosted(out, b_eta, np.arctan2(py, px), fr.boost)
 
 
 def _code(table: dict[str, int], value: str, message: str) -> int:
@@ -424,7 +530,8 @@ def _lorentz_images(
     from . import _kernels as K  # numba is imported (and the kernel loaded) on first use
 
     rotate, flip = options.get("rotate", "none"), options.get("flip", "none")
-    normalize_how = options.get("normalize", "none")
+    boost = options.get("normalize", "none") == "boost"
+    normalize_how = "none" if boost else options.get("normalize", "none")
     codes = dict(
         rotate=_code(K.ROTATE_CODES, rotate, "images.rotate: unknown rotation"),
         flip=_code(K.FLIP_CODES, flip, "images.flip: unknown flip"),
@@ -441,19 +548,27 @@ def _lorentz_images(
     else:
         s2_eta = s2_phi = np.full(len(eta0), np.nan)
     massless = bool(options.get("massless", True))
-    flat = Flat.from_awkward(jets.constituents, np.float64, energy=not massless,
-                             with_flags=not total_only)
+    flat = Flat.from_awkward(jets.constituents, np.float64, energy=not massless or boost,
+                             massless=massless, with_flags=not total_only)
+    k_eta0, k_phi0, y = np.ascontiguousarray(eta0), np.ascontiguousarray(phi0), None
+    if boost:
+        b = boosted_input(flat, k_eta0, k_phi0, s2_eta, s2_phi, boost_reference(options))
+        flat, s2_eta, s2_phi, y = b.flat, b.s2_eta, b.s2_phi, b.y
+        k_eta0, k_phi0 = np.zeros_like(k_eta0), np.zeros_like(k_phi0)
     n = len(flat.counts)
     images = _output(out, (n, *grid.shape, len(channels)))
     angle, sign, scale = np.empty(n), np.empty(n), np.empty((n, len(channels)))
     K.lorentz_images(
         flat.pt, flat.eta, flat.phi, flat.e, flat.flags, flat.offsets.astype(np.int64),
-        np.ascontiguousarray(eta0), np.ascontiguousarray(phi0), s2_eta, s2_phi,
+        k_eta0, k_phi0, s2_eta, s2_phi,
         codes["rotate"], codes["flip"], options["intensity"] == "e", massless, channels,
         codes["deposit"], codes["normalize"], float(grid.pixel_eta), float(grid.pixel_phi),
         images, angle, sign, scale,
     )
-    return images, _lorentz_extras(eta0, phi0, rotate, flip, angle, sign), scale
+    extras = _lorentz_extras(eta0, phi0, rotate, flip, angle, sign)
+    if y is not None:
+        extras["boost_rapidity"] = y
+    return images, extras, scale
 
 
 # ---------------------------------------------------------------------------------------------
@@ -702,7 +817,8 @@ def make_images(
         ``(n_jets,)`` jet records with ``constituents`` (see the module docstring).
     options
         ``n_eta, n_phi, pixel_eta, pixel_phi, intensity, channels, centre, rotate, flip,
-        normalize, mode``; optionally ``deposit`` (``ngp`` | ``moment``; default ``moment``
+        normalize, mode`` (``boost_energy`` in GeV with ``normalize: boost``); optionally
+        ``deposit`` (``ngp`` | ``moment``; default ``moment``
         in ``lorentz`` mode and ``ngp`` in ``image`` mode) and ``massless`` (default true:
         every constituent enters as a massless deposit at its (eta, phi) with its pT, i.e.
         ``E = pT cosh(eta)``, as calorimeter cells see particles; false: the stored hadron
@@ -723,8 +839,8 @@ def make_images(
     extras : dict
         Per-jet ``(n_jets,)`` arrays to store beside the images: ``centre_eta``,
         ``centre_phi`` (the centre, or in ``image`` mode the central pixel's detector position),
-        ``rotation`` (radians, if rotating), ``flipped`` (0/1, if flipping) and
-        ``norm_scale_<channel>`` (if normalizing).
+        ``rotation`` (radians, if rotating), ``flipped`` (0/1, if flipping),
+        ``norm_scale_<channel>`` (``l1``, ``l2``) and ``boost_rapidity`` (``boost``).
     """
     grid = Grid.from_config(options)
     mode = options.get("mode", "lorentz")
@@ -737,6 +853,9 @@ def make_images(
     elif mode == "lorentz":
         images, extras, scale = _lorentz_images_numpy(jets, options, grid)
     elif mode == "image":
+        if how == "boost":
+            raise ValueError("images.normalize: boost is a Lorentz transformation of the "
+                             "constituents; it needs images.mode: lorentz")
         images, extras = _image_images(jets, options, grid)
         images, scale = normalize(images, how)
     else:
@@ -745,7 +864,7 @@ def make_images(
         target = _output(out, images.shape)
         target[...] = images
         images = target
-    if how != "none":
+    if how in ("l1", "l2"):
         for k, name in enumerate(options["channels"]):
             extras[f"norm_scale_{name}"] = scale[:, k]
     return images, extras

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import Config, derive_seed
+from .config import Config, ConfigError, derive_seed
 from .io import InputError, atomic_path, contiguous_reads, finite_images, read_columns
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,8 @@ class ImageStream:
         rows
             ``(n,)`` global row indices of the split to stream.
         labels, weights
-            ``(n_total,)`` per-row label and sample weight of all rows of all files.
+            ``(n_total,)`` per-row label (or ``(n_total, k)`` targets, label first: DisCo adds the
+            jet mass) and sample weight of all rows of all files.
         batch_size
             Images per batch (the last batch of an epoch may be smaller).
         workers
@@ -334,10 +335,11 @@ def train_seed(cfg: Config, *keys: int) -> int:
     return derive_seed(cfg["seed"], TRAIN_STREAM, *extra, *keys)
 
 
-def _streams(cfg: Config, inputs: Sequence[str | Path], labels: np.ndarray, weights: np.ndarray
-             ) -> tuple[Any, Any]:
-    """The training stream (shuffled per epoch) and the validation stream of the split."""
-    tcfg = cfg["train"]
+def _streams(cfg: Config, inputs: Sequence[str | Path], labels: np.ndarray, weights: np.ndarray,
+             batch_size: int | None = None) -> tuple[Any, Any]:
+    """The training stream (shuffled per epoch) and the validation stream of the split, in batches
+    of ``batch_size`` (default ``train.batch_size``)."""
+    tcfg = {**cfg["train"], "batch_size": batch_size or cfg["train"]["batch_size"]}
     split = dataset_split(cfg, len(labels))
     common = dict(block_rows=tcfg["block_rows"], blocks_per_group=tcfg["shuffle_blocks"],
                   workers=tcfg["workers"])
@@ -351,11 +353,13 @@ def _streams(cfg: Config, inputs: Sequence[str | Path], labels: np.ndarray, weig
     return train_data, val_data
 
 
-def _compiled_model(cfg: Config, train_data: Any, n_gpus: int) -> Any:
-    """The configured zoo model, its standardization adapted on training images, compiled."""
+def _compiled_model(cfg: Config, train_data: Any, n_gpus: int, lam: float | None = None) -> Any:
+    """The configured zoo model, its standardization adapted on training images, compiled (with
+    the DisCo loss of weight ``lam`` when given, :func:`jetimage.disco.objective`)."""
     import keras
 
     from . import models
+    from .disco import objective
 
     tcfg = cfg["train"]
     with _strategy_scope(n_gpus):
@@ -366,10 +370,11 @@ def _compiled_model(cfg: Config, train_data: Any, n_gpus: int) -> Any:
         shape = tuple(train_data[0][0].shape[1:])
         model = models.build(tcfg["model"], shape, normalization=norm, augment=tcfg["augment"],
                              transform=tcfg["transform"])
+        loss, metrics = objective(lam)
         model.compile(
             optimizer=keras.optimizers.Adam(tcfg["learning_rate"]),
-            loss="binary_crossentropy",
-            weighted_metrics=["accuracy", keras.metrics.AUC(name="auc")],
+            loss=loss,
+            weighted_metrics=metrics,
             jit_compile=bool(n_gpus > 0 and tcfg["jit_compile"]),
         )
     return model
@@ -455,8 +460,49 @@ def _callbacks(cfg: Config, train_data: Any, files: dict[str, Path], model_dir: 
     return callbacks
 
 
+def variant_of(cfg: Config, name: str | None) -> dict[str, Any] | None:
+    """The ``train.variants`` entry called ``name`` (None for the nominal CNN).
+
+    Raises
+    ------
+    ConfigError
+        Naming the configured variants when there is none of that name.
+    """
+    if name is None:
+        return None
+    found = [v for v in cfg["train"]["variants"] if v["name"] == name]
+    if not found:
+        raise ConfigError(f"train.variants: no variant named {name!r}; have "
+                          f"{[v['name'] for v in cfg['train']['variants']]}")
+    return found[0]
+
+
+def training_targets(cfg: Config, inputs: Sequence[str | Path], variant: dict[str, Any] | None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(labels (n,), targets, weights (n,))`` of every row: targets are the labels, or for a
+    DisCo variant ``(n, 2)`` (label, jet mass in GeV); weights are the event weights balanced per
+    class, planed for a planing variant (:func:`jetimage.decorrelation.planing_weights`)."""
+    extra = ["jet_m", "jet_pt"] if variant is not None else []
+    cols = read_columns(inputs, ["labels", "weights", *extra])
+    labels = cols["labels"].astype(np.float32)
+    weights = balanced_weights(labels, cols["weights"])
+    if variant is None:
+        return labels, labels, weights
+    mass = cols["jet_m"].astype(np.float64)
+    if variant["method"] == "planing":
+        from .decorrelation import planing_weights
+
+        window = cfg["evaluate"]["mass_window"] or (0.0, 300.0)
+        j = cfg["jets"]
+        weights = planing_weights(labels, mass, cols["jet_pt"], weights,
+                                  np.linspace(window[0], window[1], variant["bins"] + 1),
+                                  np.linspace(j["pt_min"], j["pt_max"], cfg["evaluate"]["pt_bins"] + 1))
+        return labels, labels, weights
+    return labels, np.c_[labels, mass].astype(np.float32), weights
+
+
 def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
-          history_path: str | Path) -> dict[str, list[float]]:
+          history_path: str | Path, variant: str | None = None) -> dict[str, list[float]]:
     """Train the configured model on the image files ``inputs``, streaming them from disk.
 
     One trainer for every kind of study: jet images and whole-event images alike. The rows of
@@ -471,6 +517,10 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     kept as ``<model stem>.checkpoints/epoch_NNN.keras``; a backup of the training state after
     every epoch lets a killed run resume where it stopped.
 
+    With ``variant`` (a ``train.variants`` name) the same model is trained mass-decorrelated:
+    DisCo (the stream yields the jet mass beside the label, the loss adds lambda dCorr^2) or
+    planing (planed weights); see :func:`training_targets`.
+
     Returns
     -------
     dict
@@ -480,17 +530,18 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
 
     tcfg = cfg["train"]
     keras.utils.set_random_seed(train_seed(cfg))
-    cols = read_columns(inputs, ["labels", "weights"])
-    labels = cols["labels"].astype(np.float32)
-    weights = balanced_weights(labels, cols["weights"])
+    var = variant_of(cfg, variant)
+    labels, targets, weights = training_targets(cfg, inputs, var)
     n_gpus = accelerators()
     if n_gpus > 0 and tcfg["mixed_precision"]:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    train_data, val_data = _streams(cfg, inputs, labels, weights)
+    train_data, val_data = _streams(cfg, inputs, targets, weights,
+                                    var.get("batch_size") if var is not None else None)
     log.info("training %s on %d images (%d signal), validating on %d, backend %s, devices %s",
              tcfg["model"], train_data.n, int(labels[np.concatenate(train_data.blocks)].sum())
              if train_data.blocks else 0, val_data.n, keras.backend.backend(), _devices())
-    model = _compiled_model(cfg, train_data, n_gpus)
+    model = _compiled_model(cfg, train_data, n_gpus,
+                            var["lambda"] if var is not None and var["method"] == "disco" else None)
     files = _training_files(model_path)
     with exclusive(model_path):
         callbacks = _callbacks(cfg, train_data, files, Path(model_path).parent)

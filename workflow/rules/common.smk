@@ -66,6 +66,7 @@ wildcard_constraints:
     study="|".join(map(re.escape, STUDIES)),
     sample=r"[A-Za-z0-9][A-Za-z0-9_-]*",
     shard=r"\d+",
+    variant=r"[a-z0-9_]+",
     part=r"\d+",
 
 
@@ -119,6 +120,18 @@ def train_gpus(wildcards):
     return int(STUDIES[wildcards.study]["train"]["gpus"])
 
 
+def variant_models(wildcards):
+    """The mass-decorrelated CNNs of the study (train.variants), name -> model file."""
+    return {v["name"]: f"results/{wildcards.study}/model/variants/{v['name']}.keras"
+            for v in STUDIES[wildcards.study]["train"]["variants"]}
+
+
+def variants_flag(wildcards, input):
+    """evaluate's --variants NAME=MODEL items (empty without variants)."""
+    items = [f"{name}={path}" for name, path in variant_models(wildcards).items()]
+    return ("--variants " + " ".join(shlex.quote(i) for i in items)) if items else ""
+
+
 def preprocessing_input(wildcards):
     """The image-mass study enters the metrics of jet studies."""
     return [f"results/{wildcards.study}/preprocessing.json"] if STUDIES[wildcards.study].kind == "jets" else []
@@ -131,7 +144,7 @@ def preprocessing_flag(wildcards, input):
 # Figures of each kind (jetimage.plots.FIGURES; listed here so that parsing the workflow does not
 # import matplotlib; tests/test_plots.py checks that the two agree).
 FIGURES = {
-    "jets": ["roc", "cnn_vs_mass", "cnn_vs_tau21", "cnn_vs_delta_r", "mean_images",
+    "jets": ["roc", "cnn_vs_mass", "cnn_vs_tau21", "cnn_vs_delta_r", "sculpting", "mean_images",
              "pixel_correlation", "training", "cnn_output"],
     "events": ["roc", "cnn_vs_n_fatjets", "cnn_vs_mj", "mean_images", "pixel_correlation",
                "training", "cnn_output"],

@@ -6,6 +6,7 @@ rule evaluate:
         images=image_files,
         model=rules.train.output.model,
         preprocessing=preprocessing_input,
+        variants=lambda w: list(variant_models(w).values()),
     output:
         metrics=report(
             f"{OUT}/metrics.json",
@@ -22,6 +23,7 @@ rule evaluate:
         jetimage=JETIMAGE,
         config=config_of,
         preprocessing=preprocessing_flag,
+        variants=variants_flag,
         settings=section("evaluate", "train", "seed", "jets", "events"),
     threads: 4  # capped at --cores when run locally
     resources:
@@ -32,4 +34,4 @@ rule evaluate:
     shell:
         "{params.jetimage} evaluate --config {params.config:q} --inputs {input.images:q}"
         " --model {input.model:q} --metrics {output.metrics:q} --scores {output.scores:q}"
-        " {params.preprocessing} > {log:q} 2>&1"
+        " {params.preprocessing} {params.variants} > {log:q} 2>&1"

@@ -30,3 +30,31 @@ rule train:
     shell:
         "{params.jetimage} train --config {params.config:q} --inputs {input:q}"
         " --model {output.model:q} --history {output.history:q} > {log:q} 2>&1"
+
+
+# A mass-decorrelated CNN of train.variants (DisCo or planing): the same trainer, one job each.
+rule train_variant:
+    input:
+        image_files,
+    output:
+        model=f"{OUT}/model/variants/{{variant}}.keras",
+        history=f"{OUT}/model/variants/{{variant}}.history.json",
+    log:
+        f"{LOGS}/train_{{variant}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/train_{{variant}}.tsv"
+    params:
+        jetimage=JETIMAGE,
+        config=config_of,
+        settings=section("train", "seed", "evaluate", "jets"),
+    threads: 4  # capped at --cores when run locally
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=train_gpus,
+    conda:
+        "../envs/jetimage.yaml"
+    shell:
+        "{params.jetimage} train --config {params.config:q} --inputs {input:q}"
+        " --model {output.model:q} --history {output.history:q} --variant {wildcards.variant}"
+        " > {log:q} 2>&1"
