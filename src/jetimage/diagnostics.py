@@ -275,8 +275,8 @@ def run_study(cfg: Config, inputs_by_sample: dict[str, list[str]], json_out: str
     jets, labels, weights = read_study_jets(cfg, inputs_by_sample)
     summary, masses = mass_study(jets, labels, weights, cfg["images"], 0.5,
                                  cfg["evaluate"]["likelihood_bins"])
-    with atomic_path(json_out) as tmp:
+    with atomic_path(json_out) as tmp:  # renamed after the figure: a failed figure leaves no new JSON
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    plot_masses(masses, labels, summary, plot_stem, cfg["generation"]["sqrt_s"] / 1000.0)
+        plot_masses(masses, labels, summary, plot_stem, cfg["generation"]["sqrt_s"] / 1000.0)
     log.info("preprocessing study: %s", json.dumps({k: summary[k] for k in ("lorentz", "image")}))
     return summary

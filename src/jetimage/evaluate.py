@@ -33,7 +33,7 @@ import numpy as np
 
 from .config import Config, ConfigError, derive_seed
 from .fatjets import EVENT_VARIABLES
-from .io import InputError, atomic_path, contiguous_reads, finite_images, image_attrs, read_columns
+from .io import InputError, atomic_paths, contiguous_reads, finite_images, image_attrs, read_columns
 from .train import dataset_split, file_rows
 
 log = logging.getLogger(__name__)
@@ -621,14 +621,14 @@ def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     metrics.update(extra)
     if preprocessing_path is not None:
         metrics["preprocessing"] = json.loads(Path(preprocessing_path).read_text())
-    with atomic_path(metrics_path) as tmp:
-        tmp.write_text(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n")
-    if scores_path is not None:
-        columns = {k: v[te] for k, v in ex.columns.items()}
-        if cfg.kind == "jets":
-            columns = {"mass": columns.pop("jet_m"), **columns}
-        with atomic_path(scores_path) as tmp:
-            np.savez(tmp, labels=ex.labels[te], weights=ex.weights[te], in_window=sel,
+    outputs = [metrics_path] if scores_path is None else [metrics_path, scores_path]
+    with atomic_paths(*outputs) as tmps:  # both files or neither
+        tmps[0].write_text(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n")
+        if scores_path is not None:
+            columns = {k: v[te] for k, v in ex.columns.items()}
+            if cfg.kind == "jets":
+                columns = {"mass": columns.pop("jet_m"), **columns}
+            np.savez(tmps[1], labels=ex.labels[te], weights=ex.weights[te], in_window=sel,
                      **{f"score_{k}": v for k, v in scores.items()}, **columns, **summary.result())
     return metrics
 

@@ -17,7 +17,15 @@ from typing import Any
 import numpy as np
 
 from .config import Config, derive_seed
-from .io import InputError, atomic_path, contiguous_reads, finite_images, read_columns
+from .io import (
+    InputError,
+    atomic_path,
+    atomic_paths,
+    contiguous_reads,
+    ensure_space,
+    finite_images,
+    read_columns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +92,24 @@ class _EpochCheckpoint:
             def on_epoch_end(self, epoch, logs=None):
                 with atomic_path(directory / f"epoch_{epoch + 1:03d}.keras") as tmp:
                     self.model.save(tmp)
+
+        return Callback()
+
+
+class _SpaceCheck:
+    """A Keras callback, first at every epoch end: stop with :class:`OutputError` naming the
+    model's folder when it lacks the space for the epoch's backup and checkpoint. Keras writes
+    the backup with HDF5 in place, and HDF5 can crash (segfault) when the disk fills under it.
+    """
+
+    def __new__(cls, directory: Path):
+        import keras
+
+        class Callback(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                state = [*self.model.weights, *self.model.optimizer.variables]
+                nbytes = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in state)
+                ensure_space(directory / "model.backup", 3 * nbytes)
 
         return Callback()
 
@@ -434,6 +460,7 @@ def _callbacks(cfg: Config, train_data: Any, files: dict[str, Path], model_dir: 
         shutil.rmtree(files["checkpoints"], ignore_errors=True)
     files["checkpoints"].mkdir(parents=True, exist_ok=True)
     callbacks = [
+        _SpaceCheck(files["backup"].parent),
         _set_epoch_callback([train_data]),
         keras.callbacks.CSVLogger(str(files["epochs_csv"]), append=True),
         # weights, optimizer state and epoch; the early-stopping counters restart on resume
@@ -511,10 +538,9 @@ def _save(model: Any, fit: Any, files: dict[str, Path], model_path: str | Path,
     """Write the model and the history (atomically), then drop the resume state."""
     history = _read_history(files["epochs_csv"]) if files["epochs_csv"].exists() else {}
     history = history or {k: [float(x) for x in v] for k, v in fit.history.items()}
-    with atomic_path(model_path) as tmp:
-        model.save(tmp)
-    with atomic_path(history_path) as tmp:
-        tmp.write_text(json.dumps(history, indent=1))
+    with atomic_paths(model_path, history_path) as (tmp_model, tmp_history):
+        model.save(tmp_model)
+        tmp_history.write_text(json.dumps(history, indent=1))
     shutil.rmtree(files["backup"], ignore_errors=True)
     files["epochs_csv"].unlink(missing_ok=True)
     return history
