@@ -23,7 +23,7 @@ import numpy as np
 
 from .config import Config
 from .evaluate import likelihood_ratio, rejection_at, roc_curve
-from .io import atomic_path, iterate_jets
+from .io import InputError, atomic_path, iterate_jets
 from .pixelize import Grid, resolve_deposit
 from .preprocess import detector_images, make_images, normalize
 
@@ -158,9 +158,21 @@ def read_study_jets(cfg: Config, inputs_by_sample: Mapping[str, Sequence[str | P
             chunks.append(chunk)
             labels.append(np.full(len(chunk), cls, dtype=np.int8))
             weights.append(ak.to_numpy(chunk.weight).astype(np.float64))
+    files = ", ".join(str(f) for paths in inputs_by_sample.values() for f in paths)
     if not chunks:
-        raise ValueError("preprocessing study: no input jets")
+        raise InputError(f"{files}: no input jets for the preprocessing study")
+    check_halves(np.concatenate(labels), files)
     return ak.concatenate(chunks), np.concatenate(labels), np.concatenate(weights)
+
+
+def check_halves(labels: np.ndarray, files: str) -> None:
+    """Raise :class:`InputError` naming ``files`` unless the even- and the odd-numbered jets
+    (:func:`mass_rejection` fits on one half and measures on the other) hold both classes."""
+    for half, name in ((0, "even"), (1, "odd")):
+        for cls, cname in ((1, "signal"), (0, "background")):
+            if not (labels[half::2] == cls).any():
+                raise InputError(f"{files}: the {name}-numbered jets of the preprocessing study hold no "
+                                 f"{cname} jet (of {len(labels)}): no rejection can be computed")
 
 
 def mass_study(

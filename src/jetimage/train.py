@@ -357,11 +357,23 @@ def train_seed(cfg: Config, *keys: int) -> int:
     return derive_seed(cfg["seed"], TRAIN_STREAM, *extra, *keys)
 
 
+def check_classes(labels: np.ndarray, rows: np.ndarray, part: str, inputs: Sequence[str | Path]) -> None:
+    """Raise :class:`InputError` naming the files when the ``part`` split lacks a class: its
+    loss is meaningless and its AUC would be reported as 0."""
+    for cls, name in ((1, "signal"), (0, "background")):
+        if not (labels[rows] == cls).any():
+            raise InputError(f"{', '.join(map(str, inputs))}: the {part} split holds no {name} example "
+                             f"(of {len(rows)}): its AUC cannot be computed; generate more examples or "
+                             f"enlarge train.split.{part}")
+
+
 def _streams(cfg: Config, inputs: Sequence[str | Path], labels: np.ndarray, weights: np.ndarray
              ) -> tuple[Any, Any]:
     """The training stream (shuffled per epoch) and the validation stream of the split."""
     tcfg = cfg["train"]
     split = dataset_split(cfg, len(labels))
+    for part in ("train", "validation"):
+        check_classes(labels, split[part], part, inputs)
     common = dict(block_rows=tcfg["block_rows"], blocks_per_group=tcfg["shuffle_blocks"],
                   workers=tcfg["workers"])
     train_data = ImageStream.create(inputs, split["train"], labels, weights, tcfg["batch_size"],
