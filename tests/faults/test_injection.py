@@ -107,20 +107,25 @@ def run_stage(stage: Stage, ref: Path, out: Path, timeout: float = 600) -> tuple
     return proc.returncode, proc.stdout + proc.stderr, time.monotonic() - t0
 
 
+def _array(values) -> tuple[str, tuple[int, ...], bytes]:
+    """An array as comparable bytes (NaN equals NaN)."""
+    a = np.ascontiguousarray(values)
+    return a.dtype.str, a.shape, a.tobytes()
+
+
 def content(path: Path):
-    """What a file holds, free of time stamps and ids: arrays of ROOT and HDF5 files, JSON, bytes."""
+    """What a file holds, free of time stamps and ids: the arrays of ROOT, HDF5 and ``.npz``
+    files (and HDF5 attributes); other files (JSON, PNG) byte for byte."""
     if path.suffix == ".root":
         with uproot.open(path) as f:
-            return {f"{t}/{b}": ak.to_numpy(ak.flatten(f[t][b].array(), axis=None)).tolist()
+            return {f"{t}/{b}": _array(ak.to_numpy(ak.flatten(f[t][b].array(), axis=None)))
                     for t in f.keys(cycle=False) for b in f[t].keys()}
     if path.suffix == ".h5":
         with h5py.File(path, "r") as f:
-            return {k: f[k][...].tolist() for k in f} | {k: str(v) for k, v in f.attrs.items()}
+            return {k: _array(f[k][...]) for k in f} | {k: str(v) for k, v in f.attrs.items()}
     if path.suffix == ".npz":
         with np.load(path) as f:
-            return {k: f[k].tolist() for k in f.files}
-    if path.suffix == ".json":
-        return json.loads(path.read_text())
+            return {k: _array(f[k]) for k in f.files}
     return path.read_bytes()
 
 
