@@ -236,8 +236,13 @@ def tmpfs(tmp_path):
     subprocess.run(["umount", str(where)], check=False)
 
 
-@pytest.mark.parametrize("fraction", [0.5, 0.95])
-@pytest.mark.parametrize("stage", STAGES, ids=[s.name for s in STAGES])
+#: (stage, size of the tmpfs as a fraction of the stage's outputs): half, and nearly all of it
+#: (the disk fills while a stage finishes: the last flush, the second file of a pair); the
+#: training stops at its free-space check either way, so it is tried once.
+FULL_DISKS = [(s, f) for s in STAGES for f in (0.5, 0.95) if not (s.name == "train" and f > 0.5)]
+
+
+@pytest.mark.parametrize(("stage", "fraction"), FULL_DISKS, ids=[f"{s.name}-{f}" for s, f in FULL_DISKS])
 def test_a_full_disk_is_one_line_naming_the_file_and_the_next_run_recovers(study, stage, tmpfs, fraction):
     size = max(8192, int(fraction * sum(p.stat().st_size for p in stage.paths(_ref_out(study, stage)))))
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(tmpfs)],
