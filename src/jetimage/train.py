@@ -102,14 +102,14 @@ class _SpaceCheck:
     the backup with HDF5 in place, and HDF5 can crash (segfault) when the disk fills under it.
     """
 
-    def __new__(cls, directory: Path):
+    def __new__(cls, backup: Path):
         import keras
 
         class Callback(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 state = [*self.model.weights, *self.model.optimizer.variables]
                 nbytes = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in state)
-                ensure_space(directory / "model.backup", 3 * nbytes)
+                ensure_space(backup, 3 * nbytes)  # the backup, the checkpoint, the model
 
         return Callback()
 
@@ -472,7 +472,7 @@ def _callbacks(cfg: Config, train_data: Any, files: dict[str, Path], model_dir: 
         shutil.rmtree(files["checkpoints"], ignore_errors=True)
     files["checkpoints"].mkdir(parents=True, exist_ok=True)
     callbacks = [
-        _SpaceCheck(files["backup"].parent),
+        _SpaceCheck(files["backup"]),
         _set_epoch_callback([train_data]),
         keras.callbacks.CSVLogger(str(files["epochs_csv"]), append=True),
         # weights, optimizer state and epoch; the early-stopping counters restart on resume
