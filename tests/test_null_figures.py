@@ -88,3 +88,13 @@ def test_a_preprocessing_study_without_signal_in_a_half_is_an_error(tiny_config,
         run_study(tiny_config, {"wjets": [str(one)], "qcd": [str(generated["qcd"])]},
                   tmp_path / "p.json", tmp_path / "p")
     assert not (tmp_path / "p.json").exists()
+
+
+def test_an_infinite_rejection_of_the_preprocessing_study_is_null_with_a_warning(tmp_path, caplog):
+    from jetimage.diagnostics import summary_json
+
+    summary = {"lorentz": {"pixelization": float("inf"), "flip": 2.5}, "jet_mass": float("nan")}
+    with caplog.at_level(logging.WARNING, "jetimage.diagnostics"):
+        text = summary_json(summary, tmp_path / "p.json")
+    assert json.loads(text) == {"lorentz": {"pixelization": None, "flip": 2.5}, "jet_mass": None}
+    assert "lorentz.pixelization, jet_mass" in caplog.text and str(tmp_path / "p.json") in caplog.text

@@ -22,7 +22,7 @@ import awkward as ak
 import numpy as np
 
 from .config import Config
-from .evaluate import likelihood_ratio, rejection_at, roc_curve
+from .evaluate import json_safe, likelihood_ratio, null_keys, rejection_at, roc_curve
 from .io import InputError, atomic_path, iterate_jets
 from .pixelize import Grid, resolve_deposit
 from .preprocess import detector_images, make_images, normalize
@@ -263,6 +263,14 @@ def plot_masses(
     return _save(fig, stem)
 
 
+def summary_json(summary: Mapping[str, Any], path: str | Path) -> str:
+    """The study as JSON text; a rejection that is infinite (no background jet passes) or NaN
+    is written as ``null``, and named in a warning."""
+    if nulls := null_keys(summary):
+        log.warning("%s: null (not computable from these jets) for %s", path, ", ".join(nulls))
+    return json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n"
+
+
 def run_study(cfg: Config, inputs_by_sample: dict[str, list[str]], json_out: str | Path,
               plot_stem: str | Path) -> dict[str, Any]:
     """Stage entry: image-mass study of the samples (at most :data:`STUDY_MAX_JETS` jets each);
@@ -288,7 +296,7 @@ def run_study(cfg: Config, inputs_by_sample: dict[str, list[str]], json_out: str
     summary, masses = mass_study(jets, labels, weights, cfg["images"], 0.5,
                                  cfg["evaluate"]["likelihood_bins"])
     with atomic_path(json_out) as tmp:  # renamed after the figure: a failed figure leaves no new JSON
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        tmp.write_text(summary_json(summary, json_out))
         plot_masses(masses, labels, summary, plot_stem, cfg["generation"]["sqrt_s"] / 1000.0)
     log.info("preprocessing study: %s", json.dumps({k: summary[k] for k in ("lorentz", "image")}))
     return summary
