@@ -98,3 +98,19 @@ def test_an_infinite_rejection_of_the_preprocessing_study_is_null_with_a_warning
         text = summary_json(summary, tmp_path / "p.json")
     assert json.loads(text) == {"lorentz": {"pixelization": None, "flip": 2.5}, "jet_mass": None}
     assert "lorentz.pixelization, jet_mass" in caplog.text and str(tmp_path / "p.json") in caplog.text
+
+
+def test_an_unknown_cross_section_gives_null_absolute_efficiencies(tmp_path, event_config, caplog):
+    paths = _event_files(tmp_path)
+    import h5py
+
+    with h5py.File(paths[1], "r+") as f:  # a background file without a cross section
+        f.attrs["sigma_pb"] = json.dumps(float("nan"))
+    y = np.r_[np.ones(20, int), np.zeros(20, int)]
+    score = np.r_[np.linspace(0.5, 1, 20), np.linspace(0, 0.6, 20)]
+    cut, w = score > 0.55, np.full(40, 0.5)
+    with caplog.at_level(logging.WARNING, "jetimage.evaluate"):
+        out = cut_based(event_config, paths, score, y, w, cut, (y, w))
+    assert out["presel_eff"]["signal"] == 1.0 and np.isnan(out["presel_eff"]["background"])
+    assert np.isnan(out["cut_bkg_eff"]) and out["cut_bkg_eff_presel"] > 0
+    assert "no cross section of the background class" in caplog.text and str(paths[1]) in caplog.text

@@ -534,7 +534,11 @@ def cut_based(cfg: Config, paths: Sequence[str | Path], score: np.ndarray, y: np
     sigma = _class_sigma(paths)
     labels, weights = stored
     presel = {c: float(weights[labels == c].sum() / sigma[c])
-              if np.isfinite(sigma[c]) and sigma[c] > 0 else 1.0 for c in (0, 1)}
+              if np.isfinite(sigma[c]) and sigma[c] > 0 else float("nan") for c in (0, 1)}
+    unknown = [n for c, n in ((1, "signal"), (0, "background")) if not np.isfinite(presel[c])]
+    if unknown:  # was taken as 1, which made the absolute efficiencies the preselected ones
+        log.warning("%s: no cross section of the %s class (an input without the run summary): the "
+                    "absolute efficiencies are null", ", ".join(map(str, paths)), " and ".join(unknown))
     cs, cb, cnn_s = _factor(FastROC(score, y), y, w, cut)
     bkg_pass = (y == 0) & cut
     out: dict[str, Any] = {
