@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 
-.PHONY: run test test-slurm events-full setup lint clean
+.PHONY: run test test-slurm test-faults events-full setup lint clean
 
 $(BIN)/jetimage: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test: setup
 test-slurm: setup
 	$(BIN)/python -m pip install --quiet -e ".[cluster]"
 	tests/slurm/run.sh $(BIN)/python
+
+# Fault injection (tests/faults): every stage killed (SIGKILL, SIGTERM) at seeded moments and run
+# on a full disk (a small tmpfs: needs root), and invocations while a workflow trains.
+test-faults: setup
+	JETIMAGE_FAULTS=1 $(BIN)/python -m pytest tests/faults
 
 # The full event study (config/events.yaml: about 530,000 Pythia events, hours of CPU) and the
 # spread of its CNN figures over 3 training seeds (benchmarks/seed_spread.py).

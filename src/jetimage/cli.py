@@ -158,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     from .generate import GenerationError
-    from .io import InputError
+    from .io import InputError, OutputError, no_space
 
     def _terminate(signum, frame):
         # SystemExit unwinds the stack, so atomic writers delete their temporary files
@@ -167,11 +167,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         args.func(args)
-    except (ConfigError, InputError, GenerationError) as err:
-        log.error("%s", err)
-        print(f"jetimage {args.stage}: error: {err}", file=sys.stderr)
-        return 2
+    except (ConfigError, InputError, GenerationError, OutputError) as err:
+        return _error(args.stage, str(err))
+    except Exception as err:  # a full disk met outside an atomic write (Keras, TensorBoard)
+        if not no_space(err):
+            raise
+        return _error(args.stage, f"{_outputs(args)}: no space left on device ({type(err).__name__}: "
+                      f"{' '.join(str(err).split())[:200]})")
     return 0
+
+
+def _outputs(args: argparse.Namespace) -> str:
+    """The output paths of a stage's arguments, for an error that names no file."""
+    names = ("output", "model", "history", "metrics", "scores", "outdir", "plot")
+    return ", ".join(str(v) for k in names if (v := getattr(args, k, None)))
+
+
+def _error(stage: str, message: str) -> int:
+    """Log ``message`` and print it as the last line of stderr; exit status 2."""
+    log.error("%s", message)
+    print(f"jetimage {stage}: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -23,8 +23,8 @@ import awkward as ak
 import numpy as np
 
 from .config import Config
-from .evaluate import likelihood_ratio, rejection_at, roc_curve
-from .io import atomic_path, iterate_jets
+from .evaluate import json_safe, likelihood_ratio, null_keys, rejection_at, roc_curve
+from .io import InputError, atomic_path, iterate_jets
 from .pixelize import Grid, resolve_deposit
 from .preprocess import detector_images, make_images, normalize
 
@@ -202,6 +202,16 @@ def study_masses(jets: ak.Array, options: Mapping[str, Any]) -> dict[str, dict[s
             for key, (mode, intensity) in study_variants(options).items()}
 
 
+def check_halves(labels: np.ndarray, files: str) -> None:
+    """Raise :class:`InputError` naming ``files`` unless the even- and the odd-numbered jets
+    (:func:`mass_rejection` fits on one half and measures on the other) hold both classes."""
+    for half, name in ((0, "even"), (1, "odd")):
+        for cls, cname in ((1, "signal"), (0, "background")):
+            if not (labels[half::2] == cls).any():
+                raise InputError(f"{files}: the {name}-numbered jets of the preprocessing study hold no "
+                                 f"{cname} jet (of {len(labels)}): no rejection can be computed")
+
+
 def mass_study(
     jets: ak.Array, labels: np.ndarray, weights: np.ndarray, options: Mapping[str, Any],
     efficiency: float = 0.5, bins: int = 40,
@@ -260,10 +270,12 @@ def streamed_study(cfg: Config, inputs_by_sample: Mapping[str, Sequence[str | Pa
         jet_m.append(ak.to_numpy(jets.jet_m))
         labels.append(y)
         weights.append(w)
+    files = ", ".join(str(f) for paths in inputs_by_sample.values() for f in paths)
     if not parts:
-        raise ValueError("preprocessing study: no input jets")
-    masses = {k: {s: np.concatenate([p[k][s] for p in parts]) for s in steps_of(k)} for k in parts[0]}
+        raise InputError(f"{files}: no input jets for the preprocessing study")
     y = np.concatenate(labels)
+    check_halves(y, files)
+    masses = {k: {s: np.concatenate([p[k][s] for p in parts]) for s in steps_of(k)} for k in parts[0]}
     summary = summarize_masses(masses, np.concatenate(jet_m), y, np.concatenate(weights),
                                cfg["images"], efficiency, bins)
     return summary, masses, y
@@ -312,6 +324,14 @@ def plot_masses(
     return _save(fig, stem)
 
 
+def summary_json(summary: Mapping[str, Any], path: str | Path) -> str:
+    """The study as JSON text; a rejection that is infinite (no background jet passes) or NaN
+    is written as ``null``, and named in a warning."""
+    if nulls := null_keys(summary):
+        log.warning("%s: null (not computable from these jets) for %s", path, ", ".join(nulls))
+    return json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n"
+
+
 def run_study(cfg: Config, inputs_by_sample: dict[str, list[str]], json_out: str | Path,
               plot_stem: str | Path) -> dict[str, Any]:
     """Stage entry: image-mass study of the samples (at most :data:`STUDY_MAX_JETS` jets each);
@@ -335,8 +355,8 @@ def run_study(cfg: Config, inputs_by_sample: dict[str, list[str]], json_out: str
     """
     summary, masses, labels = streamed_study(cfg, inputs_by_sample, STUDY_MAX_JETS, 0.5,
                                              cfg["evaluate"]["likelihood_bins"])
-    with atomic_path(json_out) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    plot_masses(masses, labels, summary, plot_stem, cfg["generation"]["sqrt_s"] / 1000.0)
+    with atomic_path(json_out) as tmp:  # renamed after the figure: a failed figure leaves no new JSON
+        tmp.write_text(summary_json(summary, json_out))
+        plot_masses(masses, labels, summary, plot_stem, cfg["generation"]["sqrt_s"] / 1000.0)
     log.info("preprocessing study: %s", json.dumps({k: summary[k] for k in ("lorentz", "image")}))
     return summary

@@ -36,7 +36,7 @@ import numpy as np
 from .config import Config, ConfigError, derive_seed
 from .decorrelation import ddt_score, fit_ddt, mass_edges, rho_prime, sculpting_metrics
 from .fatjets import EVENT_VARIABLES
-from .io import InputError, atomic_path, contiguous_reads, finite_images, image_attrs, read_columns
+from .io import InputError, atomic_paths, contiguous_reads, finite_images, image_attrs, read_columns
 from .train import dataset_split, file_rows
 
 log = logging.getLogger(__name__)
@@ -244,11 +244,17 @@ def tagger_metrics(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray,
         rng = np.random.default_rng(seed)
         aucs, rej = [], {f"{e:g}": [] for e in efficiencies}
         for _ in range(n_bootstrap):
-            es, eb = roc.curve(weights * rng.poisson(1.0, len(weights)))
+            w = weights * rng.poisson(1.0, len(weights))
+            if not (w[labels == 1].sum() > 0 and w[labels == 0].sum() > 0):
+                continue  # a replica without one class has no ROC curve
+            es, eb = roc.curve(w)
             aucs.append(auc(es, eb))
             for e in efficiencies:
                 rej[f"{e:g}"].append(rejection_at(es, eb, e))
-        out["auc_err"] = float(np.std(aucs, ddof=1)) if n_bootstrap > 1 else float("nan")
+        if len(aucs) < n_bootstrap:
+            log.warning("%d of %d bootstrap replicas hold no signal or no background example and are "
+                        "left out of the errors", n_bootstrap - len(aucs), n_bootstrap)
+        out["auc_err"] = float(np.std(aucs, ddof=1)) if len(aucs) > 1 else float("nan")
         out["rejection_err"] = {k: _finite_std(v) for k, v in rej.items()}
         out["n_bootstrap"] = n_bootstrap
     return out
@@ -258,6 +264,15 @@ def _finite_std(values: Sequence[float]) -> float:
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     return float(np.std(v, ddof=1)) if len(v) > 1 else float("nan")
+
+
+def null_keys(obj: Any, prefix: str = "") -> list[str]:
+    """The keys (``cnn.rejection.0.3``) of every non-finite float of ``obj``: nulls of the JSON."""
+    if isinstance(obj, float | np.floating):
+        return [] if math.isfinite(obj) else [prefix]
+    if isinstance(obj, Mapping):
+        return [k for key, v in obj.items() for k in null_keys(v, f"{prefix}.{key}" if prefix else str(key))]
+    return []
 
 
 def json_safe(obj: Any) -> Any:
@@ -573,7 +588,7 @@ def bootstrap_factor(score: np.ndarray, y: np.ndarray, w: np.ndarray, cut: np.nd
     factors, cut_bs = [], []
     for _ in range(n):
         cs, cb, cnn_s = _factor(roc, y, w * rng.poisson(1.0, len(w)), cut)
-        if cs > 0:
+        if cs > 0 and cb > 0:
             factors.append(cnn_s / cs)
             cut_bs.append(cb)
     f, cb = np.asarray(factors), np.asarray(cut_bs)
@@ -693,7 +708,11 @@ def cut_based(cfg: Config, paths: Sequence[str | Path], score: np.ndarray, y: np
     sigma = _class_sigma(paths)
     labels, weights = stored
     presel = {c: float(weights[labels == c].sum() / sigma[c])
-              if np.isfinite(sigma[c]) and sigma[c] > 0 else 1.0 for c in (0, 1)}
+              if np.isfinite(sigma[c]) and sigma[c] > 0 else float("nan") for c in (0, 1)}
+    unknown = [n for c, n in ((1, "signal"), (0, "background")) if not np.isfinite(presel[c])]
+    if unknown:  # was taken as 1, which made the absolute efficiencies the preselected ones
+        log.warning("%s: no cross section of the %s class (an input without the run summary): the "
+                    "absolute efficiencies are null", ", ".join(map(str, paths)), " and ".join(unknown))
     cs, cb, cnn_s = _factor(FastROC(score, y), y, w, cut)
     bkg_pass = (y == 0) & cut
     out: dict[str, Any] = {
@@ -709,6 +728,12 @@ def cut_based(cfg: Config, paths: Sequence[str | Path], score: np.ndarray, y: np
     }
     if cs <= 0:
         log.warning("no signal test event passes the cut-based selection: the factor is null")
+        return out
+    if cb <= 0:  # the CNN's working point at eps_B = 0 does not exist
+        log.warning("no background test event passes the cut-based selection: the CNN working point "
+                    "and the factor are null")
+        out.update(factor=float("nan"), cnn_sig_eff_at_cut_bkg_eff=float("nan"),
+                   cnn_sig_eff_at_cut_bkg_eff_presel=float("nan"))
         return out
     out["bootstrap"] = bootstrap_factor(score, y, w, cut, cfg["evaluate"]["bootstrap"],
                                         derive_seed(cfg["seed"], BOOTSTRAP_STREAM))
@@ -806,14 +831,16 @@ def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     metrics.update(extra)
     if preprocessing_path is not None:
         metrics["preprocessing"] = json.loads(Path(preprocessing_path).read_text())
-    with atomic_path(metrics_path) as tmp:
-        tmp.write_text(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n")
-    if scores_path is not None:
-        columns = {k: v[te] for k, v in ex.columns.items()}
-        if cfg.kind == "jets":
-            columns = {"mass": columns.pop("jet_m"), **columns}
-        with atomic_path(scores_path) as tmp:
-            np.savez(tmp, labels=ex.labels[te], weights=ex.weights[te], in_window=sel,
+    if nulls := null_keys(metrics):
+        log.warning("%s: null (not computable from the test split) for %s", metrics_path, ", ".join(nulls))
+    outputs = [metrics_path] if scores_path is None else [metrics_path, scores_path]
+    with atomic_paths(*outputs) as tmps:  # both files or neither
+        tmps[0].write_text(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n")
+        if scores_path is not None:
+            columns = {k: v[te] for k, v in ex.columns.items()}
+            if cfg.kind == "jets":
+                columns = {"mass": columns.pop("jet_m"), **columns}
+            np.savez(tmps[1], labels=ex.labels[te], weights=ex.weights[te], in_window=sel,
                      **{f"score_{k}": v for k, v in scores.items()}, **columns, **summary.result(),
                      **example_index(inputs, te))
     return metrics

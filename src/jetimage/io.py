@@ -7,8 +7,11 @@ killed job leaves either the previous output or none, never a truncated file tha
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import json
 import os
+import socket
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -98,18 +101,85 @@ class InputError(ValueError):
     """An input file that cannot be used; the message names the file, tree or branch."""
 
 
+class OutputError(RuntimeError):
+    """An output that cannot be written (a full disk); the message names the file."""
+
+
+#: Free space kept beyond what a write is known to need (HDF5 metadata, filesystem blocks).
+SPACE_MARGIN = 2**20
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def no_space(err: BaseException | None) -> bool:
+    """Whether ``err`` (or an exception it was raised from) is a full disk or quota."""
+    while err is not None:
+        if isinstance(err, OSError) and (err.errno in _NO_SPACE or "No space left" in str(err)):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def ensure_space(path: str | Path, nbytes: int) -> None:
+    """Raise :class:`OutputError` naming ``path`` unless its folder has ``nbytes`` (plus
+    :data:`SPACE_MARGIN`) free: HDF5 can crash (segfault) when the disk fills while it writes."""
+    st = os.statvfs(Path(path).parent)
+    free = st.f_bavail * st.f_frsize
+    if free < nbytes + SPACE_MARGIN:
+        raise OutputError(f"{path}: no space left on device: writing needs about "
+                          f"{(nbytes + SPACE_MARGIN) / 2**20:.1f} MiB, {free / 2**20:.1f} MiB free")
+
+
+def _temporary(path: Path) -> tuple[Path, str, str]:
+    """The temporary name of ``path`` for this process: ``.<stem>.<host>.<pid>.tmp<suffix>``."""
+    prefix, suffix = f".{path.stem}.", f".tmp{path.suffix}"  # keep the suffix
+    return path.with_name(f"{prefix}{socket.gethostname()}.{os.getpid()}{suffix}"), prefix, suffix
+
+
+def _remove_stale(path: Path, prefix: str, suffix: str) -> None:
+    """Delete temporary files of ``path`` left by killed processes of this host."""
+    host = socket.gethostname()
+    for old in path.parent.glob(glob.escape(prefix) + "*" + glob.escape(suffix)):
+        owner, _, pid = old.name[len(prefix):-len(suffix)].rpartition(".")
+        if owner != host or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            old.unlink(missing_ok=True)
+        except PermissionError:  # alive, another user's
+            pass
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
+
+    Temporary files of ``path`` left by killed processes are deleted first. A full disk met
+    in the block is raised as :class:`OutputError` naming ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # keep the suffix
+    tmp, prefix, suffix = _temporary(path)
+    _remove_stale(path, prefix, suffix)
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        if no_space(err):
+            raise OutputError(f"{path}: no space left on device while writing it "
+                              f"({type(err).__name__}: {' '.join(str(err).split())[:200]})") from err
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextmanager
+def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
+    """:func:`atomic_path` for several outputs of one stage: all are renamed only if the block
+    succeeds, so a failure leaves every earlier output as it was."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(p)) for p in paths]
 
 
 def _record_type(fields: Mapping[str, str]) -> Any:
@@ -441,6 +511,9 @@ class ImageWriter:
         if images.shape[1:] != self.image_shape:
             raise ValueError(f"image shape {images.shape[1:]} != {self.image_shape}")
         items = {"images": images.astype(np.float32, copy=False), **columns}
+        new_chunks = -(-(self.n + n) // self.chunk_rows) - -(-self.n // self.chunk_rows)
+        ensure_space(self.path, new_chunks * self.chunk_rows * sum(
+            np.asarray(v).nbytes // max(n, 1) for v in items.values()))
         for name, values in items.items():
             values = np.asarray(values)
             if len(values) != n:
@@ -458,9 +531,13 @@ class ImageWriter:
                 self._dataset("labels", (), np.int8)
                 self._dataset("weights", (), np.float32)
             self._file.attrs["n_jets"] = self.n
-        finally:
             self._file.close()
-            self._atomic.__exit__(exc_type, exc, tb)
+        except BaseException as err:  # a failure while finishing must not publish the file
+            with contextlib.suppress(Exception):
+                self._file.close()
+            self._atomic.__exit__(type(err), err, err.__traceback__)
+            raise
+        self._atomic.__exit__(exc_type, exc, tb)
 
 
 #: The most bytes of images one contiguous HDF5 read may span (rows between wanted rows included).

@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mplhep as hep  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .io import atomic_path  # noqa: E402
+from .io import atomic_paths  # noqa: E402
 
 #: Display names of the taggers.
 LABELS = {
@@ -39,13 +39,13 @@ LABELS = {
 
 
 def _save(fig, stem: str | Path, suffixes: Sequence[str] = (".pdf", ".png")) -> list[Path]:
-    out = []
-    for suffix in suffixes:
-        path = Path(f"{stem}{suffix}")
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=150, format=suffix[1:])
-        out.append(path)
-    plt.close(fig)
+    out = [Path(f"{stem}{suffix}") for suffix in suffixes]
+    try:
+        with atomic_paths(*out) as tmps:  # every format or none
+            for tmp, suffix in zip(tmps, suffixes, strict=True):
+                fig.savefig(tmp, dpi=150, format=suffix[1:])
+    finally:
+        plt.close(fig)
     return out
 
 

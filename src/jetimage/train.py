@@ -17,7 +17,15 @@ from typing import Any
 import numpy as np
 
 from .config import Config, ConfigError, derive_seed
-from .io import InputError, atomic_path, contiguous_reads, finite_images, read_columns
+from .io import (
+    InputError,
+    atomic_path,
+    atomic_paths,
+    contiguous_reads,
+    ensure_space,
+    finite_images,
+    read_columns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +95,24 @@ class _EpochCheckpoint:
                 with atomic_path(directory / f"epoch_{epoch + 1:03d}.keras") as tmp:
                     self.model.save(tmp)
                     save_definition(tmp, definition)
+
+        return Callback()
+
+
+class _SpaceCheck:
+    """A Keras callback, first at every epoch end: stop with :class:`OutputError` naming the
+    model's folder when it lacks the space for the epoch's backup and checkpoint. Keras writes
+    the backup with HDF5 in place, and HDF5 can crash (segfault) when the disk fills under it.
+    """
+
+    def __new__(cls, backup: Path):
+        import keras
+
+        class Callback(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                state = [*self.model.weights, *self.model.optimizer.variables]
+                nbytes = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in state)
+                ensure_space(backup, 3 * nbytes)  # the backup, the checkpoint, the model
 
         return Callback()
 
@@ -335,12 +361,24 @@ def train_seed(cfg: Config, *keys: int) -> int:
     return derive_seed(cfg["seed"], TRAIN_STREAM, *extra, *keys)
 
 
+def check_classes(labels: np.ndarray, rows: np.ndarray, part: str, inputs: Sequence[str | Path]) -> None:
+    """Raise :class:`InputError` naming the files when the ``part`` split lacks a class: its
+    loss is meaningless and its AUC would be reported as 0."""
+    for cls, name in ((1, "signal"), (0, "background")):
+        if not (labels[rows] == cls).any():
+            raise InputError(f"{', '.join(map(str, inputs))}: the {part} split holds no {name} example "
+                             f"(of {len(rows)}): its AUC cannot be computed; generate more examples or "
+                             f"enlarge train.split.{part}")
+
+
 def _streams(cfg: Config, inputs: Sequence[str | Path], labels: np.ndarray, weights: np.ndarray,
              batch_size: int | None = None) -> tuple[Any, Any]:
     """The training stream (shuffled per epoch) and the validation stream of the split, in batches
     of ``batch_size`` (default ``train.batch_size``)."""
     tcfg = {**cfg["train"], "batch_size": batch_size or cfg["train"]["batch_size"]}
     split = dataset_split(cfg, len(labels))
+    for part in ("train", "validation"):
+        check_classes(labels, split[part], part, inputs)
     common = dict(block_rows=tcfg["block_rows"], blocks_per_group=tcfg["shuffle_blocks"],
                   workers=tcfg["workers"])
     train_data = ImageStream.create(inputs, split["train"], labels, weights, tcfg["batch_size"],
@@ -444,6 +482,7 @@ def _callbacks(cfg: Config, train_data: Any, files: dict[str, Path], model_dir: 
         shutil.rmtree(files["checkpoints"], ignore_errors=True)
     files["checkpoints"].mkdir(parents=True, exist_ok=True)
     callbacks = [
+        _SpaceCheck(files["backup"]),
         _set_epoch_callback([train_data]),
         keras.callbacks.CSVLogger(str(files["epochs_csv"]), append=True),
         # weights, optimizer state and epoch; the early-stopping counters restart on resume
@@ -570,11 +609,10 @@ def _save(model: Any, fit: Any, files: dict[str, Path], model_path: str | Path,
 
     history = _read_history(files["epochs_csv"]) if files["epochs_csv"].exists() else {}
     history = history or {k: [float(x) for x in v] for k, v in fit.history.items()}
-    with atomic_path(model_path) as tmp:
-        model.save(tmp)
-        save_definition(tmp, input_definition(cfg))
-    with atomic_path(history_path) as tmp:
-        tmp.write_text(json.dumps(history, indent=1))
+    with atomic_paths(model_path, history_path) as (tmp_model, tmp_history):
+        model.save(tmp_model)
+        save_definition(tmp_model, input_definition(cfg))
+        tmp_history.write_text(json.dumps(history, indent=1))
     shutil.rmtree(files["backup"], ignore_errors=True)
     files["epochs_csv"].unlink(missing_ok=True)
     return history

@@ -1,0 +1,76 @@
+"""Concurrency (issue 12): while a tiny workflow trains, a dry run with another configuration,
+a refused second run and ``--unlock`` change nothing the running jobs read, and the finished
+metrics equal those of an undisturbed run with the same seed. Long: ``JETIMAGE_FAULTS=1``
+(``make test-faults``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ..conftest import REPO, tiny_raw_config, wait_for
+
+pytestmark = [
+    pytest.mark.faults,
+    pytest.mark.skipif(not os.environ.get("JETIMAGE_FAULTS"),
+                       reason="long fault-injection checks: JETIMAGE_FAULTS=1 (make test-faults)"),
+]
+
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def _config(workdir: Path) -> dict:
+    raw = tiny_raw_config(n_events=300, study="conc")
+    raw["train"].update(epochs=12, patience=50)  # a training long enough to act on
+    workdir.mkdir()
+    (workdir / "config.yaml").write_text(yaml.safe_dump(raw))
+    return raw
+
+
+def _snakemake(workdir: Path, config: Path, *args: str) -> list[str]:
+    """The workflow up to the metrics (the figures add nothing here)."""
+    return [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile",
+            str(config), "--cores", "2", *args, "results/conc/metrics.json"]
+
+
+def test_invocations_while_training_change_nothing_and_metrics_match_an_undisturbed_run(tmp_path):
+    quiet, busy = tmp_path / "undisturbed", tmp_path / "disturbed"
+    raw = _config(quiet)
+    _config(busy)
+    other = json.loads(json.dumps(raw))
+    other.update(seed=99)
+    other["train"]["split"] = {"train": 0.2, "validation": 0.2, "test": 0.6}
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(other))
+
+    proc = subprocess.Popen(_snakemake(busy, busy / "config.yaml"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    train_log = busy / "logs" / "conc" / "train.log"
+    wait_for(lambda: train_log.exists() and "training convnet" in train_log.read_text(), timeout=900)
+    read = {p: p.read_bytes() for p in (busy / "results" / "conc").glob("**/*") if p.is_file()
+            and p.suffix in (".yaml", ".root", ".h5")}
+    assert any(p.name == "config.yaml" for p in read) and any(p.suffix == ".h5" for p in read)
+    second = [("--dry-run",), (), ("--unlock",)]
+    results = {}
+    for args in second:
+        results[args] = subprocess.run(_snakemake(busy, tmp_path / "other.yaml", *args), capture_output=True,
+                                       text=True, timeout=600)
+        assert {p: p.read_bytes() for p in read} == read, f"{args} changed what the jobs read"
+    assert "saved" not in train_log.read_text(), "the training ended before the invocations: make it longer"
+    assert results[("--dry-run",)].returncode == 0, results[("--dry-run",)].stderr[-2000:]
+    refused = results[()]
+    assert refused.returncode != 0 and "lock" in (refused.stdout + refused.stderr).lower()
+    assert results[("--unlock",)].returncode == 0
+    assert proc.wait(timeout=1800) == 0
+
+    undisturbed = subprocess.run(_snakemake(quiet, quiet / "config.yaml"), capture_output=True, text=True,
+                                 timeout=1800)
+    assert undisturbed.returncode == 0, undisturbed.stderr[-3000:]
+    metrics = [json.loads((d / "results" / "conc" / "metrics.json").read_text()) for d in (quiet, busy)]
+    assert metrics[0]["n_test"] == metrics[1]["n_test"]
+    assert metrics[0] == metrics[1]
