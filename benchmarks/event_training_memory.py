@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
         result[f"{k}x"] = {"events": n, "file_mib": round(size), "seconds": round(seconds, 1),
                            "peak_rss_mib": round(peak, 1)}
     peaks = result[f"{args.factor}x"]["peak_rss_mib"], result["1x"]["peak_rss_mib"]
-    result["ratio_10x_over_1x"] = round(peaks[0] / peaks[1], 3)
+    result[f"ratio_{args.factor}x_over_1x"] = round(peaks[0] / peaks[1], 3)
     print(json.dumps(result))
     return result
 
