@@ -150,5 +150,6 @@ def test_workflow_reads_a_user_sample_and_refuses_a_missing_branch(generated, tm
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
     proc = subprocess.run([*snakemake, "--dry-run"], capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
-    assert "lacks branches ['tau32']" in proc.stdout + proc.stderr
+    assert "samples[1].branches.tau21: " in proc.stdout + proc.stderr
+    assert "tree 'jets': no branch 'tau32'" in proc.stdout + proc.stderr
     assert set(JET_BRANCHES) >= {"tau21"}
