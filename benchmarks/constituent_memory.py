@@ -1,8 +1,10 @@
-"""Peak memory of the image stage and of the image-mass study with many constituents per jet.
+"""Peak memory of the ingest and image stages and of the image-mass study with many constituents per jet.
 
 Writes two ``jets`` trees of ``--jets`` jets (real writer), one with ``--constituents``
 constituents per jet and one with ``--factor`` times as many, and runs on each, in a fresh
-subprocess, the image stage (:func:`jetimage.images.make_sample_images`) and the image-mass study
+subprocess, the ingest stage (the whole file as one job of a user's sample: entries read per
+step bounded in bytes, :data:`jetimage.ingest.READ_BYTES`; the writer's buffer in constituents),
+the image stage (:func:`jetimage.images.make_sample_images`) and the image-mass study
 (:func:`jetimage.diagnostics.streamed_study`) with the default chunk bounds
 (``images.chunk_size``, ``images.chunk_constituents``; override with ``--chunk-constituents``).
 Chunks bounded in constituents keep the peak resident memory (``VmHWM``) flat; chunks bounded in
@@ -42,6 +44,15 @@ for s in cfg["samples"]:
 start = time.perf_counter()
 if {stage!r} == "images":
     images.make_sample_images(cfg, "qcd", [{path!r}], {out!r})
+elif {stage!r} == "ingest":  # the whole file as one ingest job of a user's sample (worst case)
+    import uproot, yaml
+    from jetimage import ingest
+    raw = yaml.safe_load(open({config!r}))
+    study = {{"seed": raw["seed"], **raw["studies"]["jets"], "study": "jets"}}
+    study["samples"][1] = {{"name": "mine", "class": "background", "files": [{path!r}],
+                           "chunk_entries": 100000}}
+    n = uproot.open({path!r})["jets"].num_entries
+    ingest.ingest(config.validate(study), "mine", {path!r}, 0, n, {out!r} + ".root")
 else:
     diagnostics.streamed_study(cfg, {{"qcd": [{path!r}], "wjets": [{path!r}]}})
 seconds = time.perf_counter() - start
@@ -83,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--constituents", type=int, default=500)
     parser.add_argument("--factor", type=int, default=10)
     parser.add_argument("--chunk-constituents", type=int, default=None)
-    parser.add_argument("--stages", default="images,preprocessing")
+    parser.add_argument("--stages", default="ingest,images,preprocessing")
     parser.add_argument("--dir", type=Path, default=None)
     args = parser.parse_args(argv)
     directory = args.dir or Path(tempfile.mkdtemp(prefix="jetimage-constituents-"))

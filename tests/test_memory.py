@@ -253,3 +253,39 @@ def test_rule_memory_follows_the_bounds_and_the_fisher_switch():
     many = config.validate(copy.deepcopy(raw))
     assert rule_mem_mb(many, "images") > rule_mem_mb(big, "images") + 5000
     assert rule_mem_mb(many, "preprocessing_study") > rule_mem_mb(big, "preprocessing_study") + 10000
+
+
+def test_ingest_reads_steps_bounded_in_bytes_and_buffers_bounded_in_constituents(tmp_path, monkeypatch):
+    """An ingest job reads about READ_BYTES of branches per step (fewer entries when each holds
+    thousands of constituents) and its writer flushes by constituents; the output is the input."""
+    import uproot
+
+    from jetimage import ingest, readers
+    from jetimage.config import validate
+
+    from .conftest import tiny_raw_config
+
+    heavy, light = tmp_path / "heavy.root", tmp_path / "light.root"
+    _many_constituent_jets(heavy, [2000] * 20)
+    _many_constituent_jets(light, [20] * 20)
+    steps = {}
+    for path in (heavy, light):
+        t = uproot.open(path)["jets"]
+        plan, problems = readers.resolve(t, {"preset": "jetimage"})
+        assert not problems
+        steps[path.stem] = ingest.read_step(t, plan, 100_000, budget=200_000)
+    assert 1 <= steps["heavy"] <= 3 and steps["light"] >= 20  # ~96 kB against ~1 kB per entry
+    writer = io.TreeWriter(tmp_path / "w.root", io.JETS, max_items=5000)
+    source = io.read_jets([heavy])
+    with writer:
+        for i in range(len(source)):
+            writer.extend({**{k: source[k][i:i + 1] for k in io.JET_BRANCHES},
+                           "constituents": source.constituents[i:i + 1]})
+            assert writer._items < 5000  # flushed as soon as 5000 constituents are buffered
+        assert writer.n_written >= 18
+    raw = tiny_raw_config()
+    raw["samples"][1] = {"name": "mine", "class": "background", "files": [str(heavy)]}
+    monkeypatch.setattr(ingest, "READ_BYTES", 200_000)
+    ingest.ingest(validate(raw), "mine", str(heavy), 0, 20, tmp_path / "out.root")
+    out = io.read_jets([tmp_path / "out.root"])
+    assert len(out) == 20 and ak.all(out.constituents.pt == source.constituents.pt)

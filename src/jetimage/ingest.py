@@ -213,6 +213,25 @@ def _rows(arrays: dict[str, ak.Array], s: dict[str, Any], cfg: Config, plan: rea
     return rows, float(weights.sum())
 
 
+#: Uncompressed bytes of input branches read per step of an ingest job (an estimate from the
+#: branches' sizes): bounds a job's memory by bytes, whatever the constituents per entry.
+READ_BYTES = 32 * 2**20
+
+
+def read_step(tree: Any, plan: readers.ReadPlan, chunk_entries: int, budget: int | None = None) -> int:
+    """Entries read at once: at most ``chunk_entries`` and 10,000, and about ``budget`` bytes
+    (default :data:`READ_BYTES`) of the plan's branches (their mean uncompressed size per entry;
+    RNTuples: 10,000 entries)."""
+    budget = READ_BYTES if budget is None else budget
+    n = max(tree.num_entries, 1)
+    per_entry = 0.0
+    for f in plan.fields.values():
+        size = getattr(tree[f.branch], "uncompressed_bytes", None)
+        per_entry += (size or 0) / n
+    by_bytes = int(budget // per_entry) if per_entry > 0 else 10_000
+    return max(1, min(chunk_entries, 10_000, by_bytes))
+
+
 def ingested_layout(kind: str) -> Layout:
     """The study's tree layout plus ``entry``, the entry of the user's tree each row comes from
     (``event`` may be the user's event number), so that friend trees line up with the input."""
@@ -246,7 +265,7 @@ def ingest(cfg: Config, sample: str, path: str, entry_start: int, entry_stop: in
     scale = s["cross_section"] / (sum(e - b for _, b, e in plan_chunks(s)) or 1) \
         if s.get("cross_section") is not None else 1.0
     sum_w = 0.0
-    step = max(1, min(s["chunk_entries"], 10_000))
+    step = read_step(tree, plan, s["chunk_entries"])
     with TreeWriter(output, ingested_layout(cfg.kind)) as writer:
         for a, b in readers.iter_chunks(entry_start, entry_stop, step):
             rows, w = _rows(readers.read_chunk(tree, plan, a, b, path), s, cfg, plan, a, path, scale)

@@ -193,17 +193,22 @@ class TreeWriter:
 
     Use as a context manager; :meth:`extend` takes a mapping with every scalar of the layout
     (``(n,)`` arrays) and every collection (``(n, var)`` awkward records). Rows are buffered and
-    written in baskets of at least ``basket_size`` rows. Set :attr:`run` (the values of
-    :data:`RUN_BRANCHES`) before the block ends to write the :data:`RUN_TREE` summary. The file
-    is renamed to ``path`` only when everything, the last flush and the close included, succeeded.
+    written in baskets of at least ``basket_size`` rows, or earlier once the buffer holds
+    ``max_items`` collection items (constituents, particles), which bounds its memory. Set
+    :attr:`run` (the values of :data:`RUN_BRANCHES`) before the block ends to write the
+    :data:`RUN_TREE` summary. The file is renamed to ``path`` only when everything, the last
+    flush and the close included, succeeded.
     """
 
-    def __init__(self, path: str | Path, layout: Layout, basket_size: int = 20000) -> None:
+    def __init__(self, path: str | Path, layout: Layout, basket_size: int = 20000,
+                 max_items: int = 1_000_000) -> None:
         self.path = Path(path)
         self.layout = layout
         self.basket_size = basket_size
+        self.max_items = max_items
         self._buffer: list[Mapping[str, Any]] = []
         self._buffered = 0
+        self._items = 0
         self.n_written = 0
         self.run: dict[str, float] | None = None
 
@@ -233,7 +238,9 @@ class TreeWriter:
         if n:
             self._buffer.append(rows)
             self._buffered += n
-        if self._buffered >= self.basket_size:
+            # the buffer is bounded in collection items too (jets of thousands of constituents)
+            self._items += sum(int(ak.sum(ak.num(rows[k], axis=1))) for k in self.layout.collections)
+        if self._buffered >= self.basket_size or self._items >= self.max_items:
             self._flush()
 
     def _flush(self) -> None:
@@ -248,7 +255,7 @@ class TreeWriter:
             data[prefix] = ak.zip({f: ak.values_astype(records[f], t) for f, t in fields.items()})
         self._tree.extend(data)
         self.n_written += self._buffered
-        self._buffer, self._buffered = [], 0
+        self._buffer, self._buffered, self._items = [], 0, 0
 
     def _finish(self) -> None:
         self._flush()
