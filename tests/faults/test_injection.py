@@ -96,6 +96,8 @@ STAGES = [
            ("roc.pdf", "roc.png"), ("roc.png",)),
 ]
 BY_NAME = {s.name: s for s in STAGES}
+#: tmpfs page size (bytes)
+PAGE = 4096
 
 
 def run_stage(stage: Stage, ref: Path, out: Path, timeout: float = 600) -> tuple[int, str, float]:
@@ -244,7 +246,9 @@ FULL_DISKS = [(s, f) for s in STAGES for f in (0.5, 0.95) if not (s.name == "tra
 
 @pytest.mark.parametrize(("stage", "fraction"), FULL_DISKS, ids=[f"{s.name}-{f}" for s, f in FULL_DISKS])
 def test_a_full_disk_is_one_line_naming_the_file_and_the_next_run_recovers(study, stage, tmpfs, fraction):
-    size = max(8192, int(fraction * sum(p.stat().st_size for p in stage.paths(_ref_out(study, stage)))))
+    # tmpfs counts whole pages: a fraction of the outputs' pages, at least one page short of them
+    pages = sum(-(-p.stat().st_size // PAGE) for p in stage.paths(_ref_out(study, stage)))
+    size = max(2, min(int(fraction * pages), pages - 1)) * PAGE
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(tmpfs)],
                              capture_output=True, text=True)
     if mounted.returncode != 0:
