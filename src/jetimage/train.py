@@ -391,9 +391,11 @@ def _streams(cfg: Config, inputs: Sequence[str | Path], labels: np.ndarray, weig
     return train_data, val_data
 
 
-def _compiled_model(cfg: Config, train_data: Any, n_gpus: int, lam: float | None = None) -> Any:
+def _compiled_model(cfg: Config, train_data: Any, n_gpus: int, lam: float | None = None,
+                    dropout: float | None = None) -> Any:
     """The configured zoo model, its standardization adapted on training images, compiled (with
-    the DisCo loss of weight ``lam`` when given, :func:`jetimage.disco.objective`)."""
+    the DisCo loss of weight ``lam`` when given, :func:`jetimage.disco.objective`; with the
+    ``dropout`` rate when given, else the model's own)."""
     import keras
 
     from . import models
@@ -407,7 +409,8 @@ def _compiled_model(cfg: Config, train_data: Any, n_gpus: int, lam: float | None
             norm = models.standardizer(models.transform_pixels(sample, tcfg["transform"]))
         shape = tuple(train_data[0][0].shape[1:])
         model = models.build(tcfg["model"], shape, normalization=norm, augment=tcfg["augment"],
-                             transform=tcfg["transform"])
+                             transform=tcfg["transform"],
+                             **({} if dropout is None else {"dropout": dropout}))
         loss, metrics = objective(lam)
         model.compile(
             optimizer=keras.optimizers.Adam(tcfg["learning_rate"]),
@@ -499,6 +502,16 @@ def _callbacks(cfg: Config, train_data: Any, files: dict[str, Path], model_dir: 
     return callbacks
 
 
+def _variant_objective(var: dict[str, Any] | None) -> tuple[float | None, float | None]:
+    """(DisCo lambda, dropout rate) of a variant: DisCo trains without dropout unless told,
+    because dropout noise hides the output's mass dependence from the per-batch dCorr^2."""
+    if var is None:
+        return None, None
+    disco = var["method"] == "disco"
+    dropout = var.get("dropout")
+    return (var["lambda"] if disco else None), (0.0 if dropout is None and disco else dropout)
+
+
 def variant_of(cfg: Config, name: str | None) -> dict[str, Any] | None:
     """The ``train.variants`` entry called ``name`` (None for the nominal CNN).
 
@@ -579,8 +592,7 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     log.info("training %s on %d images (%d signal), validating on %d, backend %s, devices %s",
              tcfg["model"], train_data.n, int(labels[np.concatenate(train_data.blocks)].sum())
              if train_data.blocks else 0, val_data.n, keras.backend.backend(), _devices())
-    model = _compiled_model(cfg, train_data, n_gpus,
-                            var["lambda"] if var is not None and var["method"] == "disco" else None)
+    model = _compiled_model(cfg, train_data, n_gpus, *_variant_objective(var))
     files = _training_files(model_path)
     with exclusive(model_path):
         callbacks = _callbacks(cfg, train_data, files, Path(model_path).parent)
