@@ -26,16 +26,22 @@ from .conftest import SHARED, tiny_raw_config
 DELPHES = SHARED / "data" / "delphes_ttbar_10events.root"
 
 
+def _trained(cfg, generated, out) -> tuple[list, Path]:
+    """Images of every generated sample, a one-epoch model and evaluate's scores, in ``out``."""
+    images = [out / f"{name}.h5" for name in cfg.sample_names]
+    for name, h5 in zip(cfg.sample_names, images, strict=True):
+        make_sample_images(cfg, name, [generated[name]], h5)
+    model = out / "model.keras"
+    train(cfg, images, model, out / "history.json")
+    evaluate(cfg, images, model, out / "metrics.json", out / "scores.npz")
+    return images, model
+
+
 @pytest.fixture(scope="module")
 def study(tiny_config, generated, tmp_path_factory):
     """Images, a one-epoch model, evaluate's scores, and the friend tree of every generated shard."""
     out = tmp_path_factory.mktemp("apply")
-    images = [out / f"{name}.h5" for name in tiny_config.sample_names]
-    for name, h5 in zip(tiny_config.sample_names, images, strict=True):
-        make_sample_images(tiny_config, name, [generated[name]], h5)
-    model = out / "model.keras"
-    train(tiny_config, images, model, out / "history.json")
-    evaluate(tiny_config, images, model, out / "metrics.json", out / "scores.npz")
+    images, model = _trained(tiny_config, generated, out)
     friends = {}
     for name in tiny_config.sample_names:
         friends[name] = out / "apply" / f"{name}.root"
@@ -229,12 +235,7 @@ def test_workflow_applies_another_studys_model_to_a_one_class_sample(study, tmp_
 def test_an_event_classifier_scores_one_entry_per_event(event_config, generated_events, tmp_path):
     from .conftest import tiny_event_config
 
-    images = [tmp_path / f"{name}.h5" for name in event_config.sample_names]
-    for name, h5 in zip(event_config.sample_names, images, strict=True):
-        make_sample_images(event_config, name, [generated_events[name]], h5)
-    model = tmp_path / "model.keras"
-    train(event_config, images, model, tmp_path / "history.json")
-    evaluate(event_config, images, model, tmp_path / "metrics.json", tmp_path / "scores.npz")
+    _, model = _trained(event_config, generated_events, tmp_path)
     with np.load(tmp_path / "scores.npz") as s:
         score, files, entries = s["score_cnn"], s["index_file"], s["index_entry"]
     for name in event_config.sample_names:

@@ -124,11 +124,7 @@ def build_jets(particles: ak.Array, jet_cfg: dict[str, Any]) -> dict[str, Any]:
     constituents, subjets = jetlib.trim(jets, jet_cfg["trim_R"], jet_cfg["trim_fcut"])
     p4 = jetlib.four_vector_sum(constituents)
     kin = jetlib.kinematics(p4["px"], p4["py"], p4["pz"], p4["E"])
-    select = (
-        (kin["pt"] >= jet_cfg["pt_min"])
-        & (kin["pt"] < jet_cfg["pt_max"])
-        & (np.abs(kin["eta"]) < jet_cfg["eta_max"])
-    )
+    select = jetlib.in_window(kin["pt"], kin["eta"], jet_cfg)
     constituents, subjets = constituents[select], subjets[select]
     kin = {k: v[select] for k, v in kin.items()}
     out: dict[str, Any] = {

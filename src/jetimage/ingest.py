@@ -28,7 +28,7 @@ from . import readers
 from .config import Config
 from .generate import build_jets, event_rows
 from .io import JET_BRANCHES, LAYOUTS, InputError, Layout, TreeWriter
-from .jets import truth_match
+from .jets import four_vector_sum, in_window, kinematics, truth_match
 from .readers import PION_MASS, TREES  # noqa: F401  (public names of this stage)
 
 log = logging.getLogger(__name__)
@@ -179,13 +179,11 @@ def _jet_rows(arrays: dict[str, ak.Array], s: dict[str, Any], cfg: Config, plan:
 
 
 def _in_window(momenta: ak.Array, given: dict[str, np.ndarray], jet_cfg: dict[str, Any]) -> np.ndarray:
-    """The study's jet window (pT in [pt_min, pt_max), |eta| < eta_max) on the read jet pT and
-    eta, or those of the constituents' sum where the file has none."""
-    p4 = {k: ak.to_numpy(ak.sum(momenta[k], axis=1)) for k in ("px", "py", "pz", "E")}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pt = given.get("jet_pt", np.hypot(p4["px"], p4["py"]))
-        eta = given.get("jet_eta", np.arcsinh(p4["pz"] / np.hypot(p4["px"], p4["py"])))
-    return (pt >= jet_cfg["pt_min"]) & (pt < jet_cfg["pt_max"]) & (np.abs(eta) < jet_cfg["eta_max"])
+    """The study's jet window on the read jet pT and eta, or those of the constituents' sum where
+    the file has none."""
+    p4 = four_vector_sum(momenta)
+    kin = kinematics(p4["px"], p4["py"], p4["pz"], p4["E"])
+    return in_window(given.get("jet_pt", kin["pt"]), given.get("jet_eta", kin["eta"]), jet_cfg)
 
 
 def _apply_cuts(jets: dict[str, Any], cuts: dict[str, dict[str, float]], where: str) -> dict[str, Any]:

@@ -182,6 +182,22 @@ def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
         yield [stack.enter_context(atomic_path(p)) for p in paths]
 
 
+def close_and_publish(handle: Any, atomic: Any, finish: Any, exc_type, exc, tb) -> None:
+    """End a writer of a file opened on an :func:`atomic_path` (``atomic``, entered): call
+    ``finish`` (None after a failed block), close ``handle``, and rename the file only if all of
+    that succeeded; a failure while finishing (a full disk at the last flush) publishes nothing."""
+    try:
+        if finish is not None:
+            finish()
+        handle.close()
+    except BaseException as err:
+        with contextlib.suppress(Exception):
+            handle.close()
+        atomic.__exit__(type(err), err, err.__traceback__)
+        raise
+    atomic.__exit__(exc_type, exc, tb)
+
+
 def _record_type(fields: Mapping[str, str]) -> Any:
     return ak.types.ListType(ak.types.RecordType(
         [ak.types.NumpyType(ak.types.numpytype.dtype_to_primitive(np.dtype(t))) for t in fields.values()],
@@ -265,16 +281,8 @@ class TreeWriter:
             self._file[RUN_TREE].extend({k: np.array([self.run[k]], np.float64) for k in RUN_BRANCHES})
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type is None:
-                self._finish()
-            self._file.close()
-        except BaseException as err:  # a failure while finishing must not publish the file
-            with contextlib.suppress(Exception):
-                self._file.close()
-            self._atomic.__exit__(type(err), err, err.__traceback__)
-            raise
-        self._atomic.__exit__(exc_type, exc, tb)
+        close_and_publish(self._file, self._atomic, self._finish if exc_type is None else None,
+                          exc_type, exc, tb)
 
 
 def JetTreeWriter(path: str | Path, basket_size: int = 20000) -> TreeWriter:  # noqa: N802
@@ -531,20 +539,16 @@ class ImageWriter:
             ds[self.n:] = values
         self.n += n
 
+    def _finish(self) -> None:
+        if "images" not in self._file:  # no image appended: the empty datasets
+            self._dataset("images", self.image_shape, np.float32)
+            self._dataset("labels", (), np.int8)
+            self._dataset("weights", (), np.float32)
+        self._file.attrs["n_jets"] = self.n
+
     def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type is None and "images" not in self._file:
-                self._dataset("images", self.image_shape, np.float32)
-                self._dataset("labels", (), np.int8)
-                self._dataset("weights", (), np.float32)
-            self._file.attrs["n_jets"] = self.n
-            self._file.close()
-        except BaseException as err:  # a failure while finishing must not publish the file
-            with contextlib.suppress(Exception):
-                self._file.close()
-            self._atomic.__exit__(type(err), err, err.__traceback__)
-            raise
-        self._atomic.__exit__(exc_type, exc, tb)
+        close_and_publish(self._file, self._atomic, self._finish if exc_type is None else None,
+                          exc_type, exc, tb)
 
 
 #: The most bytes of images one contiguous HDF5 read may span (rows between wanted rows included).

@@ -169,6 +169,11 @@ def tau21(constituents: ak.Array, r0: float = 1.0) -> np.ndarray:
     return out
 
 
+def in_window(pt: np.ndarray, eta: np.ndarray, jet_cfg) -> np.ndarray:
+    """The study's jet window: ``pt_min <= pT < pt_max`` (GeV) and ``|eta| < eta_max``."""
+    return (pt >= jet_cfg["pt_min"]) & (pt < jet_cfg["pt_max"]) & (np.abs(eta) < jet_cfg["eta_max"])
+
+
 def four_vector_sum(particles: ak.Array) -> dict[str, np.ndarray]:
     """Sum of the four-momenta along the last axis: ``px, py, pz, E`` as numpy arrays."""
     return {k: ak.to_numpy(ak.sum(particles[k], axis=-1)) for k in _MOMENTUM}
