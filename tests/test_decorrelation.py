@@ -277,3 +277,27 @@ def test_disco_variants_train_without_dropout_unless_told():
     model = models.build("convnet", (25, 25, 1), dropout=0.0)
     rates = [layer.rate for layer in model.layers if layer.__class__.__name__ == "Dropout"]
     assert rates and all(r == 0.0 for r in rates)
+
+
+def test_a_variant_overrides_the_training_settings_it_names_and_keeps_the_split():
+    from jetimage.config import validate
+    from jetimage.train import dataset_split, train_seed, variant_config, variant_of
+
+    from .conftest import tiny_raw_config
+
+    raw = tiny_raw_config()
+    raw["train"].update(seed=0, epochs=7, variants=[
+        {"name": "a", "method": "disco", "lambda": 5.0},
+        {"name": "b", "method": "disco", "lambda": 5.0, "seed": 3, "epochs": 40,
+         "learning_rate": 3e-4, "patience": 9, "batch_size": 512}])
+    cfg = validate(raw)
+    a = variant_config(cfg, variant_of(cfg, "a"))
+    b = variant_config(cfg, variant_of(cfg, "b"))
+    assert variant_config(cfg, None) is cfg
+    assert a["train"] == cfg["train"]  # nothing of its own: the nominal settings
+    assert {k: b["train"][k] for k in ("seed", "epochs", "learning_rate", "patience", "batch_size")} \
+        == {"seed": 3, "epochs": 40, "learning_rate": 3e-4, "patience": 9, "batch_size": 512}
+    assert cfg["train"]["epochs"] == 7 and cfg["train"]["seed"] == 0  # the study is left as it was
+    assert train_seed(b) != train_seed(a) == train_seed(cfg)  # another initialization and order
+    for part, rows in dataset_split(cfg, 1000).items():  # the same jets in every split
+        np.testing.assert_array_equal(dataset_split(b, 1000)[part], rows)

@@ -371,11 +371,11 @@ def check_classes(labels: np.ndarray, rows: np.ndarray, part: str, inputs: Seque
                              f"enlarge train.split.{part}")
 
 
-def _streams(cfg: Config, inputs: Sequence[str | Path], labels: np.ndarray, weights: np.ndarray,
-             batch_size: int | None = None) -> tuple[Any, Any]:
+def _streams(cfg: Config, inputs: Sequence[str | Path], labels: np.ndarray, weights: np.ndarray
+             ) -> tuple[Any, Any]:
     """The training stream (shuffled per epoch) and the validation stream of the split, in batches
-    of ``batch_size`` (default ``train.batch_size``)."""
-    tcfg = {**cfg["train"], "batch_size": batch_size or cfg["train"]["batch_size"]}
+    of ``train.batch_size``."""
+    tcfg = cfg["train"]
     split = dataset_split(cfg, len(labels))
     for part in ("train", "validation"):
         check_classes(labels, split[part], part, inputs)
@@ -529,6 +529,22 @@ def variant_of(cfg: Config, name: str | None) -> dict[str, Any] | None:
     return found[0]
 
 
+#: Keys of a ``train.variants`` entry that override the ``train`` key of the same name.
+VARIANT_OVERRIDES = ("batch_size", "seed", "epochs", "learning_rate", "patience")
+
+
+def variant_config(cfg: Config, var: dict[str, Any] | None) -> Config:
+    """``cfg`` with the variant's own training settings (:data:`VARIANT_OVERRIDES` that are not
+    null) in ``train``; ``cfg`` itself for the nominal CNN. The data split never changes: it
+    derives from the master seed only."""
+    if var is None:
+        return cfg
+    own = {k: var[k] for k in VARIANT_OVERRIDES if var.get(k) is not None}
+    out = Config({**cfg, "train": {**cfg["train"], **own}})
+    out.source = cfg.source
+    return out
+
+
 def training_targets(cfg: Config, inputs: Sequence[str | Path], variant: dict[str, Any] | None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(labels (n,), targets, weights (n,))`` of every row: targets are the labels, or for a
@@ -580,15 +596,15 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     """
     import keras
 
+    var = variant_of(cfg, variant)
+    cfg = variant_config(cfg, var)
     tcfg = cfg["train"]
     keras.utils.set_random_seed(train_seed(cfg))
-    var = variant_of(cfg, variant)
     labels, targets, weights = training_targets(cfg, inputs, var)
     n_gpus = accelerators()
     if n_gpus > 0 and tcfg["mixed_precision"]:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    train_data, val_data = _streams(cfg, inputs, targets, weights,
-                                    var.get("batch_size") if var is not None else None)
+    train_data, val_data = _streams(cfg, inputs, targets, weights)
     log.info("training %s on %d images (%d signal), validating on %d, backend %s, devices %s",
              tcfg["model"], train_data.n, int(labels[np.concatenate(train_data.blocks)].sum())
              if train_data.blocks else 0, val_data.n, keras.backend.backend(), _devices())

@@ -80,6 +80,23 @@ def section(*keys):
     return lambda w: json.dumps({k: STUDIES[w.study][k] for k in keys}, sort_keys=True)
 
 
+def train_settings(wildcards):
+    """The nominal training's parameter: train (without its variants) and seed, so that adding a
+    variant does not retrain the nominal CNN."""
+    study = STUDIES[wildcards.study]
+    train = {k: v for k, v in study["train"].items() if k != "variants"}
+    return json.dumps({"train": train, "seed": study["seed"]}, sort_keys=True)
+
+
+def variant_settings(wildcards):
+    """A variant training's parameter: the nominal settings, its own train.variants entry and the
+    sections its targets read (evaluate, jets), so that it reruns only when these change."""
+    study = STUDIES[wildcards.study]
+    own = [v for v in study["train"]["variants"] if v["name"] == wildcards.variant]
+    return json.dumps({"nominal": json.loads(train_settings(wildcards)), "variant": own,
+                       "evaluate": study["evaluate"], "jets": study.get("jets")}, sort_keys=True)
+
+
 def sample_names(study):
     return STUDIES[study].sample_names
 

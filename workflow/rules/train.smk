@@ -19,7 +19,7 @@ rule train:
     params:
         jetimage=JETIMAGE,
         config=config_of,
-        settings=section("train", "seed"),
+        settings=train_settings,
     threads: 4  # capped at --cores when run locally
     resources:
         mem_mb=mem_mb("train"),
@@ -46,7 +46,7 @@ rule train_variant:
     params:
         jetimage=JETIMAGE,
         config=config_of,
-        settings=section("train", "seed", "evaluate", "jets"),
+        settings=variant_settings,
     threads: 4  # capped at --cores when run locally
     resources:
         mem_mb=8000,
