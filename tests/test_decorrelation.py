@@ -301,3 +301,23 @@ def test_a_variant_overrides_the_training_settings_it_names_and_keeps_the_split(
     assert train_seed(b) != train_seed(a) == train_seed(cfg)  # another initialization and order
     for part, rows in dataset_split(cfg, 1000).items():  # the same jets in every split
         np.testing.assert_array_equal(dataset_split(b, 1000)[part], rows)
+
+
+def test_a_training_starts_from_a_trained_models_weights_or_names_the_file(tmp_path):
+    from jetimage import models
+    from jetimage.io import InputError
+    from jetimage.train import start_from
+
+    trained = models.build("convnet", (25, 25, 1))  # dropout 0.2, random weights of one draw
+    trained.save(tmp_path / "nominal.keras")
+    fresh = models.build("convnet", (25, 25, 1), dropout=0.0)  # a DisCo variant's model
+    pairs = list(zip(fresh.get_weights(), trained.get_weights(), strict=True))
+    assert any(not np.array_equal(a, b) for a, b in pairs)
+    start_from(fresh, tmp_path / "nominal.keras")
+    for a, b in zip(fresh.get_weights(), trained.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    other = models.build("maxout", (25, 25, 1))
+    with pytest.raises(InputError, match="nominal.keras: cannot start the training"):
+        start_from(other, tmp_path / "nominal.keras")
+    with pytest.raises(InputError, match="missing.keras"):
+        start_from(fresh, tmp_path / "missing.keras")

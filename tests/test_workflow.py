@@ -200,3 +200,30 @@ def test_report_and_lint(workflow_run):
     proc = _snakemake(workdir, "--lint")
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_adding_a_variant_trains_it_without_retraining_the_nominal_cnn(workflow_run, tmp_path):
+    """The nominal training's parameter leaves out train.variants; a variant with init: nominal
+    waits for the nominal model and starts from it, one without does not."""
+    workdir, raw = workflow_run
+    other = json.loads(json.dumps(raw))
+    other["studies"]["tiny"]["train"]["variants"] = [
+        {"name": "tuned", "method": "disco", "lambda": 5.0, "init": "nominal"},
+        {"name": "fresh", "method": "disco", "lambda": 5.0}]
+    config = tmp_path / "variants.yaml"
+    config.write_text(yaml.safe_dump(other))
+    proc = subprocess.run(
+        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile",
+         str(config), "--cores", "2", "--dry-run", "--printshellcmds"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    jobs = {line.split()[1].rstrip(":") for line in proc.stdout.splitlines()
+            if line.startswith(("rule ", "localrule "))}
+    assert jobs == {"train_variant", "evaluate", "plot", "all"}, jobs  # not train, not images
+    shells = [line for line in proc.stdout.splitlines() if "jetimage train" in line]
+    tuned = [s for s in shells if "--variant tuned" in s]
+    fresh = [s for s in shells if "--variant fresh" in s]
+    assert len(tuned) == 1 and len(fresh) == 1, shells
+    assert "--init results/tiny/model/model.keras" in tuned[0]
+    assert "--init" not in fresh[0]

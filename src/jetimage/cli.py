@@ -39,7 +39,7 @@ def _images(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     from .train import train
 
-    train(_cfg(args), args.inputs, args.model, args.history, args.variant)
+    train(_cfg(args), args.inputs, args.model, args.history, args.variant, args.init)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -103,7 +103,9 @@ STAGES = {
               [("--inputs", {"nargs": "+", "help": "HDF5 image files, in config order"}),
                ("--model", {"help": "output .keras file"}),
                ("--history", {"help": "output JSON training history"}),
-               ("--variant", {"required": False, "help": "train.variants name: a mass-decorrelated CNN"})]),
+               ("--variant", {"required": False, "help": "train.variants name: a mass-decorrelated CNN"}),
+               ("--init", {"required": False,
+                           "help": "trained .keras model of this architecture: training starts from it"})]),
     "evaluate": ("test-split scores, the kind's baselines and metrics.json", _evaluate,
                  [("--inputs", {"nargs": "+"}), ("--model", {}),
                   ("--metrics", {"help": "output metrics.json"}),

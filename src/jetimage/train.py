@@ -570,7 +570,8 @@ def training_targets(cfg: Config, inputs: Sequence[str | Path], variant: dict[st
 
 
 def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
-          history_path: str | Path, variant: str | None = None) -> dict[str, list[float]]:
+          history_path: str | Path, variant: str | None = None,
+          init: str | Path | None = None) -> dict[str, list[float]]:
     """Train the configured model on the image files ``inputs``, streaming them from disk.
 
     One trainer for every kind of study: jet images and whole-event images alike. The rows of
@@ -587,7 +588,9 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
 
     With ``variant`` (a ``train.variants`` name) the same model is trained mass-decorrelated:
     DisCo (the stream yields the jet mass beside the label, the loss adds lambda dCorr^2) or
-    planing (planed weights); see :func:`training_targets`.
+    planing (planed weights); see :func:`training_targets`. With ``init`` (a trained model of the
+    same architecture, e.g. the nominal CNN for a variant with ``init: nominal``) the training
+    starts from its weights instead of a random initialization.
 
     Returns
     -------
@@ -609,6 +612,8 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
              tcfg["model"], train_data.n, int(labels[np.concatenate(train_data.blocks)].sum())
              if train_data.blocks else 0, val_data.n, keras.backend.backend(), _devices())
     model = _compiled_model(cfg, train_data, n_gpus, *_variant_objective(var))
+    if init is not None:
+        start_from(model, init)
     files = _training_files(model_path)
     with exclusive(model_path):
         callbacks = _callbacks(cfg, train_data, files, Path(model_path).parent)
@@ -627,6 +632,28 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
         history = _save(model, fit, files, model_path, history_path, cfg)
     log.info("saved %s after %d epochs", model_path, len(history["loss"]))
     return history
+
+
+def start_from(model: Any, path: str | Path) -> None:
+    """Set ``model``'s weights to those of the trained model at ``path``.
+
+    Raises
+    ------
+    InputError
+        Naming the file when it cannot be read or its architecture differs (dropout rates may
+        differ: dropout has no weights).
+    """
+    import keras
+
+    from . import models  # noqa: F401  (registers the custom layers and losses for loading)
+
+    try:
+        source = keras.models.load_model(path, compile=False)
+        model.set_weights(source.get_weights())
+    except (OSError, ValueError) as err:
+        raise InputError(f"{path}: cannot start the training from this model: "
+                         f"{str(err).splitlines()[0]}") from None
+    log.info("training starts from the weights of %s", path)
 
 
 def _save(model: Any, fit: Any, files: dict[str, Path], model_path: str | Path,

@@ -97,6 +97,19 @@ def variant_settings(wildcards):
                        "evaluate": study["evaluate"], "jets": study.get("jets")}, sort_keys=True)
 
 
+def variant_inputs(wildcards):
+    """A variant's inputs: the image files, and the nominal model when it starts from it."""
+    own = [v for v in STUDIES[wildcards.study]["train"]["variants"] if v["name"] == wildcards.variant]
+    init = own[0]["init"] == "nominal" if own else False
+    return {"images": image_files(wildcards),
+            **({"init": rules.train.output.model.format(study=wildcards.study)} if init else {})}
+
+
+def init_flag(wildcards, input):
+    """train's --init MODEL for a variant that starts from the nominal CNN (else empty)."""
+    return f"--init {shlex.quote(str(input.init))}" if "init" in input.keys() else ""
+
+
 def sample_names(study):
     return STUDIES[study].sample_names
 

@@ -35,7 +35,7 @@ rule train:
 # A mass-decorrelated CNN of train.variants (DisCo or planing): the same trainer, one job each.
 rule train_variant:
     input:
-        image_files,
+        unpack(variant_inputs),
     output:
         model=f"{OUT}/model/variants/{{variant}}.keras",
         history=f"{OUT}/model/variants/{{variant}}.history.json",
@@ -47,6 +47,7 @@ rule train_variant:
         jetimage=JETIMAGE,
         config=config_of,
         settings=variant_settings,
+        init=init_flag,
     threads: 4  # capped at --cores when run locally
     resources:
         mem_mb=8000,
@@ -55,6 +56,6 @@ rule train_variant:
     conda:
         "../envs/jetimage.yaml"
     shell:
-        "{params.jetimage} train --config {params.config:q} --inputs {input:q}"
+        "{params.jetimage} train --config {params.config:q} --inputs {input.images:q}"
         " --model {output.model:q} --history {output.history:q} --variant {wildcards.variant}"
-        " > {log:q} 2>&1"
+        " {params.init} > {log:q} 2>&1"
