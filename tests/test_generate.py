@@ -162,6 +162,44 @@ def test_labels_match_truth(generated, tiny_config):
     assert 0 < n_matched < len(jets) + 1
 
 
+def test_w_decay_quarks_are_one_definition_for_pythia_and_file_records():
+    """The same records, indexed as Pythia does (0 = no mother) and as a file's truth
+    collection does (-1 = none), give the same quarks: those whose mother is a W."""
+    from jetimage.jets import w_decay_quarks
+
+    # event 0: t -> W+ b, W+ -> u dbar, plus a gluon; event 1: W- -> e nu, a d quark from a gluon
+    ids = [[6, 24, 5, 2, -1, 21], [-24, 11, -12, 21, 1]]
+    file_mothers = [[-1, 0, 0, 1, 1, -1], [-1, 0, 0, -1, 3]]
+    expect = [[False, False, False, True, True, False], [False, False, False, False, False]]
+    pid, m = ak.Array(ids), ak.Array(file_mothers)
+    assert w_decay_quarks(pid, m, m >= 0).tolist() == expect
+    # Pythia's record: a system entry at 0, every index shifted by one
+    p_ids = ak.Array([[90, *e] for e in ids])
+    p_m = ak.Array([[0, *[k + 1 if k >= 0 else 0 for k in e]] for e in file_mothers])
+    assert w_decay_quarks(p_ids, p_m, p_m > 0).tolist() == [[False, *e] for e in expect]
+
+
+def test_a_jet_matches_one_w_of_a_ttbar_event_when_both_its_quarks_are_inside():
+    from jetimage.jets import truth_match
+
+    # one event with two hadronic W (parents 7 and 9) and four jets; an event with one W; none
+    q_eta = ak.Array([[0.0, 0.4, 1.0, 1.6], [0.0, 0.3], []])
+    q_phi = ak.Array([[0.0, 0.3, 0.3, 0.8], [0.0, 0.0], []])
+    parent = ak.Array([[7, 7, 9, 9], [4, 4], []])
+    rows = np.array([0, 0, 0, 0, 1, 2])
+    jet_eta = np.array([0.2, 1.3, 0.7, 0.0, 0.1, 0.0])
+    jet_phi = np.array([0.1, 0.55, 0.3, 0.0, 0.0, 0.0])
+    # jet 0 holds both quarks of W 7, jet 1 both of W 9; jet 2 one quark of each: no W; jet 3 sits
+    # on a quark of W 7 with its sibling 0.5 away: matched
+    got = truth_match(jet_eta, jet_phi, q_eta[rows], q_phi[rows], 0.6, parent[rows])
+    assert got.tolist() == [True, True, False, True, True, False]
+    inside = delta_r(q_eta[rows], q_phi[rows], jet_eta, jet_phi) < 0.6
+    assert ak.sum(inside, axis=1).tolist()[:3] == [2, 2, 2]  # as many quarks inside each
+    # without parents every quark of the event must be inside (one W per event)
+    one_w = truth_match(jet_eta, jet_phi, q_eta[rows], q_phi[rows], 0.6)
+    assert one_w.tolist() == [False, False, False, False, True, False]
+
+
 def test_same_seed_same_jets_other_seed_other_jets(generated, tiny_config, tmp_path):
     again = tmp_path / "again.root"
     generate(tiny_config, "qcd", 0, again)

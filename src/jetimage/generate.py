@@ -23,7 +23,6 @@ from .io import LAYOUTS, TreeWriter
 log = logging.getLogger(__name__)
 
 #: PDG ids of the quarks a W may decay to in the default sample.
-_QUARKS = (1, 2, 3, 4, 5)
 
 
 class GenerationError(RuntimeError):
@@ -94,13 +93,13 @@ def final_state(pythia, batch: ak.Array, eta_max: float) -> ak.Array:
 
 
 def w_decay_quarks(batch: ak.Array) -> ak.Array:
-    """The quarks from hadronic W decays in each event: ``(n_events, var)`` records ``eta, phi``."""
+    """The quarks from hadronic W decays in each event: ``(n_events, var)`` records ``eta, phi,
+    parent`` (the index of their W)."""
     prt = batch.prt
-    mother_id = prt.id[prt.mother1]
-    is_decay = (abs(prt.id) <= max(_QUARKS)) & (abs(mother_id) == 24) & (prt.mother1 > 0)
-    q = prt.p[is_decay]
+    is_q = jetlib.w_decay_quarks(prt.id, prt.mother1, prt.mother1 > 0)
+    q = prt.p[is_q]
     kin = jetlib.kinematics(q.px, q.py, q.pz, q.e)
-    return ak.zip({"eta": kin["eta"], "phi": kin["phi"]})
+    return ak.zip({"eta": kin["eta"], "phi": kin["phi"], "parent": prt.mother1[is_q]})
 
 
 def build_jets(particles: ak.Array, jet_cfg: dict[str, Any]) -> dict[str, Any]:
@@ -177,7 +176,7 @@ def _jet_records(cfg: Config, s: dict[str, Any], pythia, batch: ak.Array, weight
     if s.get("truth", "none") == "W":
         quarks = w_decay_quarks(batch)[rows]
         jets["label"] = jetlib.truth_match(jets["jet_eta"], jets["jet_phi"], quarks.eta, quarks.phi,
-                                           jet_cfg["truth_match_dr"]).astype(np.int32)
+                                           jet_cfg["truth_match_dr"], quarks.parent).astype(np.int32)
     jets["weight"] = weights[rows]
     return jets
 

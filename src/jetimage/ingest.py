@@ -28,7 +28,7 @@ from . import readers
 from .config import Config
 from .generate import build_jets, event_rows
 from .io import JET_BRANCHES, LAYOUTS, InputError, Layout, TreeWriter
-from .jets import four_vector_sum, in_window, kinematics, truth_match
+from .jets import four_vector_sum, in_window, kinematics, truth_match, w_decay_quarks
 from .readers import PION_MASS, TREES  # noqa: F401  (public names of this stage)
 
 log = logging.getLogger(__name__)
@@ -118,13 +118,14 @@ def event_particles(arrays: dict[str, ak.Array], sample: dict[str, Any], plan: r
 
 def _truth_labels(arrays: dict[str, ak.Array], plan: readers.ReadPlan, jets: dict[str, Any],
                   rows: np.ndarray, max_dr: float) -> np.ndarray:
-    """1 for jets with both quarks of a hadronic W decay within ``max_dr`` (the truth collection)."""
+    """1 for jets with both quarks of one hadronic W decay within ``max_dr`` (the truth collection;
+    in tt events either W)."""
     t = plan.truth
-    pid, m1 = arrays[f"{t}.pdgid"], arrays[f"{t}.mother"]
-    mother = pid[ak.where(m1 >= 0, m1, 0)]
-    is_q = (abs(pid) <= 5) & (abs(mother) == 24) & (m1 >= 0)
+    mother = arrays[f"{t}.mother"]
+    is_q = w_decay_quarks(arrays[f"{t}.pdgid"], mother, mother >= 0)
     q_eta, q_phi = arrays[f"{t}.eta"][is_q][rows], arrays[f"{t}.phi"][is_q][rows]
-    return truth_match(jets["jet_eta"], jets["jet_phi"], q_eta, q_phi, max_dr).astype(np.int32)
+    return truth_match(jets["jet_eta"], jets["jet_phi"], q_eta, q_phi, max_dr,
+                       mother[is_q][rows]).astype(np.int32)
 
 
 def _particle_rows(arrays: dict[str, ak.Array], s: dict[str, Any], cfg: Config, plan: readers.ReadPlan,

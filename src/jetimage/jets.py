@@ -179,18 +179,46 @@ def four_vector_sum(particles: ak.Array) -> dict[str, np.ndarray]:
     return {k: ak.to_numpy(ak.sum(particles[k], axis=-1)) for k in _MOMENTUM}
 
 
+def w_decay_quarks(pdgid: ak.Array, mother: ak.Array, has_mother: ak.Array) -> ak.Array:
+    """True for the quarks (d to b) whose mother is a W boson: the W truth of a jet.
+
+    One definition for Pythia's event record and for a file's truth collection.
+
+    Parameters
+    ----------
+    pdgid, mother
+        ``(n_events, var)`` PDG ids and the index of each particle's (first) mother in the same
+        event.
+    has_mother
+        ``(n_events, var)`` False where ``mother`` points at no particle (Pythia's 0, a file's -1).
+    """
+    mother_id = pdgid[ak.where(has_mother, mother, 0)]
+    return (abs(pdgid) <= 5) & (abs(mother_id) == 24) & has_mother
+
+
 def truth_match(
-    jet_eta: np.ndarray, jet_phi: np.ndarray, quark_eta: ak.Array, quark_phi: ak.Array, max_dr: float
+    jet_eta: np.ndarray, jet_phi: np.ndarray, quark_eta: ak.Array, quark_phi: ak.Array, max_dr: float,
+    quark_parent: ak.Array | None = None,
 ) -> np.ndarray:
-    """True where every truth quark of the jet's event lies within ``max_dr`` of the jet axis.
+    """True where both decay quarks of one W of the jet's event lie within ``max_dr`` of the axis.
+
+    An event with several hadronic W bosons (tt -> W b W b) matches a jet to any one of them:
+    every quark of the same parent must be inside, quarks of the other W need not.
 
     Parameters
     ----------
     jet_eta, jet_phi
         ``(n_jets,)`` jet axes.
     quark_eta, quark_phi
-        ``(n_jets, var)`` the decay quarks of the boson in each jet's event; jets whose
+        ``(n_jets, var)`` the decay quarks of the W bosons in each jet's event; jets whose
         event has no quarks are not matched.
+    quark_parent
+        ``(n_jets, var)`` which W each quark comes from (its mother's index); None: one W per
+        event.
     """
-    dr = delta_r(quark_eta, quark_phi, jet_eta, jet_phi)
-    return ak.to_numpy(ak.all(dr < max_dr, axis=1) & (ak.num(quark_eta) > 0))
+    inside = delta_r(quark_eta, quark_phi, jet_eta, jet_phi) < max_dr
+    parent = ak.zeros_like(quark_eta, dtype=np.int64) if quark_parent is None else quark_parent
+    in_j = ak.unzip(ak.cartesian([inside, inside], nested=True))[1]  # (n_jets, quark i, quark j)
+    p_i, p_j = ak.unzip(ak.cartesian([parent, parent], nested=True))
+    siblings_inside = ak.all((p_i != p_j) | in_j, axis=2)
+    return ak.to_numpy(ak.any(inside & siblings_inside, axis=1))
