@@ -72,3 +72,23 @@ def test_images_are_reproducible(generated, tiny_config, tmp_path):
     make_sample_images(tiny_config, "qcd", [generated["qcd"]], a)
     make_sample_images(tiny_config, "qcd", [generated["qcd"]], b)
     np.testing.assert_array_equal(read_images([a])["images"], read_images([b])["images"])
+
+
+def test_a_shard_generated_for_another_number_of_shards_is_refused(generated, tmp_path):
+    """A shard copied from a study with other n_shards (or left from before the config changed)
+    would weigh its events by the wrong fraction of the cross section: one line naming it."""
+    from jetimage.config import validate
+    from jetimage.io import InputError
+
+    from .conftest import tiny_raw_config
+
+    raw = tiny_raw_config()
+    qcd = next(s for s in raw["samples"] if s["name"] == "qcd")
+    n = qcd["n_shards"]
+    assert read_run(generated["qcd"])["n_shards"] == n
+    qcd["n_shards"] = 3 * n
+    out = tmp_path / "qcd.h5"
+    with pytest.raises(InputError, match=rf"qcd.root: generated as one of {n} shards, but the sample has "
+                                         rf"n_shards: {3 * n}; its events would weigh 3x") as err:
+        make_sample_images(validate(raw), "qcd", [generated["qcd"]], out)
+    assert "\n" not in str(err.value) and not out.exists()

@@ -118,8 +118,14 @@ def _selection(cfg: Config) -> str:
             f"and the sample's cuts")
 
 
-def _weight_scales(inputs: Sequence[str | Path]) -> tuple[list[float], float]:
-    """Per file, the factor that turns raw weights into pb; and the sample's cross section (pb)."""
+def _weight_scales(inputs: Sequence[str | Path], n_shards: int | None = None
+                   ) -> tuple[list[float], float]:
+    """Per file, the factor that turns raw weights into pb; and the sample's cross section (pb).
+
+    ``n_shards`` (a generated sample's ``n_shards``) is checked against each shard's own record:
+    a shard generated as one of another number (copied from another study, or left from before
+    the config changed) would weigh its events by the wrong fraction of the cross section.
+    """
     scales, sigma = [], 0.0
     for path in inputs:
         run = read_run(path)
@@ -127,6 +133,11 @@ def _weight_scales(inputs: Sequence[str | Path]) -> tuple[list[float], float]:
             scales.append(1.0)
             sigma = float("nan")
             continue
+        if n_shards is not None and int(run["n_shards"]) != n_shards:
+            raise InputError(f"{path}: generated as one of {int(run['n_shards'])} shards, but the sample "
+                             f"has n_shards: {n_shards}; its events would weigh "
+                             f"{n_shards / run['n_shards']:.3g}x those of the other shards. Delete it "
+                             f"and rerun to generate it again")
         scales.append(run["sigma_pb"] / (run["sum_weights"] * run["n_shards"]))
         sigma += run["sigma_pb"] / run["n_shards"]
     return scales, sigma
@@ -195,7 +206,7 @@ def make_sample_images(
     opts = cfg["images"]
     cls = 1 if s["class"] == "signal" else 0
     shape = (opts["n_eta"], opts["n_phi"], len(opts["channels"]))
-    scales, sigma = _weight_scales(inputs)
+    scales, sigma = _weight_scales(inputs, None if "files" in s else s["n_shards"])
     attrs = {"sample": sample, "class": s["class"], "kind": cfg.kind, "images": opts,
              "jets" if cfg.kind == "jets" else "events": cfg[cfg.kind], "sigma_pb": sigma,
              "inputs": [str(p) for p in inputs]}
