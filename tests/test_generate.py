@@ -165,18 +165,18 @@ def test_labels_match_truth(generated, tiny_config):
 def test_w_decay_quarks_are_one_definition_for_pythia_and_file_records():
     """The same records, indexed as Pythia does (0 = no mother) and as a file's truth
     collection does (-1 = none), give the same quarks: those whose mother is a W."""
-    from jetimage.jets import w_decay_quarks
+    from jetimage.jets import is_w_decay_quark
 
     # event 0: t -> W+ b, W+ -> u dbar, plus a gluon; event 1: W- -> e nu, a d quark from a gluon
     ids = [[6, 24, 5, 2, -1, 21], [-24, 11, -12, 21, 1]]
     file_mothers = [[-1, 0, 0, 1, 1, -1], [-1, 0, 0, -1, 3]]
     expect = [[False, False, False, True, True, False], [False, False, False, False, False]]
     pid, m = ak.Array(ids), ak.Array(file_mothers)
-    assert w_decay_quarks(pid, m, m >= 0).tolist() == expect
+    assert is_w_decay_quark(pid, m, m >= 0).tolist() == expect
     # Pythia's record: a system entry at 0, every index shifted by one
     p_ids = ak.Array([[90, *e] for e in ids])
     p_m = ak.Array([[0, *[k + 1 if k >= 0 else 0 for k in e]] for e in file_mothers])
-    assert w_decay_quarks(p_ids, p_m, p_m > 0).tolist() == [[False, *e] for e in expect]
+    assert is_w_decay_quark(p_ids, p_m, p_m > 0).tolist() == [[False, *e] for e in expect]
 
 
 def test_a_jet_matches_one_w_of_a_ttbar_event_when_both_its_quarks_are_inside():

@@ -22,8 +22,6 @@ from .io import LAYOUTS, TreeWriter
 
 log = logging.getLogger(__name__)
 
-#: PDG ids of the quarks a W may decay to in the default sample.
-
 
 class GenerationError(RuntimeError):
     """Pythia refused a command or failed to initialize."""
@@ -96,7 +94,7 @@ def w_decay_quarks(batch: ak.Array) -> ak.Array:
     """The quarks from hadronic W decays in each event: ``(n_events, var)`` records ``eta, phi,
     parent`` (the index of their W)."""
     prt = batch.prt
-    is_q = jetlib.w_decay_quarks(prt.id, prt.mother1, prt.mother1 > 0)
+    is_q = jetlib.is_w_decay_quark(prt.id, prt.mother1, prt.mother1 > 0)
     q = prt.p[is_q]
     kin = jetlib.kinematics(q.px, q.py, q.pz, q.e)
     return ak.zip({"eta": kin["eta"], "phi": kin["phi"], "parent": prt.mother1[is_q]})

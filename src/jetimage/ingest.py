@@ -28,7 +28,7 @@ from . import readers
 from .config import Config
 from .generate import build_jets, event_rows
 from .io import JET_BRANCHES, LAYOUTS, InputError, Layout, TreeWriter
-from .jets import four_vector_sum, in_window, kinematics, truth_match, w_decay_quarks
+from .jets import four_vector_sum, in_window, is_w_decay_quark, kinematics, truth_match
 from .readers import PION_MASS, TREES  # noqa: F401  (public names of this stage)
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def _truth_labels(arrays: dict[str, ak.Array], plan: readers.ReadPlan, jets: dic
     in tt events either W)."""
     t = plan.truth
     mother = arrays[f"{t}.mother"]
-    is_q = w_decay_quarks(arrays[f"{t}.pdgid"], mother, mother >= 0)
+    is_q = is_w_decay_quark(arrays[f"{t}.pdgid"], mother, mother >= 0)
     q_eta, q_phi = arrays[f"{t}.eta"][is_q][rows], arrays[f"{t}.phi"][is_q][rows]
     return truth_match(jets["jet_eta"], jets["jet_phi"], q_eta, q_phi, max_dr,
                        mother[is_q][rows]).astype(np.int32)

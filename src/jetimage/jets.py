@@ -179,7 +179,7 @@ def four_vector_sum(particles: ak.Array) -> dict[str, np.ndarray]:
     return {k: ak.to_numpy(ak.sum(particles[k], axis=-1)) for k in _MOMENTUM}
 
 
-def w_decay_quarks(pdgid: ak.Array, mother: ak.Array, has_mother: ak.Array) -> ak.Array:
+def is_w_decay_quark(pdgid: ak.Array, mother: ak.Array, has_mother: ak.Array) -> ak.Array:
     """True for the quarks (d to b) whose mother is a W boson: the W truth of a jet.
 
     One definition for Pythia's event record and for a file's truth collection.
@@ -218,7 +218,7 @@ def truth_match(
     """
     inside = delta_r(quark_eta, quark_phi, jet_eta, jet_phi) < max_dr
     parent = ak.zeros_like(quark_eta, dtype=np.int64) if quark_parent is None else quark_parent
-    in_j = ak.unzip(ak.cartesian([inside, inside], nested=True))[1]  # (n_jets, quark i, quark j)
-    p_i, p_j = ak.unzip(ak.cartesian([parent, parent], nested=True))
-    siblings_inside = ak.all((p_i != p_j) | in_j, axis=2)
+    q = ak.zip({"inside": inside, "parent": parent})
+    i, j = ak.unzip(ak.cartesian([q, q], nested=True))  # (n_jets, quark i, quark j)
+    siblings_inside = ak.all((i.parent != j.parent) | j.inside, axis=2)
     return ak.to_numpy(ak.any(inside & siblings_inside, axis=1))

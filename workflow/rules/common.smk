@@ -80,27 +80,35 @@ def section(*keys):
     return lambda w: json.dumps({k: STUDIES[w.study][k] for k in keys}, sort_keys=True)
 
 
+def _nominal_settings(study):
+    """What the nominal training depends on: train (without its variants) and seed."""
+    return {"train": {k: v for k, v in study["train"].items() if k != "variants"}, "seed": study["seed"]}
+
+
+def study_variant(wildcards):
+    """The train.variants entry of the job's variant (None when the config no longer has it)."""
+    own = [v for v in STUDIES[wildcards.study]["train"]["variants"] if v["name"] == wildcards.variant]
+    return own[0] if own else None
+
+
 def train_settings(wildcards):
-    """The nominal training's parameter: train (without its variants) and seed, so that adding a
-    variant does not retrain the nominal CNN."""
-    study = STUDIES[wildcards.study]
-    train = {k: v for k, v in study["train"].items() if k != "variants"}
-    return json.dumps({"train": train, "seed": study["seed"]}, sort_keys=True)
+    """The nominal training's parameter, so that adding a variant does not retrain the nominal CNN."""
+    return json.dumps(_nominal_settings(STUDIES[wildcards.study]), sort_keys=True)
 
 
 def variant_settings(wildcards):
     """A variant training's parameter: the nominal settings, its own train.variants entry and the
     sections its targets read (evaluate, jets), so that it reruns only when these change."""
     study = STUDIES[wildcards.study]
-    own = [v for v in study["train"]["variants"] if v["name"] == wildcards.variant]
-    return json.dumps({"nominal": json.loads(train_settings(wildcards)), "variant": own,
+    own = study_variant(wildcards)
+    return json.dumps({"nominal": _nominal_settings(study), "variant": [own] if own else [],
                        "evaluate": study["evaluate"], "jets": study.get("jets")}, sort_keys=True)
 
 
 def variant_inputs(wildcards):
     """A variant's inputs: the image files, and the nominal model when it starts from it."""
-    own = [v for v in STUDIES[wildcards.study]["train"]["variants"] if v["name"] == wildcards.variant]
-    init = own[0]["init"] == "nominal" if own else False
+    own = study_variant(wildcards)
+    init = own is not None and own["init"] == "nominal"
     return {"images": image_files(wildcards),
             **({"init": rules.train.output.model.format(study=wildcards.study)} if init else {})}
 
