@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,32 @@ def test_terminated_generation_removes_its_temporary_file(tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     assert list(out.parent.iterdir()) == []
+
+
+def test_a_termination_turned_into_another_error_by_clean_up_code_still_exits_as_terminated(
+        monkeypatch, capsys):
+    # zipfile.ZipFile.close (in np.savez) raises ValueError when the SystemExit of the SIGTERM
+    # handler came while it opened a member: the stage is still reported as terminated
+    from jetimage import cli, io
+
+    monkeypatch.setattr(io.TERMINATION, "signum", None)  # reset for the later tests of this process
+    def stage(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler raises SystemExit here
+            time.sleep(5)
+        finally:
+            raise ValueError("Can't close the ZIP file while there is an open writing handle on it")
+
+    name = "export"
+    text, _, options = cli.STAGES[name]
+    monkeypatch.setitem(cli.STAGES, name, (text, stage, options))
+    old = signal.getsignal(signal.SIGTERM)
+    try:
+        rc = cli.main([name, "--config", "x", "--model", "x", "--output", "x"])
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert rc == 128 + signal.SIGTERM
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"jetimage {name}: terminated by SIGTERM"
 
 
 def _two_prong_images(path: Path, n: int = 3000, seed: int = 5) -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+
 import awkward as ak
 import numpy as np
 import pytest
 import uproot
 
-from jetimage.io import EVENTS, RUN_BRANCHES, TreeWriter, iterate_tree, read_run
+import jetimage.io
+from jetimage.io import EVENTS, RUN_BRANCHES, Termination, TreeWriter, atomic_paths, iterate_tree, read_run
 
 
 def _events(n: int, with_fatjets: bool = True) -> dict:
@@ -76,3 +81,35 @@ def test_contiguous_reads_cut_at_gaps_and_bound_the_span():
     reads = contiguous_reads(dense, row_bytes=READ_SPAN_BYTES // 100, max_gap=20)
     assert [a for a, _ in reads][:3] == [0, 34, 68] and reads[-1][1] == len(dense)
     assert all(dense[b - 1] - dense[a] < 100 for a, b in reads)
+
+
+def test_a_sigterm_while_several_outputs_are_renamed_waits_for_the_last_rename(tmp_path, monkeypatch):
+    # the handler is called during the first rename: both files are published, then it exits
+    termination = Termination()
+    monkeypatch.setattr(jetimage.io, "TERMINATION", termination)
+    real_replace = os.replace
+
+    def replace(src, dst):
+        real_replace(src, dst)
+        termination(signal.SIGTERM, None)
+
+    monkeypatch.setattr(os, "replace", replace)
+    paths = [tmp_path / "metrics.json", tmp_path / "scores.npz"]
+    with pytest.raises(SystemExit) as exit_, atomic_paths(*paths) as tmps:
+        for tmp in tmps:
+            tmp.write_text("new")
+    assert exit_.value.code == 128 + signal.SIGTERM
+    assert [p.read_text() for p in paths] == ["new", "new"]
+    assert sorted(tmp_path.iterdir()) == sorted(paths)
+
+
+def test_a_sigterm_while_outputs_are_written_publishes_none_and_a_second_one_is_ignored(tmp_path):
+    termination = Termination()
+    with pytest.raises(SystemExit) as exit_:
+        with contextlib.ExitStack() as stack:
+            stack.callback(termination, signal.SIGINT, None)  # after the first: no SystemExit(130)
+            tmps = stack.enter_context(atomic_paths(tmp_path / "a.json", tmp_path / "b.json"))
+            tmps[0].write_text("new")
+            termination(signal.SIGTERM, None)
+    assert exit_.value.code == 128 + signal.SIGTERM
+    assert list(tmp_path.iterdir()) == []

@@ -160,15 +160,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     from .generate import GenerationError
-    from .io import InputError, OutputError, no_space
+    from .io import TERMINATION, InputError, OutputError, no_space
 
-    def _terminate(signum, frame):
-        # SystemExit unwinds the stack, so atomic writers delete their temporary files
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, _terminate)
+    TERMINATION.install(signal.SIGTERM)
     try:
-        args.func(args)
+        try:
+            args.func(args)
+        except BaseException:
+            # library clean-up may turn the SystemExit into another error (zipfile.close in np.savez
+            # raises ValueError when the signal came while it opened a member): still a termination
+            if TERMINATION.signum is not None:
+                return _terminated(args.stage, TERMINATION.signum)
+            raise
     except (ConfigError, InputError, GenerationError, OutputError) as err:
         return _error(args.stage, str(err))
     except Exception as err:  # a full disk met outside an atomic write (Keras, TensorBoard)
@@ -183,6 +186,12 @@ def _outputs(args: argparse.Namespace) -> str:
     """The output paths of a stage's arguments, for an error that names no file."""
     names = ("output", "model", "history", "metrics", "scores", "outdir", "plot")
     return ", ".join(str(v) for k in names if (v := getattr(args, k, None)))
+
+
+def _terminated(stage: str, signum: int) -> int:
+    """Report a termination by ``signum``; exit status 128 + ``signum``, as the shell's."""
+    print(f"jetimage {stage}: terminated by {signal.Signals(signum).name}", file=sys.stderr)
+    return 128 + signum
 
 
 def _error(stage: str, message: str) -> int:

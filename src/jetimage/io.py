@@ -11,6 +11,7 @@ import errno
 import glob
 import json
 import os
+import signal
 import socket
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -174,12 +175,53 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+class Termination:
+    """A signal handler that ends a stage with ``SystemExit(128 + signum)``, which unwinds the
+    stack so that atomic writers delete their temporary files.
+
+    It raises once (a second signal must not interrupt the clean-up of the first), and not
+    inside :meth:`deferred` blocks, where several outputs are renamed: it raises at their end.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._depth = 0
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+            if not self._depth:
+                raise SystemExit(128 + signum)
+
+    def install(self, signum: int = signal.SIGTERM) -> None:
+        """Handle ``signum`` from now on, as a process that has not been signalled yet."""
+        self.signum, self._depth = None, 0
+        signal.signal(signum, self)
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+        if not self._depth and self.signum is not None:
+            raise SystemExit(128 + self.signum)
+
+
+#: The handler that ``jetimage`` installs for SIGTERM.
+TERMINATION = Termination()
+
+
 @contextmanager
 def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
     """:func:`atomic_path` for several outputs of one stage: all are renamed only if the block
-    succeeds, so a failure leaves every earlier output as it was."""
+    succeeds, so a failure leaves every earlier output as it was; a SIGTERM meanwhile
+    (:data:`TERMINATION`) waits for the last rename."""
     with contextlib.ExitStack() as stack:
         yield [stack.enter_context(atomic_path(p)) for p in paths]
+        with TERMINATION.deferred():
+            stack.close()
 
 
 def close_and_publish(handle: Any, atomic: Any, finish: Any, exc_type, exc, tb) -> None:
