@@ -151,6 +151,48 @@ def _remove_stale(path: Path, prefix: str, suffix: str) -> None:
             pass
 
 
+class Termination:
+    """A signal handler that ends a stage with ``SystemExit(128 + signum)``, which unwinds the
+    stack so that atomic writers delete their temporary files.
+
+    It raises once (a second signal must not interrupt the clean-up of the first), and not
+    inside :meth:`deferred` blocks (renames and clean-ups): there it raises at the block's end.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._depth = 0
+        self._pending = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+            if self._depth:
+                self._pending = True
+            else:
+                raise SystemExit(128 + signum)
+
+    def install(self, signum: int = signal.SIGTERM) -> None:
+        """Handle ``signum`` from now on, as a process that has not been signalled yet."""
+        self.signum, self._depth, self._pending = None, 0, False
+        signal.signal(signum, self)
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+        if not self._depth and self._pending:
+            self._pending = False
+            raise SystemExit(128 + self.signum)
+
+
+#: The handler that ``jetimage`` installs for SIGTERM.
+TERMINATION = Termination()
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
@@ -171,46 +213,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
                               f"({type(err).__name__}: {' '.join(str(err).split())[:200]})") from err
         raise
     finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-class Termination:
-    """A signal handler that ends a stage with ``SystemExit(128 + signum)``, which unwinds the
-    stack so that atomic writers delete their temporary files.
-
-    It raises once (a second signal must not interrupt the clean-up of the first), and not
-    inside :meth:`deferred` blocks, where several outputs are renamed: it raises at their end.
-    """
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._depth = 0
-
-    def __call__(self, signum: int, frame: Any) -> None:
-        if self.signum is None:
-            self.signum = signum
-            if not self._depth:
-                raise SystemExit(128 + signum)
-
-    def install(self, signum: int = signal.SIGTERM) -> None:
-        """Handle ``signum`` from now on, as a process that has not been signalled yet."""
-        self.signum, self._depth = None, 0
-        signal.signal(signum, self)
-
-    @contextmanager
-    def deferred(self) -> Iterator[None]:
-        self._depth += 1
-        try:
-            yield
-        finally:
-            self._depth -= 1
-        if not self._depth and self.signum is not None:
-            raise SystemExit(128 + self.signum)
-
-
-#: The handler that ``jetimage`` installs for SIGTERM.
-TERMINATION = Termination()
+        with TERMINATION.deferred():
+            tmp.unlink(missing_ok=True)
 
 
 @contextmanager
