@@ -92,6 +92,22 @@ def test_the_model_carries_its_inputs_and_apply_refuses_other_images(study, gene
     assert not (tmp_path / "x.root").exists()
 
 
+def test_evaluate_refuses_images_made_otherwise_than_the_models_naming_the_file(study, generated,
+                                                                               tmp_path):
+    raw = tiny_raw_config()
+    raw["images"]["pixel_eta"] = 0.2
+    other = validate(raw)
+    images = [tmp_path / f"{name}.h5" for name in other.sample_names]
+    for name, h5 in zip(other.sample_names, images, strict=True):
+        make_sample_images(other, name, [generated[name]], h5)
+    with pytest.raises(ConfigError) as err:
+        evaluate(other, images, study["model"], tmp_path / "metrics.json", tmp_path / "scores.npz")
+    assert str(err.value).startswith(f"{images[0]}: images.pixel_eta: the model was trained with 0.1, "
+                                     "these inputs have 0.2")
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "scores.npz").exists()
+
+
 def test_onnx_runtime_reproduces_the_keras_scores_on_the_test_split(study, tiny_config):
     onnx_path = study["out"] / "model.onnx"
     export_onnx(study["model"], onnx_path)

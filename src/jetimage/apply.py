@@ -51,7 +51,7 @@ from .io import LAYOUTS, InputError, atomic_path, iterate_tree
 
 __all__ = ["DEFINITION_MEMBER", "FRIEND_TREE", "IMAGE_KEYS", "ROW_TYPES", "Alignment", "apply",
            "check_definition", "check_study", "export_onnx", "friend_columns", "input_definition",
-           "onnx_scores", "read_definition", "save_definition", "score_tree"]
+           "onnx_scores", "read_definition", "save_definition", "score_tree", "stored_definition"]
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +103,14 @@ def save_definition(model_path: str | Path, definition: Mapping[str, Any]) -> No
         z.writestr(DEFINITION_MEMBER, json.dumps(definition, indent=1, sort_keys=True))
 
 
-def read_definition(model_path: str | Path) -> dict[str, Any]:
-    """The input definition stored in a ``.keras`` model.
+def stored_definition(model_path: str | Path) -> dict[str, Any] | None:
+    """The input definition stored in a ``.keras`` model; None for a model that holds none (not
+    trained by jetimage, or by an older one).
 
     Raises
     ------
     InputError
-        Naming the file when it is missing, not a ``.keras`` archive, or holds no definition
-        (a model trained before jetimage stored one: retrain it).
+        Naming the file when it is missing or not a ``.keras`` archive.
     """
     path = Path(model_path)
     if not path.is_file():
@@ -118,11 +118,26 @@ def read_definition(model_path: str | Path) -> dict[str, Any]:
     try:
         with zipfile.ZipFile(path) as z:
             if DEFINITION_MEMBER not in z.namelist():
-                raise InputError(f"{path}: the model holds no input definition ({DEFINITION_MEMBER}): it "
-                                 "was trained by an older jetimage; rerun the train rule")
+                return None
             return json.loads(z.read(DEFINITION_MEMBER))
     except (zipfile.BadZipFile, OSError, ValueError) as err:
         raise InputError(f"{path}: not a readable .keras model ({type(err).__name__}: {err})") from err
+
+
+def read_definition(model_path: str | Path) -> dict[str, Any]:
+    """The input definition stored in a ``.keras`` model (:func:`stored_definition`).
+
+    Raises
+    ------
+    InputError
+        Naming the file when it is missing, not a ``.keras`` archive, or holds no definition
+        (a model trained before jetimage stored one: retrain it).
+    """
+    definition = stored_definition(model_path)
+    if definition is None:
+        raise InputError(f"{model_path}: the model holds no input definition ({DEFINITION_MEMBER}): it "
+                         "was trained by an older jetimage; rerun the train rule")
+    return definition
 
 
 def _differences(model: Mapping[str, Any], given: Mapping[str, Any], prefix: str) -> list[str]:

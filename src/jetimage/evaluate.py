@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from .apply import check_definition, stored_definition
 from .config import Config, ConfigError, derive_seed
 from .decorrelation import ddt_score, fit_ddt, mass_edges, rho_prime, sculpting_metrics
 from .fatjets import EVENT_VARIABLES
@@ -772,6 +773,25 @@ def load_model(path: str | Path) -> Any:
                          "delete it and rerun the train rule") from err
 
 
+def check_inputs(model_path: str | Path, paths: Sequence[str | Path]) -> None:
+    """Refuse image files made differently from the model's training images (the HDF5 attributes
+    against the model's input definition): one line naming the file and the first setting.
+    A model or file that does not say how its images were made (a model not trained by jetimage,
+    a file not written by the images stage) is used with a warning."""
+    definition = stored_definition(model_path)
+    if definition is None:
+        log.warning("%s: the model holds no input definition: the images are not checked against it",
+                    model_path)
+        return
+    for path in paths:
+        attrs = image_attrs(path)
+        if "kind" not in attrs or "images" not in attrs:
+            log.warning("%s: no image settings in its attributes (not made by the images stage): not "
+                        "checked against the model %s", path, model_path)
+            continue
+        check_definition(definition, attrs["kind"], attrs["images"], attrs.get("jets"), model_path, str(path))
+
+
 def _check_classes(ex: Examples, paths: Sequence[str | Path]) -> None:
     te = ex.split["test"][ex.selected[ex.split["test"]]]
     for cls, name in ((1, "signal"), (0, "background")):
@@ -814,6 +834,7 @@ def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     ex = read_examples(cfg, inputs)
     _check_classes(ex, inputs)
     model = load_model(model_path)
+    check_inputs(model_path, inputs)
     te = ex.split["test"]
     sel = ex.selected[te]
     summary = ImageSummary(cfg["images"]["channels"])
@@ -825,7 +846,9 @@ def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     scores, extra = baselines(cfg, inputs, ex, cnn)
     scores = {"cnn": cnn["test"], **scores}
     for name, path in (variants or {}).items():  # the mass-decorrelated CNNs (train.variants)
-        scores[f"cnn_{name}"] = predict(load_model(path), inputs, te)
+        variant = load_model(path)
+        check_inputs(path, inputs)
+        scores[f"cnn_{name}"] = predict(variant, inputs, te)
     mass = ex.columns["jet_m"][te][sel].astype(np.float64) if cfg.kind == "jets" else None
     metrics = _metrics(cfg, scores, ex.labels[te][sel], ex.weights[te][sel], sel, mass)
     metrics.update(extra)
