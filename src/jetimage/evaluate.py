@@ -773,23 +773,22 @@ def load_model(path: str | Path) -> Any:
                          "delete it and rerun the train rule") from err
 
 
-def check_inputs(model_path: str | Path, paths: Sequence[str | Path]) -> None:
-    """Refuse image files made differently from the model's training images (the HDF5 attributes
-    against the model's input definition): one line naming the file and the first setting.
-    A model or file that does not say how its images were made (a model not trained by jetimage,
-    a file not written by the images stage) is used with a warning."""
+def check_inputs(model_path: str | Path, attrs: Mapping[str, Mapping[str, Any]]) -> None:
+    """Refuse image files made differently from the model's training images: ``attrs`` (image file
+    -> its :func:`~jetimage.io.image_attrs`) against the model's input definition; one line naming
+    the file and the first setting. A model or file that does not say how its images were made (a
+    model not trained by jetimage, a file not written by the images stage) is used with a warning."""
     definition = stored_definition(model_path)
     if definition is None:
         log.warning("%s: the model holds no input definition: the images are not checked against it",
                     model_path)
         return
-    for path in paths:
-        attrs = image_attrs(path)
-        if "kind" not in attrs or "images" not in attrs:
+    for path, a in attrs.items():
+        if "kind" not in a or "images" not in a:
             log.warning("%s: no image settings in its attributes (not made by the images stage): not "
                         "checked against the model %s", path, model_path)
             continue
-        check_definition(definition, attrs["kind"], attrs["images"], attrs.get("jets"), model_path, str(path))
+        check_definition(definition, a["kind"], a["images"], a.get("jets"), model_path, path)
 
 
 def _check_classes(ex: Examples, paths: Sequence[str | Path]) -> None:
@@ -834,7 +833,8 @@ def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     ex = read_examples(cfg, inputs)
     _check_classes(ex, inputs)
     model = load_model(model_path)
-    check_inputs(model_path, inputs)
+    attrs = {str(p): image_attrs(p) for p in inputs}  # read once, checked against every model
+    check_inputs(model_path, attrs)
     te = ex.split["test"]
     sel = ex.selected[te]
     summary = ImageSummary(cfg["images"]["channels"])
@@ -847,7 +847,7 @@ def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     scores = {"cnn": cnn["test"], **scores}
     for name, path in (variants or {}).items():  # the mass-decorrelated CNNs (train.variants)
         variant = load_model(path)
-        check_inputs(path, inputs)
+        check_inputs(path, attrs)
         scores[f"cnn_{name}"] = predict(variant, inputs, te)
     mass = ex.columns["jet_m"][te][sel].astype(np.float64) if cfg.kind == "jets" else None
     metrics = _metrics(cfg, scores, ex.labels[te][sel], ex.weights[te][sel], sel, mass)
