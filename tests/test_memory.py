@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import awkward as ak
 import h5py
@@ -81,7 +82,7 @@ def test_images_are_identical_chunked_by_jets_or_by_constituents(generated, tiny
 
 
 def test_the_image_mass_study_streams_chunks_with_the_same_result(tmp_path):
-    cfg = config.load(config.__file__.replace("config.py", "../../config.yaml"), "jets")
+    cfg = config.load(Path(__file__).resolve().parents[1] / "config.yaml", "jets")
     path = tmp_path / "qcd.root"
     _many_constituent_jets(path, [40, 60, 2000, 50, 80, 3000, 40] * 6, seed=1)
     sig = tmp_path / "w.root"

@@ -25,7 +25,7 @@ __all__ = ["Config", "ConfigError", "Kind", "SCHEMA_PATH", "derive_seed", "load"
            "validate", "validate_studies"]
 
 #: The JSON Schema of the configuration (package data, so an installed wheel validates too).
-SCHEMA_PATH = Path(str(resources.files("jetimage") / "schema.yaml"))
+SCHEMA_PATH = Path(str(resources.files("jetimage.config") / "schema.yaml"))
 #: What one example of a study is.
 Kind = Literal["jets", "events"]
 
@@ -73,7 +73,7 @@ def _root_schema() -> dict[str, Any]:
         return yaml.safe_load(f)
 
 
-def _schema() -> dict[str, Any]:
+def study_schema() -> dict[str, Any]:
     """The schema of one study."""
     return _root_schema()["$defs"]["study"]
 
@@ -108,10 +108,10 @@ def _schema_errors(schema: dict[str, Any], instance: Any, source: str, prefix: s
 def _study(raw: dict[str, Any], source: str, prefix: str = "") -> Config:
     """Validate one study and fill its defaults."""
     cfg = copy.deepcopy(raw)
-    errors = _schema_errors(_schema(), cfg, source, prefix)
+    errors = _schema_errors(study_schema(), cfg, source, prefix)
     if errors:
         raise ConfigError("invalid configuration\n  " + "\n  ".join(errors))
-    _fill_defaults(cfg, _schema(), cfg.get("kind", "jets"))
+    _fill_defaults(cfg, study_schema(), cfg.get("kind", "jets"))
     if cfg["images"].get("boost_energy", 0) is None:  # the middle of the jet pT window
         cfg["images"]["boost_energy"] = 0.5 * (cfg["jets"]["pt_min"] + cfg["jets"]["pt_max"])
     problems = list(_cross_checks(cfg))

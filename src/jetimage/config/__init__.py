@@ -1,0 +1,22 @@
+"""The configuration: one JSON Schema (:file:`schema.yaml`), its validation and its reference page.
+
+:mod:`~jetimage.config.validation` loads and validates a configuration file;
+:mod:`~jetimage.config.reference` writes the configuration reference (``docs/configuration.md``)
+from the schema.
+"""
+
+from .validation import (
+    SCHEMA_PATH,
+    Config,
+    ConfigError,
+    Kind,
+    derive_seed,
+    load,
+    load_studies,
+    slha_path,
+    validate,
+    validate_studies,
+)
+
+__all__ = ["Config", "ConfigError", "Kind", "SCHEMA_PATH", "derive_seed", "load", "load_studies",
+           "slha_path", "validate", "validate_studies"]
