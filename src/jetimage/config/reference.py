@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from . import SCHEMA_PATH
+from jetimage.config import SCHEMA_PATH
 
 __all__ = ["COMMAND", "Row", "load_schema", "main", "markdown", "rows"]
 
