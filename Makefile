@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 
-.PHONY: run test test-slurm test-faults events-full setup lint clean
+.PHONY: run test test-slurm test-faults events-full setup lint clean docs
 
 $(BIN)/jetimage: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ test-faults: setup
 events-full: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile config/events.yaml
 	$(BIN)/python benchmarks/seed_spread.py results/events --seeds 3
+
+# The documentation site (mkdocs-material, site/): the configuration reference must be current.
+docs: setup
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	$(BIN)/python -m jetimage.config.reference --check docs/configuration.md
+	$(BIN)/mkdocs build --strict
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
