@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 
-.PHONY: run test test-slurm test-faults events-full setup lint clean docs
+.PHONY: run test test-fast test-slurm test-faults events-full setup lint clean docs
 
 $(BIN)/jetimage: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,9 +17,14 @@ setup: $(BIN)/jetimage
 run: setup
 	$(BIN)/snakemake --cores $(CORES)
 
+# Every test but the long fault injection; the layer contracts are checked by tests/test_architecture.py.
 test: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
+
+# Unit tests only: no real workflow run (marker slow) and no fault injection (under 3 minutes).
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow and not faults"
 
 # The tiny workflow through a real one-node SLURM started on this machine (root, Debian/Ubuntu).
 test-slurm: setup
@@ -43,8 +48,11 @@ docs: setup
 	$(BIN)/python -m jetimage.config.reference --check docs/configuration.md
 	$(BIN)/mkdocs build --strict
 
+# Style, types and layers: ruff, mypy on src/ (settings in pyproject.toml), the import-linter contracts.
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/snakemake --lint
 
 clean:

@@ -31,8 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from jetimage.io import ImageWriter  # noqa: E402
-from jetimage.train import ImageStream  # noqa: E402
+from jetimage.formats.hdf5 import ImageWriter  # noqa: E402
+from jetimage.training.data import ImageStream  # noqa: E402
 
 SETTINGS = {"none": ("none", 0), "lzf": ("lzf", 0), "gzip1": ("gzip", 1), "gzip4": ("gzip", 4)}
 

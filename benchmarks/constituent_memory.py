@@ -5,7 +5,7 @@ constituents per jet and one with ``--factor`` times as many, and runs on each, 
 subprocess, the ingest stage (the whole file as one job of a user's sample: entries read per
 step bounded in bytes, :data:`jetimage.ingest.READ_BYTES`; the writer's buffer in constituents),
 the image stage (:func:`jetimage.images.make_sample_images`) and the image-mass study
-(:func:`jetimage.diagnostics.streamed_study`) with the default chunk bounds
+(:func:`jetimage.image_mass.streamed_study`) with the default chunk bounds
 (``images.chunk_size``, ``images.chunk_constituents``; override with ``--chunk-constituents``).
 Chunks bounded in constituents keep the peak resident memory (``VmHWM``) flat; chunks bounded in
 jets only grew with the constituents (issue 12: 5,000 constituents per jet took 1.05 GB and
@@ -36,7 +36,9 @@ sys.path.insert(0, str(ROOT))
 CHILD = """
 import sys, time
 sys.path.insert(0, {src!r})
-from jetimage import config, diagnostics, images
+from jetimage import config
+from jetimage.stages import image_mass
+from jetimage.stages import images
 cfg = config.load({config!r}, "jets")
 cfg["images"].update({opts!r})
 for s in cfg["samples"]:
@@ -46,7 +48,7 @@ if {stage!r} == "images":
     images.make_sample_images(cfg, "qcd", [{path!r}], {out!r})
 elif {stage!r} == "ingest":  # the whole file as one ingest job of a user's sample (worst case)
     import uproot, yaml
-    from jetimage import ingest
+    from jetimage.stages import ingest
     raw = yaml.safe_load(open({config!r}))
     study = {{"seed": raw["seed"], **raw["studies"]["jets"], "study": "jets"}}
     study["samples"][1] = {{"name": "mine", "class": "background", "files": [{path!r}],
@@ -54,7 +56,7 @@ elif {stage!r} == "ingest":  # the whole file as one ingest job of a user's samp
     n = uproot.open({path!r})["jets"].num_entries
     ingest.ingest(config.validate(study), "mine", {path!r}, 0, n, {out!r} + ".root")
 else:
-    diagnostics.streamed_study(cfg, {{"qcd": [{path!r}], "wjets": [{path!r}]}})
+    image_mass.streamed_study(cfg, {{"qcd": [{path!r}], "wjets": [{path!r}]}})
 seconds = time.perf_counter() - start
 with open("/proc/self/status") as f:
     kib = [int(l.split()[1]) for l in f if l.startswith("VmHWM:")][0]
@@ -63,19 +65,19 @@ print(seconds, kib)
 
 
 def write_jets(path: Path, n: int, per_jet: int) -> None:
-    """``n`` jets of ``per_jet`` constituents each (the generator of tests/test_memory.py)."""
-    from tests.test_memory import _many_constituent_jets
+    """``n`` jets of ``per_jet`` constituents each (the generator of tests/test_resources.py)."""
+    from tests.test_resources import _many_constituent_jets
 
     for start in range(0, n, 500):  # a few hundred jets per call: the writer's own memory stays small
         part = path.with_suffix(f".{start}.root")
         _many_constituent_jets(part, [per_jet] * min(500, n - start), seed=start)
     parts = sorted(path.parent.glob(f"{path.stem}.*.root"), key=lambda p: int(p.suffixes[-2][1:]))
-    from jetimage import io
+    from jetimage.formats.root import JET_BRANCHES, JetTreeWriter, iterate_jets
 
-    with io.JetTreeWriter(path) as writer:
+    with JetTreeWriter(path) as writer:
         for p in parts:
-            for chunk in io.iterate_jets([p], step_size=100):
-                writer.extend({**{k: chunk[k] for k in io.JET_BRANCHES}, "constituents": chunk.constituents})
+            for chunk in iterate_jets([p], step_size=100):
+                writer.extend({**{k: chunk[k] for k in JET_BRANCHES}, "constituents": chunk.constituents})
                 writer._flush()
             p.unlink()
 

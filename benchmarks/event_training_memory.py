@@ -35,7 +35,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from jetimage.io import ImageWriter  # noqa: E402
+from jetimage.formats.hdf5 import ImageWriter  # noqa: E402
 
 SHAPE = (64, 64, 3)
 

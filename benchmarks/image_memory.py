@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT / "src"))
 CHILD = """
 import resource, sys, time
 sys.path.insert(0, {src!r})
-from jetimage import config, images
+from jetimage import config
+from jetimage.stages import images
 cfg = config.load({config!r}, "jets")
 cfg["images"].update({opts!r})
 start = time.perf_counter()
@@ -51,7 +52,9 @@ print(n, seconds, kib)
 def make_inputs(directory: Path, base: int, factor: int) -> tuple[Path, Path]:
     """A ROOT file with ``base`` QCD jets and one with the same jets ``factor`` times."""
 
-    from jetimage import config, generate, io
+    from jetimage import config
+    from jetimage.formats.root import JetTreeWriter, read_jets
+    from jetimage.stages import generate
 
     small, large = directory / f"qcd_{base}.root", directory / f"qcd_{base}_x{factor}.root"
     if not small.exists():
@@ -62,13 +65,13 @@ def make_inputs(directory: Path, base: int, factor: int) -> tuple[Path, Path]:
         if not raw.exists():
             print(f"generating QCD events into {raw} ...", file=sys.stderr)
             generate.generate(cfg, "qcd", 0, raw)
-        jets = io.read_jets([raw])
+        jets = read_jets([raw])
         if len(jets) < base:
             sys.exit(f"only {len(jets)} jets generated, fewer than --base {base}")
         write(small, jets[:base])
     if not large.exists():
-        jets = io.read_jets([small])
-        with io.JetTreeWriter(large) as writer:
+        jets = read_jets([small])
+        with JetTreeWriter(large) as writer:
             for _ in range(factor):
                 writer.extend(as_columns(jets))
     return small, large
@@ -77,17 +80,17 @@ def make_inputs(directory: Path, base: int, factor: int) -> tuple[Path, Path]:
 def as_columns(jets) -> dict:
     import awkward as ak
 
-    from jetimage import io
+    from jetimage.formats.root import JET_BRANCHES
 
-    cols = {name: ak.to_numpy(jets[name]) for name in io.JET_BRANCHES}
+    cols = {name: ak.to_numpy(jets[name]) for name in JET_BRANCHES}
     cols["constituents"] = jets.constituents
     return cols
 
 
 def write(path: Path, jets) -> None:
-    from jetimage import io
+    from jetimage.formats.root import JetTreeWriter
 
-    with io.JetTreeWriter(path) as writer:
+    with JetTreeWriter(path) as writer:
         writer.extend(as_columns(jets))
 
 

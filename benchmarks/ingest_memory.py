@@ -31,7 +31,8 @@ CHILD = """
 import sys, time
 sys.path.insert(0, {src!r})
 import yaml
-from jetimage import config, ingest
+from jetimage import config
+from jetimage.stages import ingest
 raw = yaml.safe_load(open({config!r}))
 raw["studies"]["jets"]["samples"][1] = {{"name": "user", "class": "background", "files": [{path!r}],
                                         "chunk_entries": {chunk}}}
@@ -68,10 +69,10 @@ def main(argv: list[str] | None = None) -> dict:
     if not large.exists():
         from image_memory import as_columns
 
-        from jetimage import io
+        from jetimage.formats.root import JetTreeWriter, read_jets
 
-        jets = io.read_jets([small])
-        with io.JetTreeWriter(large, basket_size=args.base) as writer:
+        jets = read_jets([small])
+        with JetTreeWriter(large, basket_size=args.base) as writer:
             for _ in range(args.factor):
                 writer.extend(as_columns(jets))
     b, k = args.base, args.factor

@@ -47,8 +47,10 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from jetimage import config, generate, io  # noqa: E402
-from jetimage.preprocess import make_images  # noqa: E402
+from jetimage import config  # noqa: E402
+from jetimage.formats.root import read_jets  # noqa: E402
+from jetimage.images.preprocess import make_images  # noqa: E402
+from jetimage.stages import generate  # noqa: E402
 
 
 def sample_files(directory: Path, n_events: int) -> list[Path]:
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     directory = args.jets or Path(tempfile.mkdtemp(prefix="jetimage-bench-"))
     directory.mkdir(parents=True, exist_ok=True)
-    jets = ak.to_packed(io.read_jets(sample_files(directory, args.events)))
+    jets = ak.to_packed(read_jets(sample_files(directory, args.events)))
     n = len(jets)
     n_const = float(ak.mean(ak.num(jets.constituents)))
 

@@ -29,7 +29,7 @@ import numpy as np
 
 def write_images(path: Path, n: int, label: int, seed: int) -> None:
     """``n`` synthetic 25 x 25 one- or two-prong images with class ``label``."""
-    from jetimage.io import ImageWriter
+    from jetimage.formats.hdf5 import ImageWriter
 
     rng = np.random.default_rng(seed)
     eta, phi = np.meshgrid(np.arange(25) - 12.0, np.arange(25) - 12.0, indexing="ij")
@@ -80,9 +80,10 @@ def main() -> None:
 
     import keras
 
-    from jetimage import models
-    from jetimage.io import read_columns
-    from jetimage.train import ImageStream, accelerators, balanced_weights
+    from jetimage.formats.hdf5 import read_columns
+    from jetimage.models import zoo as models
+    from jetimage.stages.train import accelerators
+    from jetimage.training.data import ImageStream, balanced_weights
 
     keras.utils.set_random_seed(1)
     tmp = Path(args.dir or tempfile.mkdtemp(prefix="jetimage-bench-"))
@@ -110,7 +111,7 @@ def main() -> None:
     t_stream = fit(stream)
     stream.close()
     # the same number of images from memory (one read of everything, shuffled by Keras)
-    from jetimage.io import read_images
+    from jetimage.formats.hdf5 import read_images
 
     data = read_images(paths)
     t_mem = fit(data["images"], y=labels, sample_weight=weights, batch_size=args.batch_size,

@@ -43,7 +43,7 @@ def tiny_config() -> config_mod.Config:
 
 def generate_samples(cfg: config_mod.Config, out: Path) -> dict[str, Path]:
     """Shard 0 of every sample of a study, generated for real (Pythia + FastJet) into ``out``."""
-    from jetimage.generate import generate
+    from jetimage.stages.generate import generate
 
     paths = {name: out / f"{name}.root" for name in cfg.sample_names}
     for name, path in paths.items():

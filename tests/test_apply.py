@@ -13,13 +13,17 @@ import numpy as np
 import pytest
 import uproot
 
-from jetimage.apply import FRIEND_TREE, apply, export_onnx, onnx_scores, read_definition
 from jetimage.config import ConfigError, validate
-from jetimage.evaluate import evaluate, iterate_rows
-from jetimage.images import make_sample_images
-from jetimage.ingest import ingest, plan_chunks
-from jetimage.io import read_columns, read_jets
-from jetimage.train import dataset_split, train
+from jetimage.formats.hdf5 import read_columns
+from jetimage.formats.root import read_jets
+from jetimage.stages.apply import FRIEND_TREE, apply
+from jetimage.stages.evaluate import evaluate
+from jetimage.stages.export import export_onnx, onnx_scores
+from jetimage.stages.images import make_sample_images
+from jetimage.stages.ingest import ingest, plan_chunks
+from jetimage.stages.train import train
+from jetimage.training.data import dataset_split, iterate_rows
+from jetimage.training.definition import read_definition
 
 from .conftest import SHARED, tiny_raw_config
 

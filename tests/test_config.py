@@ -268,7 +268,7 @@ def _fmt(path: tuple) -> str:
 def _cases(what: str):
     """Every key of the study schema with a bad value, in a flat jet study and in an event study
     given under ``studies`` (whose errors are prefixed ``studies.<name>.``)."""
-    from jetimage.config import study_schema
+    from jetimage.config.validation import study_schema
 
     for path, sub in _leaves(study_schema()):
         value = _wrong_type(sub) if what == "type" else _out_of_range(sub)

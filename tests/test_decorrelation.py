@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
 
-from jetimage.decorrelation import Sculpting, jensen_shannon, mass_edges, sculpting_metrics
+from jetimage.decorrelation.sculpting import Sculpting, jensen_shannon, mass_edges, sculpting_metrics
 
 
 def toy_jets(n: int = 20000, seed: int = 1):
@@ -71,7 +71,7 @@ def test_sculpting_metrics_bootstrap_and_null_when_undefined(caplog):
 
 def ddt_toy(n: int = 40000, seed: int = 2):
     """QCD whose tau21 rises with rho' (as in arXiv:1603.00027), W jets at 80 GeV with low tau21."""
-    from jetimage.decorrelation import rho_prime
+    from jetimage.decorrelation.ddt import rho_prime
 
     rng = np.random.default_rng(seed)
     y = (np.arange(n) % 2).astype(int)
@@ -83,7 +83,7 @@ def ddt_toy(n: int = 40000, seed: int = 2):
 
 
 def test_ddt_fit_recovers_the_qcd_slope_and_decorrelates():
-    from jetimage.decorrelation import ddt_score, fit_ddt
+    from jetimage.decorrelation.ddt import ddt_score, fit_ddt
 
     y, mass, pt, rho, tau, w = ddt_toy()
     bkg = y == 0
@@ -100,7 +100,7 @@ def test_ddt_fit_recovers_the_qcd_slope_and_decorrelates():
 
 
 def test_ddt_needs_two_filled_bins_and_ranks_undefined_jets_last():
-    from jetimage.decorrelation import ddt_score, fit_ddt, rho_prime
+    from jetimage.decorrelation.ddt import ddt_score, fit_ddt, rho_prime
 
     with pytest.raises(ValueError, match="evaluate.ddt"):
         fit_ddt(np.array([0.5, 0.6]), np.array([2.0, 2.01]), np.ones(2), (1.5, 4.5), 15)
@@ -118,7 +118,7 @@ def test_ddt_needs_two_filled_bins_and_ranks_undefined_jets_last():
 def test_distance_correlation_matches_dcor_with_and_without_weights():
     import dcor
 
-    from jetimage.disco import distance_correlation_sq
+    from jetimage.decorrelation.disco import distance_correlation_sq
 
     rng = np.random.default_rng(4)
     x = rng.normal(0, 1, 200)
@@ -139,7 +139,7 @@ def test_disco_loss_is_cross_entropy_plus_lambda_dcorr_of_the_background():
     import dcor
     import keras
 
-    from jetimage.disco import DisCoLoss
+    from jetimage.decorrelation.disco import DisCoLoss
 
     rng = np.random.default_rng(5)
     n = 64
@@ -162,7 +162,7 @@ def test_disco_loss_is_cross_entropy_plus_lambda_dcorr_of_the_background():
 
 def _mass_images(tmp_path, n=1500, seed=6):
     """Toy jets whose image shows the mass (pixel [4, 1] = m / 2) beside a weak second prong."""
-    from jetimage.io import ImageWriter
+    from jetimage.formats.hdf5 import ImageWriter
 
     rng = np.random.default_rng(seed)
     paths = []
@@ -187,8 +187,8 @@ def test_disco_and_planing_variants_train_with_the_one_trainer_and_decorrelate(t
     import dcor
 
     from jetimage.config import validate
-    from jetimage.evaluate import evaluate
-    from jetimage.train import train
+    from jetimage.stages.evaluate import evaluate
+    from jetimage.stages.train import train
 
     from .conftest import tiny_raw_config
 
@@ -222,7 +222,7 @@ def test_disco_and_planing_variants_train_with_the_one_trainer_and_decorrelate(t
 
 
 def test_planing_weights_flatten_both_mass_spectra_and_equalize_pt():
-    from jetimage.decorrelation import planing_weights
+    from jetimage.decorrelation.planing import planing_weights
 
     rng = np.random.default_rng(7)
     n = 20000
@@ -267,13 +267,13 @@ def test_variants_are_checked_by_the_configuration():
 def test_disco_variants_train_without_dropout_unless_told():
     """Dropout noise hides the output's mass dependence from the per-batch dCorr^2 (measured on the
     default run: 0.0025 in training mode against 0.094 at evaluation), so DisCo drops it."""
-    from jetimage import models
-    from jetimage.train import _variant_objective
+    from jetimage.models import zoo as models
+    from jetimage.stages.train import variant_objective
 
-    assert _variant_objective(None) == (None, None)
-    assert _variant_objective({"method": "disco", "lambda": 3.0, "dropout": None}) == (3.0, 0.0)
-    assert _variant_objective({"method": "disco", "lambda": 3.0, "dropout": 0.2}) == (3.0, 0.2)
-    assert _variant_objective({"method": "planing", "lambda": 10.0, "dropout": None}) == (None, None)
+    assert variant_objective(None) == (None, None)
+    assert variant_objective({"method": "disco", "lambda": 3.0, "dropout": None}) == (3.0, 0.0)
+    assert variant_objective({"method": "disco", "lambda": 3.0, "dropout": 0.2}) == (3.0, 0.2)
+    assert variant_objective({"method": "planing", "lambda": 10.0, "dropout": None}) == (None, None)
     model = models.build("convnet", (25, 25, 1), dropout=0.0)
     rates = [layer.rate for layer in model.layers if layer.__class__.__name__ == "Dropout"]
     assert rates and all(r == 0.0 for r in rates)
@@ -281,7 +281,8 @@ def test_disco_variants_train_without_dropout_unless_told():
 
 def test_a_variant_overrides_the_training_settings_it_names_and_keeps_the_split():
     from jetimage.config import validate
-    from jetimage.train import dataset_split, train_seed, variant_config, variant_of
+    from jetimage.stages.train import variant_config, variant_of
+    from jetimage.training.data import dataset_split, train_seed
 
     from .conftest import tiny_raw_config
 
@@ -304,9 +305,9 @@ def test_a_variant_overrides_the_training_settings_it_names_and_keeps_the_split(
 
 
 def test_a_training_starts_from_a_trained_models_weights_or_names_the_file(tmp_path):
-    from jetimage import models
-    from jetimage.io import InputError
-    from jetimage.train import start_from
+    from jetimage.formats.errors import InputError
+    from jetimage.models import zoo as models
+    from jetimage.stages.train import start_from
 
     trained = models.build("convnet", (25, 25, 1))  # dropout 0.2, random weights of one draw
     trained.save(tmp_path / "nominal.keras")

@@ -9,22 +9,13 @@ import numpy as np
 import pytest
 
 from jetimage.config import validate
-from jetimage.evaluate import (
-    TAGGERS,
-    FastROC,
-    auc,
-    evaluate,
-    json_safe,
-    likelihood_ratio,
-    likelihood_ratio_2d,
-    pt_weights,
-    quantile_edges,
-    rejection_at,
-    roc_curve,
-    tagger_metrics,
-)
-from jetimage.io import ImageWriter, InputError, read_images
-from jetimage.train import balanced_weights, split_indices
+from jetimage.evaluation.baselines import TAGGERS
+from jetimage.evaluation.likelihood import likelihood_ratio, likelihood_ratio_2d, pt_weights, quantile_edges
+from jetimage.evaluation.metrics import FastROC, auc, json_safe, rejection_at, roc_curve, tagger_metrics
+from jetimage.formats.errors import InputError
+from jetimage.formats.hdf5 import ImageWriter, read_images
+from jetimage.stages.evaluate import evaluate
+from jetimage.training.data import balanced_weights, split_indices
 
 from .conftest import tiny_event_config, tiny_raw_config
 
@@ -175,7 +166,7 @@ def toy_model(tmp_path_factory):
     """A small MaxOut network of the zoo, trained for three epochs on the toy images."""
     import keras
 
-    from jetimage import models
+    from jetimage.models import zoo as models
 
     tmp = tmp_path_factory.mktemp("toy")
     paths = _toy_study(tmp)

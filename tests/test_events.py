@@ -19,10 +19,12 @@ import uproot
 import yaml
 
 from jetimage.config import validate
-from jetimage.fatjets import event_variables
-from jetimage.generate import generate, make_pythia, pythia_commands
-from jetimage.images import event_images, make_sample_images
-from jetimage.io import EVENTS, ImageWriter, InputError, iterate_tree, read_run
+from jetimage.formats.errors import InputError
+from jetimage.formats.hdf5 import ImageWriter
+from jetimage.formats.root import EVENTS, iterate_tree, read_run
+from jetimage.physics.events import event_variables
+from jetimage.stages.generate import generate, make_pythia, pythia_commands
+from jetimage.stages.images import event_images, make_sample_images
 
 from .conftest import start_jetimage, tiny_event_config, train_args, wait_for
 
@@ -160,8 +162,8 @@ def _delphes_config(constituents_from=None) -> dict:
 
 @pytest.mark.skipif(not DELPHES.exists(), reason=f"{DELPHES} not present")
 def test_delphes_events_are_ingested_with_one_convention(tmp_path):
-    from jetimage.ingest import check_sample, event_particles, ingest, plan_chunks
-    from jetimage.readers import read_chunk, resolve
+    from jetimage.formats.readers import read_chunk, resolve
+    from jetimage.stages.ingest import check_sample, event_particles, ingest, plan_chunks
 
     cfg = validate(_delphes_config())
     s = cfg.sample("ttbar")
@@ -202,7 +204,7 @@ def test_delphes_events_are_ingested_with_one_convention(tmp_path):
 
 
 def test_working_point_interpolation():
-    from jetimage.evaluate import working_point
+    from jetimage.evaluation.metrics import working_point
 
     eps_s = np.array([0.0, 0.5, 0.8, 1.0])
     eps_b = np.array([0.0, 0.001, 0.01, 1.0])
@@ -211,7 +213,7 @@ def test_working_point_interpolation():
 
 
 def test_reference_cnn_architecture_serves_both_kinds():
-    from jetimage import models
+    from jetimage.models import zoo as models
 
     for shape in ((64, 64, 3), (25, 25, 1)):
         model = models.build("bhimji", shape, transform="log1p")
@@ -243,7 +245,7 @@ def _toy_event_images(path: Path, n: int = 1600, seed: int = 0) -> None:
 def test_event_training_streams_resumes_after_a_kill_and_keeps_checkpoints(tmp_path):
     import keras
 
-    import jetimage.models  # noqa: F401  (registers the log1p layer for loading)
+    import jetimage.models.zoo  # noqa: F401  (registers the log1p layer for loading)
 
     images = tmp_path / "toy.h5"
     _toy_event_images(images)
@@ -284,7 +286,7 @@ def test_one_class_test_split_is_an_error_naming_the_files(tmp_path, event_confi
         w.append(np.ones((40, 16, 16, 3), np.float32), {
             "labels": np.ones(40, np.int8), "weights": np.ones(40),
             **{k: np.ones(40) for k in ("n_fatjets", "mj", "lead_pt", "deta12", "cut_pass")}})
-    from jetimage.evaluate import evaluate
+    from jetimage.stages.evaluate import evaluate
 
     with pytest.raises(InputError, match="no background example") as err:
         evaluate(event_config, [path], tmp_path / "missing.keras", tmp_path / "m.json")
@@ -301,7 +303,7 @@ def test_an_unreadable_model_is_one_line_naming_the_file(tmp_path, damage):
     if damage == "garbage":
         model.write_bytes(b"not a model at all")
     elif damage == "truncated":  # the first bytes of a real .keras archive (a zip)
-        from jetimage import models
+        from jetimage.models import zoo as models
 
         models.build("bhimji", (16, 16, 3)).save(tmp_path / "real.keras")
         model.write_bytes((tmp_path / "real.keras").read_bytes()[:2000])

@@ -7,19 +7,19 @@ import numpy as np
 import pytest
 import uproot
 
-from jetimage.generate import GenerationError, generate, make_pythia
-from jetimage.io import (
+from jetimage.formats.errors import InputError
+from jetimage.formats.root import (
     CONSTITUENT_FIELDS,
     COUNTER,
     JET_BRANCHES,
     RUN_BRANCHES,
-    InputError,
     JetTreeWriter,
     iterate_jets,
     read_jets,
     read_run,
 )
-from jetimage.jets import delta_phi, delta_r, kinematics
+from jetimage.physics.jets import delta_phi, delta_r, kinematics
+from jetimage.stages.generate import GenerationError, generate, make_pythia
 
 
 def _synthetic_jets(n: int, seed: int) -> dict:
@@ -165,7 +165,7 @@ def test_labels_match_truth(generated, tiny_config):
 def test_w_decay_quarks_are_one_definition_for_pythia_and_file_records():
     """The same records, indexed as Pythia does (0 = no mother) and as a file's truth
     collection does (-1 = none), give the same quarks: those whose mother is a W."""
-    from jetimage.jets import is_w_decay_quark
+    from jetimage.physics.jets import is_w_decay_quark
 
     # event 0: t -> W+ b, W+ -> u dbar, plus a gluon; event 1: W- -> e nu, a d quark from a gluon
     ids = [[6, 24, 5, 2, -1, 21], [-24, 11, -12, 21, 1]]
@@ -180,7 +180,7 @@ def test_w_decay_quarks_are_one_definition_for_pythia_and_file_records():
 
 
 def test_a_jet_matches_one_w_of_a_ttbar_event_when_both_its_quarks_are_inside():
-    from jetimage.jets import truth_match
+    from jetimage.physics.jets import truth_match
 
     # one event with two hadronic W (parents 7 and 9) and four jets; an event with one W; none
     q_eta = ak.Array([[0.0, 0.4, 1.0, 1.6], [0.0, 0.3], []])
@@ -271,7 +271,7 @@ def test_lhe_file_ending_on_a_batch_boundary_and_gzipped(tmp_path):
     import gzip
 
     from jetimage.config import validate
-    from jetimage.io import read_run
+    from jetimage.formats.root import read_run
 
     from .conftest import tiny_raw_config
 

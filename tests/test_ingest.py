@@ -13,8 +13,8 @@ import uproot
 import yaml
 
 from jetimage.config import validate
-from jetimage.ingest import check_sample, ingest, plan_chunks
-from jetimage.io import JET_BRANCHES, read_jets
+from jetimage.formats.root import JET_BRANCHES, read_jets
+from jetimage.stages.ingest import check_sample, ingest, plan_chunks
 
 from .conftest import REPO, SHARED, tiny_raw_config
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jetimage.pixelize import Grid, pixelize, pixelize_flat
+from jetimage.images.pixelize import Grid, pixelize, pixelize_flat
 
 GRID = Grid(25, 25, 0.1, 0.1)
 

@@ -9,8 +9,8 @@ import re
 import numpy as np
 import pytest
 
-from jetimage import plots
 from jetimage.config import validate
+from jetimage.stages import plots
 
 from .conftest import REPO, tiny_event_config, tiny_raw_config
 

@@ -10,17 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jetimage import channels, config, generate, io
-from jetimage.pixelize import Grid
-from jetimage.preprocess import (
-    Flat,
-    centre_of,
-    lorentz_frame,
-    make_images,
-    mirror_eta,
-    rotate_about_x,
-    rotate_images,
-)
+from jetimage import config
+from jetimage.formats.root import read_jets
+from jetimage.images import channels
+from jetimage.images.constituents import FlatConstituents, centre_of
+from jetimage.images.detector import mirror_eta, rotate_images
+from jetimage.images.lorentz import lorentz_frame, rotate_about_x
+from jetimage.images.pixelize import Grid
+from jetimage.images.preprocess import make_images
+from jetimage.stages import generate
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 OPTIONS = {
@@ -72,7 +70,7 @@ def mass(px, py, pz, e, counts):
     return np.sqrt(np.maximum(s[3] ** 2 - s[0] ** 2 - s[1] ** 2 - s[2] ** 2, 0.0))
 
 
-def cartesian(flat: Flat):
+def cartesian(flat: FlatConstituents):
     return (flat.pt * np.cos(flat.phi), flat.pt * np.sin(flat.phi),
             flat.pt * np.sinh(flat.eta), flat.e)
 
@@ -87,7 +85,7 @@ def real_jets(tmp_path_factory) -> ak.Array:
         cfg.sample(sample).update(n_events=n, n_shards=1)
         paths.append(out / f"{sample}.root")
         generate.generate(cfg, sample, 0, paths[-1])
-    jets = io.read_jets(paths)
+    jets = read_jets(paths)
     assert len(jets) > 50
     return jets
 
@@ -96,7 +94,7 @@ def real_jets(tmp_path_factory) -> ak.Array:
 @pytest.mark.parametrize("flip", ["none", "parity"])
 @pytest.mark.parametrize("centre", ["leading_subjet", "centroid", "jet_axis"])
 def test_lorentz_mode_keeps_the_constituent_jet_mass(real_jets, rotate, flip, centre):
-    flat = Flat.from_awkward(real_jets.constituents, np.float64)
+    flat = FlatConstituents.from_awkward(real_jets.constituents, np.float64)
     eta0, phi0 = centre_of(real_jets, centre)
     s2 = (ak.to_numpy(real_jets.subjet2_eta), ak.to_numpy(real_jets.subjet2_phi))
     fr = lorentz_frame(flat, eta0, phi0, rotate, flip, "pt", s2)
@@ -112,7 +110,7 @@ def test_lorentz_mode_keeps_the_constituent_jet_mass(real_jets, rotate, flip, ce
 
 def test_lorentz_mode_keeps_the_massless_jet_mass(real_jets):
     # the default: constituents as massless deposits (E = pT cosh eta); their jet mass is kept
-    flat = Flat.from_awkward(real_jets.constituents, np.float64, massless=True)
+    flat = FlatConstituents.from_awkward(real_jets.constituents, np.float64, massless=True)
     np.testing.assert_allclose(flat.e, flat.pt * np.cosh(flat.eta))
     eta0, phi0 = centre_of(real_jets, "leading_subjet")
     s2 = (ak.to_numpy(real_jets.subjet2_eta), ak.to_numpy(real_jets.subjet2_phi))
@@ -191,7 +189,7 @@ jet_strategy = st.lists(
 def test_lorentz_primitives_keep_mass_and_rotation_by_two_pi_is_identity(cons, eta0, phi0, angle):
     cons = [(pt, eta + eta0, phi0 + phi, m) for pt, eta, phi, m in cons]
     jets = make_jets([cons])
-    flat = Flat.from_awkward(jets.constituents, np.float64)
+    flat = FlatConstituents.from_awkward(jets.constituents, np.float64)
     fr = lorentz_frame(flat, np.array([eta0]), np.array([phi0]))
     m0 = mass(*cartesian(flat), flat.counts)
     # a collinear massless pair has m ~ 1e-8 E from rounding alone: absolute floor 1e-6 E
@@ -214,7 +212,7 @@ def test_after_centring_the_centre_is_at_the_image_centre(cons, eta0, phi0, cent
     e0, p0 = centre_of(jets, centre)
     # a massless probe along the chosen centre goes to eta = phi = 0 exactly
     probe = make_jets([[(1.0, float(e0[0]), float(p0[0]), 0.0)]])
-    fr = lorentz_frame(Flat.from_awkward(probe.constituents), e0, p0)
+    fr = lorentz_frame(FlatConstituents.from_awkward(probe.constituents), e0, p0)
     assert abs(fr.eta[0]) < 1e-9 and abs(fr.phi[0]) < 1e-9
     # in both modes that probe lands in the central pixel
     probe = make_jets([[(1.0, float(e0[0]), float(p0[0]), 0.0)]], centre=[(e0[0], p0[0])])
@@ -451,7 +449,7 @@ E_REF = 275.0
 
 @pytest.mark.parametrize("massless", [True, False])
 def test_boost_keeps_the_jet_mass_and_gives_every_jet_the_reference_energy(real_jets, massless):
-    flat = Flat.from_awkward(real_jets.constituents, np.float64, massless=massless)
+    flat = FlatConstituents.from_awkward(real_jets.constituents, np.float64, massless=massless)
     eta0, phi0 = centre_of(real_jets, "leading_subjet")
     s2 = (ak.to_numpy(real_jets.subjet2_eta), ak.to_numpy(real_jets.subjet2_phi))
     plain = lorentz_frame(flat, eta0, phi0, "subjet", "parity", "pt", s2)
@@ -474,7 +472,7 @@ def test_boost_keeps_the_jet_mass_and_gives_every_jet_the_reference_energy(real_
 def test_boost_aberration_formula():
     # a massless constituent at angle theta from the axis: tan(theta'/2) = e^y tan(theta/2)
     jets = make_jets([[(100.0, 0.0, 0.0, 0.0), (60.0, 0.0, 0.3, 0.0), (40.0, 0.2, -0.1, 0.0)]])
-    flat = Flat.from_awkward(jets.constituents, np.float64, massless=True)
+    flat = FlatConstituents.from_awkward(jets.constituents, np.float64, massless=True)
     fr = lorentz_frame(flat, np.zeros(1), np.zeros(1), boost_energy=E_REF)
     theta = np.arccos(flat.pt * np.cos(flat.phi) / flat.e)
     theta_b = np.arccos(fr.px / np.sqrt(fr.px**2 + fr.py**2 + fr.pz**2))
@@ -506,7 +504,7 @@ def test_boost_images_have_equal_totals_and_kernel_matches_reference(real_jets):
 
 
 def test_boost_keeps_the_image_mass(real_jets):
-    from jetimage.diagnostics import image_mass
+    from jetimage.stages.image_mass import image_mass
 
     opts = {**OPTIONS, "rotate": "subjet", "flip": "parity", "boost_energy": E_REF,
             "deposit": "moment"}

@@ -13,10 +13,11 @@ import pytest
 import uproot
 
 from jetimage.config import ConfigError, validate
-from jetimage.generate import build_jets, particle_records
-from jetimage.images import make_sample_images
-from jetimage.ingest import check_sample, ingest, plan_chunks
-from jetimage.io import EVENTS, InputError, iterate_tree, read_jets
+from jetimage.formats.errors import InputError
+from jetimage.formats.root import EVENTS, iterate_tree, read_jets
+from jetimage.physics.jets import build_jets, particle_records
+from jetimage.stages.images import make_sample_images
+from jetimage.stages.ingest import check_sample, ingest, plan_chunks
 
 from .conftest import SHARED, tiny_raw_config
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jetimage import models
-from jetimage.io import ImageWriter
-from jetimage.train import ImageStream, standardization_sample
+from jetimage.formats.hdf5 import ImageWriter
+from jetimage.models import zoo as models
+from jetimage.training.data import ImageStream, standardization_sample
 
 
 @pytest.mark.parametrize("name", sorted(models.ZOO))

@@ -13,8 +13,9 @@ import pytest
 import uproot
 import yaml
 
-from jetimage.io import read_images, read_run
-from jetimage.plots import FIGURES
+from jetimage.formats.hdf5 import read_images
+from jetimage.formats.root import read_run
+from jetimage.stages.plots import FIGURES
 
 from .conftest import REPO, tiny_event_config, tiny_raw_config
 

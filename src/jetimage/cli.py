@@ -7,9 +7,10 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from .config import ConfigError, load
+from jetimage.config import ConfigError, load
 
 log = logging.getLogger("jetimage")
 
@@ -19,38 +20,38 @@ def _cfg(args: argparse.Namespace):
 
 
 def _generate(args: argparse.Namespace) -> None:
-    from .generate import generate
+    from jetimage.stages.generate import generate
 
     generate(_cfg(args), args.sample, args.shard, args.output)
 
 
 def _ingest(args: argparse.Namespace) -> None:
-    from .ingest import ingest
+    from jetimage.stages.ingest import ingest
 
     ingest(_cfg(args), args.sample, args.file, args.start, args.stop, args.output)
 
 
 def _images(args: argparse.Namespace) -> None:
-    from .images import make_sample_images
+    from jetimage.stages.images import make_sample_images
 
     make_sample_images(_cfg(args), args.sample, args.inputs, args.output)
 
 
 def _train(args: argparse.Namespace) -> None:
-    from .train import train
+    from jetimage.stages.train import train
 
     train(_cfg(args), args.inputs, args.model, args.history, args.variant, args.init)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from .evaluate import evaluate
+    from jetimage.stages.evaluate import evaluate
 
     variants = dict(item.split("=", 1) for item in args.variants or ())
-    evaluate(_cfg(args), args.inputs, args.model, args.metrics, args.scores, args.preprocessing, variants)
+    evaluate(_cfg(args), args.inputs, args.model, args.metrics, args.scores, args.image_mass, variants)
 
 
-def _preprocessing(args: argparse.Namespace) -> None:
-    from .diagnostics import run_study
+def _image_mass(args: argparse.Namespace) -> None:
+    from jetimage.stages.image_mass import run_study
 
     inputs: dict[str, list[str]] = {}
     for item in args.inputs:
@@ -64,7 +65,7 @@ def _plots(args: argparse.Namespace) -> None:
 
     import numpy as np
 
-    from . import plots
+    from jetimage.stages import plots
 
     with np.load(args.scores) as data:
         scores = {k: data[k] for k in data.files}
@@ -73,20 +74,21 @@ def _plots(args: argparse.Namespace) -> None:
 
 
 def _apply(args: argparse.Namespace) -> None:
-    from .apply import apply
+    from jetimage.stages.apply import apply
 
     apply(_cfg(args), args.sample, args.input, args.model, args.output, args.start, args.stop)
 
 
 def _export(args: argparse.Namespace) -> None:
-    from .apply import check_study, export_onnx
+    from jetimage.stages.export import export_onnx
+    from jetimage.training.definition import check_study
 
     check_study(_cfg(args), args.model)
     export_onnx(args.model, args.output)
 
 
 #: stage -> (help, function, [(flag, options)])
-STAGES = {
+STAGES: dict[str, tuple[str, Callable[[argparse.Namespace], None], list[tuple[str, dict[str, Any]]]]] = {
     "generate": ("Pythia (+ FastJet): one shard of a sample -> ROOT file (jets or events tree)",
                  _generate,
                  [("--sample", {}), ("--shard", {"type": int}),
@@ -110,13 +112,14 @@ STAGES = {
                  [("--inputs", {"nargs": "+"}), ("--model", {}),
                   ("--metrics", {"help": "output metrics.json"}),
                   ("--scores", {"required": False, "help": "output .npz with the test-split scores"}),
-                  ("--preprocessing", {"required": False, "help": "image-mass study JSON to include"}),
+                  ("--image-mass", {"required": False, "help": "image_mass.json of the image-mass study"}),
                   ("--variants", {"nargs": "+", "required": False,
                                   "help": "NAME=MODEL items: train.variants models, scored as cnn_NAME"})]),
-    "preprocessing": ("image-mass study of the preprocessing steps, both modes (jet studies)", _preprocessing,
-                      [("--inputs", {"nargs": "+", "help": "SAMPLE=ROOT_FILE items"}),
-                       ("--output", {"help": "output JSON"}),
-                       ("--plot", {"help": "output figure path without suffix"})]),
+    "image_mass": ("the image-mass study: the jet mass after each preprocessing step, both modes (jets)",
+                   _image_mass,
+                   [("--inputs", {"nargs": "+", "help": "SAMPLE=ROOT_FILE items"}),
+                    ("--output", {"help": "output JSON"}),
+                    ("--plot", {"help": "output figure path without suffix"})]),
     "plots": ("figures of the study's kind from the scores file, PDF and PNG", _plots,
               [("--scores", {"help": "scores .npz written by evaluate"}),
                ("--history", {"required": False, "help": "history.json of the training"}),
@@ -159,8 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
         stream=sys.stderr,
     )
-    from .generate import GenerationError
-    from .io import TERMINATION, InputError, OutputError, no_space
+    from jetimage.formats.atomic import TERMINATION, no_space
+    from jetimage.formats.errors import InputError, OutputError
+    from jetimage.stages.generate import GenerationError
 
     TERMINATION.install(signal.SIGTERM)
     try:

@@ -1,4 +1,4 @@
-"""Write the corpus of broken inputs used by tests/test_bad_input.py.
+"""Write the corpus of broken inputs used by tests/test_cli.py.
 
 Usage: ``python tests/data/make_corpus.py [OUTDIR]`` (default: ``tests/data/broken``). Every file
 is a small ROOT file (or pretends to be one) that the image stage must refuse or clean up.
@@ -14,7 +14,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from jetimage.io import JetTreeWriter
+from jetimage.formats.root import JetTreeWriter
 
 #: file -> ("error", text the message must contain) or ("skip", number of images expected).
 EXPECTED: dict[str, tuple[str, str | int]] = {

@@ -1,4 +1,4 @@
-"""Concurrency (issue 12): while a tiny workflow trains, a dry run with another configuration,
+"""Concurrency: while a tiny workflow trains, a dry run with another configuration,
 a refused second run and ``--unlock`` change nothing the running jobs read, and the finished
 metrics equal those of an undisturbed run with the same seed. Long: ``JETIMAGE_FAULTS=1``
 (``make test-faults``)."""

@@ -1,4 +1,4 @@
-"""Fault injection, stage by stage (issue 12): every ``jetimage`` stage of a tiny study is killed
+"""Fault injection, stage by stage: every ``jetimage`` stage of a tiny study is killed
 (SIGKILL and SIGTERM) at seeded random moments and while it writes, and run with its output
 folder on a small tmpfs so that the disk fills. Each time: the earlier output or none under the
 final name, a one-line error naming the file for the full disk, and the next run recovers by
@@ -72,12 +72,12 @@ STAGES = [
                                        "--inputs", str(ref / "samples" / "qcd.root"),
                                        "--output", str(out / "qcd.h5")],
            ("qcd.h5",)),
-    _stage("preprocessing", lambda ref, out: [
-        "preprocessing", "--config", str(ref / "config.yaml"), "--inputs",
+    _stage("image_mass", lambda ref, out: [
+        "image_mass", "--config", str(ref / "config.yaml"), "--inputs",
         f"wjets={ref / 'samples' / 'wjets.root'}", f"qcd={ref / 'samples' / 'qcd.root'}",
-        "--output", str(out / "preprocessing.json"), "--plot", str(out / "preprocessing")],
-           ("preprocessing.json", "preprocessing.pdf", "preprocessing.png"),
-           ("preprocessing.json", "preprocessing.png")),
+        "--output", str(out / "image_mass.json"), "--plot", str(out / "image_mass")],
+           ("image_mass.json", "image_mass.pdf", "image_mass.png"),
+           ("image_mass.json", "image_mass.png")),
     # the model archive holds time stamps: the history (every epoch's metrics) stands for it
     _stage("train", lambda ref, out: ["train", "--config", str(ref / "config.yaml"), "--inputs",
                                       *_inputs(ref), "--model", str(out / "model.keras"), "--history",
@@ -149,7 +149,7 @@ def study(tmp_path_factory) -> Path:
     (ref / "ingest.yaml").write_text(yaml.safe_dump(raw))
     times = {}
     for stage, out in [("generate", "samples"), ("ingest", "samples"), ("images", "images"),
-                       ("preprocessing", "."), ("train", "model"), ("evaluate", "."), ("plots", "plots")]:
+                       ("image_mass", "."), ("train", "model"), ("evaluate", "."), ("plots", "plots")]:
         rc, text, times[stage] = run_stage(BY_NAME[stage], ref, ref / out)
         assert rc == 0, text[-3000:]
         if stage == "generate":  # the signal sample, for the stages that need both
@@ -270,5 +270,5 @@ def test_a_full_disk_is_one_line_naming_the_file_and_the_next_run_recovers(study
 
 
 def _ref_out(study: Path, stage: Stage) -> Path:
-    return study / {"generate": "samples", "ingest": "samples", "images": "images", "preprocessing": ".",
+    return study / {"generate": "samples", "ingest": "samples", "images": "images", "image_mass": ".",
                     "train": "model", "evaluate": ".", "plots": "plots"}[stage.name]

@@ -9,7 +9,7 @@ import shlex
 import sys
 
 from jetimage.config import ConfigError, validate_studies
-from jetimage.ingest import check_sample, plan_chunks
+from jetimage.stages.ingest import check_sample, plan_chunks
 
 
 try:
@@ -170,13 +170,13 @@ def variants_flag(wildcards, input):
     return ("--variants " + " ".join(shlex.quote(i) for i in items)) if items else ""
 
 
-def preprocessing_input(wildcards):
+def image_mass_input(wildcards):
     """The image-mass study enters the metrics of jet studies."""
-    return [f"results/{wildcards.study}/preprocessing.json"] if STUDIES[wildcards.study].kind == "jets" else []
+    return [f"results/{wildcards.study}/image_mass.json"] if STUDIES[wildcards.study].kind == "jets" else []
 
 
-def preprocessing_flag(wildcards, input):
-    return f"--preprocessing {shlex.quote(input.preprocessing[0])}" if input.preprocessing else ""
+def image_mass_flag(wildcards, input):
+    return f"--image-mass {shlex.quote(input.image_mass[0])}" if input.image_mass else ""
 
 
 # Figures of each kind (jetimage.plots.FIGURES; listed here so that parsing the workflow does not
@@ -201,7 +201,7 @@ def study_targets(name):
     out = [f"results/{name}/metrics.json"]
     out += [f"results/{name}/plots/{f}.{ext}" for f in FIGURES[STUDIES[name].kind] for ext in ("pdf", "png")]
     if STUDIES[name].kind == "jets":
-        out.append(f"results/{name}/plots/preprocessing.png")
+        out.append(f"results/{name}/plots/image_mass.png")
     return out + apply_targets(name)
 
 
@@ -209,7 +209,7 @@ def mem_mb(rule):
     """``mem_mb`` of a rule for the job's study, derived from the bounds in its config
     (jetimage.memory: a measured base plus the cost of each chunk bound and of the Fisher
     discriminant, x1.5, never below the former fixed value; docs/faults.md, memory)."""
-    from jetimage.memory import rule_mem_mb
+    from jetimage.resources import rule_mem_mb
 
     return lambda wildcards: rule_mem_mb(STUDIES[wildcards.study], rule)
 

@@ -5,7 +5,7 @@ rule evaluate:
     input:
         images=image_files,
         model=rules.train.output.model,
-        preprocessing=preprocessing_input,
+        image_mass=image_mass_input,
         variants=lambda w: list(variant_models(w).values()),
     output:
         metrics=report(
@@ -22,7 +22,7 @@ rule evaluate:
     params:
         jetimage=JETIMAGE,
         config=config_of,
-        preprocessing=preprocessing_flag,
+        image_mass=image_mass_flag,
         variants=variants_flag,
         settings=section("evaluate", "train", "seed", "jets", "events"),
     threads: 4  # capped at --cores when run locally
@@ -34,4 +34,4 @@ rule evaluate:
     shell:
         "{params.jetimage} evaluate --config {params.config:q} --inputs {input.images:q}"
         " --model {input.model:q} --metrics {output.metrics:q} --scores {output.scores:q}"
-        " {params.preprocessing} {params.variants} > {log:q} 2>&1"
+        " {params.image_mass} {params.variants} > {log:q} 2>&1"

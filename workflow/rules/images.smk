@@ -26,22 +26,22 @@ rule images:
         " --inputs {input:q} --output {output:q} > {log:q} 2>&1"
 
 
-rule preprocessing_study:
+rule image_mass:
     input:
         lambda w: [p for s in sample_names(w.study) for p in files_of_sample(w.study, s)],
     output:
-        json=f"{OUT}/preprocessing.json",
-        pdf=f"{OUT}/plots/preprocessing.pdf",
+        json=f"{OUT}/image_mass.json",
+        pdf=f"{OUT}/plots/image_mass.pdf",
         png=report(
-            f"{OUT}/plots/preprocessing.png",
-            caption="../report/preprocessing.rst",
+            f"{OUT}/plots/image_mass.png",
+            caption="../report/image_mass.rst",
             category="{study}",
-            subcategory="Preprocessing",
+            subcategory="Image mass",
         ),
     log:
-        f"{LOGS}/preprocessing_study.log",
+        f"{LOGS}/image_mass.log",
     benchmark:
-        f"{OUT}/benchmarks/preprocessing_study.tsv"
+        f"{OUT}/benchmarks/image_mass.tsv"
     params:
         jetimage=JETIMAGE,
         config=config_of,
@@ -52,10 +52,10 @@ rule preprocessing_study:
         settings=section("images", "evaluate"),
     threads: 1
     resources:
-        mem_mb=mem_mb("preprocessing_study"),
+        mem_mb=mem_mb("image_mass"),
         runtime=30,
     conda:
         "../envs/jetimage.yaml"
     shell:
-        "{params.jetimage} preprocessing --config {params.config:q} --inputs {params.labelled}"
+        "{params.jetimage} image_mass --config {params.config:q} --inputs {params.labelled}"
         " --output {output.json:q} --plot {params.stem:q} > {log:q} 2>&1"

@@ -147,7 +147,7 @@ def validate_studies(raw: dict[str, Any], source: str = "<dict>") -> dict[str, C
     errors = _schema_errors(_root_schema(), raw, source)
     if errors:
         raise ConfigError("invalid configuration\n  " + "\n  ".join(errors))
-    shared = {k: raw[k] for k in ("seed", "generation") if k in raw}
+    shared: dict[str, Any] = {k: raw[k] for k in ("seed", "generation") if k in raw}
     return {name: _study({**shared, **body, "study": name}, source, f"studies.{name}")
             for name, body in raw["studies"].items()}
 

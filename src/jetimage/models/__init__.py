@@ -1,0 +1,1 @@
+"""The Keras model zoo: every architecture a study can train (``train.model``)."""

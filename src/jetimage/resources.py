@@ -1,0 +1,88 @@
+"""The memory (``mem_mb``) each workflow rule asks for, from the bounds of the study's config.
+
+Every stage holds a bounded working set: the image stage and the image-mass study one chunk of at
+most ``images.chunk_size`` examples and ``images.chunk_constituents`` constituents; training two
+shuffle groups of ``train.block_rows x train.shuffle_blocks`` images and the standardization
+sample; evaluation one block of 4096 images and, when computed, the Fisher discriminant's pixel
+matrices (:func:`jetimage.evaluate.fisher_bytes`). A rule's ``mem_mb`` is a measured base (the
+interpreter and its libraries) plus the measured cost of each bound, times :data:`MARGIN`, and
+never below the rule's former fixed value (:data:`FLOOR_MB`). The constants come from
+``benchmarks/constituent_memory.py`` (docs/faults.md, memory); per-example columns (a few
+floats per example in evaluation) are covered by the base up to about ten million examples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["FLOOR_MB", "MARGIN", "rule_mem_mb"]
+
+MIB = 2**20
+#: Safety factor on every estimate.
+MARGIN = 1.5
+#: The rules' former fixed requests (MB): an estimate never asks less.
+FLOOR_MB = {"images": 4000, "image_mass": 8000, "train": 8000, "evaluate": 8000}
+#: Resident memory of the interpreter with numpy, awkward, uproot and the compiled kernels (MiB).
+BASE_MIB = 250
+#: Resident memory with TensorFlow / Keras and a model loaded (MiB), and what evaluation's per-example
+#: arrays (labels, weights, columns, scores, bootstrap) take at ten million examples.
+KERAS_BASE_MIB = 2500 + 2000
+#: Bytes per constituent held while a chunk is read and imaged (awkward records, cleaning,
+#: the jet frame's temporaries), measured: see docs/faults.md.
+IMAGE_BYTES_PER_CONSTITUENT = 200
+#: Bytes per constituent of the image-mass study (four variants, the ``image`` mode's detector
+#: images), measured likewise.
+STUDY_BYTES_PER_CONSTITUENT = 400
+#: Images held per example of a chunk: the output buffer, the writer's float32 copy and one
+#: compression chunk's worth of filters (the image stage); the study's step images.
+IMAGE_COPIES, STUDY_COPIES = 3, 8
+#: Rows of the evaluation blocks (:func:`jetimage.evaluate.iterate_rows`) and copies of a block held.
+EVAL_BLOCK_ROWS, EVAL_BLOCK_COPIES = 4096, 4
+
+
+def _row_bytes(images: Mapping[str, Any], channels: int | None = None) -> int:
+    """Bytes of one float32 image of the ``images`` section."""
+    n = len(images["channels"]) if channels is None else channels
+    return 4 * int(images["n_eta"]) * int(images["n_phi"]) * n
+
+
+def _images_bytes(cfg: Mapping[str, Any]) -> float:
+    i = cfg["images"]
+    return (BASE_MIB * MIB + IMAGE_BYTES_PER_CONSTITUENT * i["chunk_constituents"]
+            + IMAGE_COPIES * i["chunk_size"] * _row_bytes(i))
+
+
+def _study_bytes(cfg: Mapping[str, Any]) -> float:
+    i = cfg["images"]
+    return (BASE_MIB * MIB + STUDY_BYTES_PER_CONSTITUENT * i["chunk_constituents"]
+            + STUDY_COPIES * i["chunk_size"] * _row_bytes(i, channels=1))
+
+
+def _train_bytes(cfg: Mapping[str, Any]) -> float:
+    t, row = cfg["train"], _row_bytes(cfg["images"])
+    groups = 2 * 2 * t["block_rows"] * t["shuffle_blocks"] * row  # two cached groups, and a batch copy each
+    sample = 3 * t["standardize_sample"] * row if t["standardize"] else 0  # sample, float64 moments
+    return KERAS_BASE_MIB * MIB + groups + sample
+
+
+def _evaluate_bytes(cfg: Mapping[str, Any]) -> float:
+    from jetimage.evaluation.fisher import fisher_bytes
+
+    i, e = cfg["images"], cfg["evaluate"]
+    pixels = _row_bytes(i) // 4
+    fisher = cfg.get("kind", "jets") == "jets" and (
+        e["fisher"] is True or (e["fisher"] == "auto" and pixels <= e["fisher_max_pixels"]))
+    return (KERAS_BASE_MIB * MIB + EVAL_BLOCK_COPIES * EVAL_BLOCK_ROWS * _row_bytes(i)
+            + (fisher_bytes(pixels) if fisher else 0))
+
+
+ESTIMATES = {"images": _images_bytes, "image_mass": _study_bytes, "train": _train_bytes,
+             "evaluate": _evaluate_bytes}
+
+
+def rule_mem_mb(cfg: Mapping[str, Any], rule: str) -> int:
+    """``mem_mb`` of ``rule`` for the study ``cfg``: ``max(FLOOR_MB, MARGIN x estimate)`` in MB
+    (10^6 bytes, Snakemake's unit)."""
+    return max(FLOOR_MB[rule], math.ceil(MARGIN * ESTIMATES[rule](cfg) / 1e6))

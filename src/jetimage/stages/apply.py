@@ -1,0 +1,219 @@
+"""APPLYDOC
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import awkward as ak
+import numpy as np
+import uproot
+
+from jetimage.config import Config, ConfigError
+from jetimage.formats.atomic import atomic_path
+from jetimage.formats.errors import InputError
+from jetimage.formats.root import LAYOUTS, iterate_tree
+from jetimage.images import preprocess
+from jetimage.physics.events import event_variables
+from jetimage.stages.images import clean_jets, event_images, jet_columns
+from jetimage.training.definition import check_study
+
+__all__ = ["Alignment", "FRIEND_TREE", "ROW_TYPES", "alignment", "apply", "friend_columns", "log",
+           "score_tree", "write_friend"]
+
+
+log = logging.getLogger(__name__)
+
+
+#: Name of the friend tree written by :func:`apply`.
+FRIEND_TREE = "jetimage"
+
+
+#: How the friend tree lines up with the input tree (see the module docstring).
+Alignment = Literal["per_jet", "event_jets", "per_event"]
+
+
+def _predict(model: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """``(n,)`` float64 scores of ``(n, n_eta, n_phi, n_channels)`` images (evaluate's batching)."""
+    if len(images) == 0:
+        return np.zeros(0)
+    return model.predict(images, batch_size=batch_size, verbose=0).ravel().astype(np.float64)
+
+
+def _score_jets(cfg: Config, model: Any, chunk: ak.Array, first_row: int) -> dict[str, np.ndarray]:
+    """Per row of a ``jets`` chunk: ``score`` (NaN if unusable), ``passed`` and the jet variables."""
+    n = len(chunk)
+    usable, _ = clean_jets(ak.with_field(chunk, np.arange(n), "row"))
+    scored = ak.to_numpy(usable.row)
+    images, _ = preprocess.make_images(usable, cfg["images"])
+    score = np.full(n, np.nan)
+    score[scored] = _predict(model, images)
+    passed = np.zeros(n, bool)
+    passed[scored] = True
+    columns = jet_columns(chunk)
+    return {"score": score, "passed": passed, "label": ak.to_numpy(chunk.label).astype(np.int32),
+            **columns, "row": first_row + np.arange(n)}
+
+
+def _score_events(cfg: Config, model: Any, chunk: ak.Array, first_row: int) -> dict[str, np.ndarray]:
+    """Per row of an ``events`` chunk: ``score``, ``passed`` and the event variables."""
+    v = event_variables(chunk.fatjets, cfg["events"]["selection"])
+    n = len(chunk)
+    return {"score": _predict(model, event_images(chunk.particles, cfg["images"])),
+            "passed": np.ones(n, bool), "event": ak.to_numpy(chunk.event),
+            **{k: np.asarray(v[k]) for k in ("n_fatjets", "mj", "lead_pt", "deta12")},
+            "cut_pass": np.asarray(v["cut_pass"], bool), "row": first_row + np.arange(n)}
+
+
+#: The branches of :func:`score_tree` per kind and their types (the same in every friend file,
+#: also one of an ingested chunk where nothing passed, so that the parts chain).
+ROW_TYPES: dict[str, dict[str, str]] = {
+    "jets": {"score": "float64", "passed": "bool", "label": "int32", "event": "int64", "jet_pt": "float64",
+             "jet_eta": "float64", "jet_phi": "float64", "jet_m": "float64", "tau21": "float64",
+             "n_subjets": "int32", "delta_r": "float64", "row": "int64"},
+    "events": {"score": "float64", "passed": "bool", "event": "int64", "n_fatjets": "int32",
+               "mj": "float64", "lead_pt": "float64", "deta12": "float64", "cut_pass": "bool",
+               "row": "int64"},
+}
+
+
+def score_tree(cfg: Config, model: Any, path: str | Path) -> dict[str, np.ndarray]:
+    """Score every row of the study's tree in ``path`` (a shard or an ingested chunk).
+
+    Returns
+    -------
+    dict
+        ``(n_rows,)`` arrays in tree order, typed as :data:`ROW_TYPES`: ``score`` (NaN where
+        nothing was scored), ``passed``, ``row`` and the kind's variables (jets: ``event``,
+        ``label``, ``jet_pt``, ``jet_eta``, ``jet_phi``, ``jet_m``, ``tau21``, ``n_subjets``,
+        ``delta_r``; events: ``event``, ``n_fatjets``, ``mj``, ``lead_pt``, ``deta12``,
+        ``cut_pass``). A tree without entries (an ingested chunk where nothing passed) gives
+        empty arrays.
+    """
+    types = ROW_TYPES[cfg.kind]
+    tree = LAYOUTS[cfg.kind].tree
+    with uproot.open(path) as f:
+        empty = tree in f and f[tree].num_entries == 0
+    if empty:
+        return {k: np.zeros(0, t) for k, t in types.items()}
+    score = _score_jets if cfg.kind == "jets" else _score_events
+    parts, done = [], 0
+    for chunk in iterate_tree([path], LAYOUTS[cfg.kind], step_size=cfg["images"]["chunk_size"]):
+        parts.append(score(cfg, model, chunk, done))
+        done += len(chunk)
+    return {k: np.concatenate([p[k] for p in parts]).astype(t) for k, t in types.items()}
+
+
+def _entries_of_rows(path: str | Path, tree: str, rows: dict[str, np.ndarray], start: int, stop: int
+                     ) -> np.ndarray:
+    """The input entry of each row of an ingested chunk, relative to ``start``; checked in range."""
+    with uproot.open(path) as f:
+        t = f[tree]
+        entry = t["entry"].array(library="np") if "entry" in t else rows["event"]
+    local = np.asarray(entry, np.int64) - start
+    if len(local) and (local.min() < 0 or local.max() >= stop - start):
+        lo, hi = int(local.min()) + start, int(local.max()) + start
+        raise InputError(f"{path}: tree {tree!r} rows do not carry input entry numbers in [{start}, "
+                         f"{stop}) (they range {lo}..{hi}), so the friend tree cannot be aligned: "
+                         "rerun the ingest rule (ingest records each row's input entry)")
+    return local
+
+
+def alignment(cfg: Config, sample: Mapping[str, Any]) -> Alignment:
+    """How the friend tree of ``sample`` lines up with its input (see the module docstring)."""
+    if cfg.kind == "events":
+        return "per_event"
+    return "event_jets" if "files" in sample and sample["preset"] != "jetimage" else "per_jet"
+
+
+def _place(values: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
+    """``values`` at positions ``at`` of a length-``n`` array, the rest NaN (floats) or 0."""
+    fill = np.nan if values.dtype.kind == "f" else 0
+    out = np.full(n, fill, dtype=values.dtype)
+    out[at] = values
+    return out
+
+
+def friend_columns(rows: dict[str, np.ndarray], how: Alignment, entries: np.ndarray | None,
+                   n_entries: int) -> dict[str, Any]:
+    """The friend tree's branches, one entry per input entry.
+
+    Parameters
+    ----------
+    rows
+        :func:`score_tree` output, ``(n_rows,)`` each.
+    how
+        The :data:`Alignment`.
+    entries
+        ``(n_rows,)`` input entry of each row (relative to the chunk), or None when the rows are
+        the input entries themselves (a generated shard).
+    n_entries
+        Entries of the friend tree.
+    """
+    rows = {k: v for k, v in rows.items() if k != "row"}
+    if entries is None:
+        return rows
+    if how != "event_jets":
+        if len(np.unique(entries)) != len(entries):
+            raise InputError("two rows of an ingested chunk come from the same input entry; a per-entry "
+                             "friend tree cannot hold both")
+        return {k: _place(v, entries, n_entries) for k, v in rows.items()}
+    counts = np.bincount(entries, minlength=n_entries)
+    order = np.argsort(entries, kind="stable")
+    jets = {k.removeprefix("jet_"): ak.unflatten(v[order], counts) for k, v in rows.items()}
+    return {"jet": ak.zip(jets)}
+
+
+def write_friend(columns: Mapping[str, Any], output: str | Path, title: str) -> None:
+    """Write the friend tree :data:`FRIEND_TREE` with ``columns`` (uproot ``mktree``), atomically."""
+    with atomic_path(output) as tmp, uproot.recreate(tmp) as f:
+        types = {k: v.type if isinstance(v, ak.Array) else v.dtype for k, v in columns.items()}
+        tree = f.mktree(FRIEND_TREE, types, counter_name=lambda name: "n_jets",
+                        field_name=lambda outer, inner: f"jet_{inner}", title=title)
+        tree.extend(dict(columns))
+
+
+def apply(cfg: Config, sample: str, tree_path: str | Path, model_path: str | Path, output: str | Path,
+          start: int | None = None, stop: int | None = None) -> int:
+    """Score one tree file of ``sample`` with a trained model; write its friend tree.
+
+    Parameters
+    ----------
+    tree_path
+        The study's tree (``jets`` or ``events``): a generated shard, or the ingested chunk of
+        entries ``[start, stop)`` of one of the sample's files.
+    model_path
+        A ``.keras`` model trained by jetimage (this study's or another's); its input definition
+        must match this study's image settings (:func:`check_definition`).
+    start, stop
+        For an ingested chunk: its entries in the user's file; the friend tree then has
+        ``stop - start`` entries aligned with them.
+
+    Returns
+    -------
+    int
+        Entries of the friend tree written to ``output`` (ROOT, atomically).
+    """
+    from jetimage.training.loading import load_model
+
+    s = cfg.sample(sample)
+    check_study(cfg, model_path)
+    model = load_model(model_path)
+    rows = score_tree(cfg, model, tree_path)
+    how = alignment(cfg, s)
+    read = "files" in s
+    if read and (start is None or stop is None):
+        raise ConfigError(f"{cfg.source}: samples[{cfg.sample_names.index(sample)}]: sample {sample!r} "
+                          "is read from files: give the chunk's --start and --stop entries")
+    # read implies start and stop (checked above)
+    n_entries = stop - start if read and start is not None and stop is not None else len(rows["score"])
+    entries = (_entries_of_rows(tree_path, LAYOUTS[cfg.kind].tree, rows, start, stop)
+               if read and start is not None and stop is not None else None)
+    columns = friend_columns(rows, how, entries, n_entries)
+    write_friend(columns, output, f"jetimage scores of {Path(model_path).name} ({how})")
+    n_scored = int(np.isfinite(rows["score"]).sum())
+    log.info("%s: %d entries, %d examples scored (%s) -> %s", sample, n_entries, n_scored, how, output)
+    return n_entries

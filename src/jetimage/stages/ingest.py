@@ -1,0 +1,287 @@
+"""The ingest stage: a user's ROOT files -> the study's tree (``jets`` or ``events``), one chunk
+per job.
+
+A sample with ``files`` is read by the reader of its layout (``preset``, see
+:mod:`jetimage.readers`): ``jetimage`` (one jet per entry), ``nested`` (events holding jets
+holding constituents), ``particles`` (events holding particle collections under any names)
+and ``delphes`` (the same with Delphes's names and conventions). From particles jetimage
+clusters, trims and measures the jets as for generated events (kind ``jets``) or keeps the
+whole event (kind ``events``). The study's jet window and the sample's ``cuts`` apply to read
+jets as to generated ones. Files are split into chunks of at most ``chunk_entries`` entries,
+each ingested by a separate job, so the memory of a job is bounded whatever the file size.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import uproot
+
+from jetimage.config import Config
+from jetimage.formats import readers
+from jetimage.formats.errors import InputError
+from jetimage.formats.readers import PION_MASS, TREES  # noqa: F401  (public names of this stage)
+from jetimage.formats.root import JET_BRANCHES, LAYOUTS, Layout, TreeWriter
+from jetimage.physics.events import event_rows
+from jetimage.physics.jets import (
+    build_jets,
+    complete_jets,
+    four_vector_sum,
+    in_window,
+    is_w_decay_quark,
+    kinematics,
+    truth_match,
+)
+
+log = logging.getLogger(__name__)
+
+
+def files_of(sample: dict[str, Any]) -> list[str]:
+    """The sample's files: its ``files`` entries with glob patterns expanded, in order."""
+    out: list[str] = []
+    for pattern in sample["files"]:
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        out.extend(matches)
+    return out
+
+
+def tree_of(sample: dict[str, Any]) -> str:
+    return sample.get("tree") or TREES[sample.get("preset", "jetimage")]
+
+
+def check_sample(sample: dict[str, Any], where: str, kind: str = "jets") -> Iterator[str]:
+    """Problems that would stop the sample's jobs: missing files, trees and branches, branches
+    of the wrong type or depth.
+
+    Each problem is one line naming the config key (``where``), the file, the tree and the
+    branch, with the fix where there is one.
+    """
+    paths = files_of(sample)
+    if not paths:
+        yield f"{where}.files: no file matches {sample['files']}"
+    tree = tree_of(sample)
+    for path in paths:
+        if not Path(path).is_file():
+            yield f"{where}.files: {path}: no such file"
+            continue
+        try:
+            f = uproot.open(path)
+        except Exception as err:  # uproot raises many types for corrupt files
+            yield f"{where}.files: {path}: not a readable ROOT file ({type(err).__name__}: {err})"
+            continue
+        with f:
+            if tree not in f:
+                yield f"{where}.tree: {path}: no tree {tree!r} (keys: {sorted(f.keys(cycle=False))})"
+                continue
+            _, problems = readers.resolve(f[tree], sample, kind)
+            for p in problems:
+                key = p.split(":", 1)[0] if p.startswith(("branches.", "constituents_from", "truth_from")) \
+                    else ""
+                yield f"{where}{'.' + key if key else ''}: {path}: tree {tree!r}: " \
+                      f"{p[len(key) + 2:] if key else p}"
+
+
+def plan_chunks(sample: dict[str, Any]) -> list[tuple[str, int, int]]:
+    """``(file, entry_start, entry_stop)`` of each ingest job of the sample."""
+    size = sample["chunk_entries"]
+    tree = tree_of(sample)
+    chunks: list[tuple[str, int, int]] = []
+    for path in files_of(sample):
+        with uproot.open(path) as f:
+            n = f[tree].num_entries
+        chunks.extend((path, start, min(start + size, n)) for start in range(0, max(n, 1), size))
+    return chunks
+
+
+def event_particles(arrays: dict[str, ak.Array], sample: dict[str, Any], plan: readers.ReadPlan,
+                    eta_max: float, path: str) -> ak.Array:
+    """Visible particles of each event, from the sample's collections.
+
+    Every collection gives particles with pT > 0 and |eta| < ``eta_max`` that pass
+    ``particle_cuts``. The Delphes convention (preset ``delphes``): tracks (EFlowTrack) carry
+    their charge and PDG id and the pion mass (Delphes stores no track energy); EFlowPhoton and
+    EFlowNeutralHadron are massless with PDG ids 22 and 130; a Tower is split into a massless
+    EM deposit (22, its ``Eem``) and a hadronic one (130, its ``Ehad``).
+
+    Returns
+    -------
+    ak.Array
+        ``(n_events, var)`` records ``px, py, pz, E`` (GeV), ``charge``, ``pdgid``.
+    """
+    cuts = sample.get("particle_cuts") or {}
+    parts = []
+    for c in plan.collections:
+        if c == "Tower" and plan.preset == "delphes":
+            parts += readers.tower_deposits(arrays, eta_max)
+        else:
+            parts.append(readers.collection_particles(arrays, plan, c, cuts, eta_max, path))
+    return ak.concatenate(parts, axis=1)
+
+
+def _truth_labels(arrays: dict[str, ak.Array], plan: readers.ReadPlan, jets: dict[str, Any],
+                  rows: np.ndarray, max_dr: float) -> np.ndarray:
+    """1 for jets with both quarks of one hadronic W decay within ``max_dr`` (the truth collection;
+    in tt events either W)."""
+    t = plan.truth
+    mother = arrays[f"{t}.mother"]
+    is_q = is_w_decay_quark(arrays[f"{t}.pdgid"], mother, mother >= 0)
+    q_eta, q_phi = arrays[f"{t}.eta"][is_q][rows], arrays[f"{t}.phi"][is_q][rows]
+    return truth_match(jets["jet_eta"], jets["jet_phi"], q_eta, q_phi, max_dr,
+                       mother[is_q][rows]).astype(np.int32)
+
+
+def _particle_rows(arrays: dict[str, ak.Array], s: dict[str, Any], cfg: Config, plan: readers.ReadPlan,
+                   path: str) -> tuple[dict[str, Any], np.ndarray]:
+    """Rows (jets or events) built from the particles of each entry, and each row's entry."""
+    section = cfg["jets"] if cfg.kind == "jets" else cfg["events"]
+    particles = event_particles(arrays, s, plan, section["particle_eta_max"], path)
+    n = len(particles)
+    if cfg.kind == "events":
+        rows = event_rows(particles, np.ones(n), section)
+        return rows, rows["event"]
+    jets = build_jets(particles, section)
+    entry = jets["event"]
+    jets["label"] = (_truth_labels(arrays, plan, jets, entry, section["truth_match_dr"])
+                     if plan.truth else np.zeros(len(entry), np.int32))
+    return jets, entry
+
+
+def _jet_rows(arrays: dict[str, ak.Array], s: dict[str, Any], cfg: Config, plan: readers.ReadPlan,
+              path: str) -> tuple[dict[str, Any], np.ndarray]:
+    """Jets read one per entry (or per jet of a nested entry), in the study's window, with every
+    jet variable the file lacks computed from the constituents."""
+    jet_cfg = cfg["jets"]
+    cons = {k[len("constituent_"):]: v for k, v in arrays.items() if k.startswith("constituent_")}
+    keys = [f"constituent_{k}" for k in cons]
+    readers.check_same_counts(arrays, keys, plan, path)
+    scalars = [k for k in readers.JET_FIELDS if k in arrays and k not in readers.ENTRY_FIELDS]
+    if plan.preset == "nested":
+        per_event = ak.num(cons["pt"], axis=1)
+        for k in scalars:
+            if not ak.all(ak.num(arrays[k], axis=1) == per_event):
+                raise InputError(f"{path}: tree {plan.tree!r}: branch {plan.fields[k].branch!r} has "
+                                 f"not one value per jet of {plan.fields['constituent_pt'].branch!r}")
+        entry = np.repeat(np.arange(len(per_event)), ak.to_numpy(per_event))
+        cons = {k: ak.flatten(v, axis=1) for k, v in cons.items()}
+        given = {k: ak.to_numpy(ak.flatten(arrays[k], axis=1)) for k in scalars}
+    else:
+        entry = np.arange(len(cons["pt"]))
+        given = {k: ak.to_numpy(arrays[k]) for k in scalars}
+    pt, eta, phi = (ak.values_astype(cons[k], np.float64) for k in ("pt", "eta", "phi"))
+    p4 = readers.four_momenta(pt, eta, phi, cons.get("e"), cons.get("mass"))
+    momenta = ak.zip(p4)
+    keep = _in_window(momenta, given, jet_cfg)
+    jets = complete_jets(momenta[keep], {k: v[keep] for k, v in given.items()}, jet_cfg)
+    jets["constituents"] = ak.zip({
+        "pt": pt[keep], "eta": eta[keep], "phi": phi[keep], "e": ak.values_astype(p4["E"], np.float64)[keep],
+        **{f: ak.values_astype(cons[f], np.int32)[keep] if f in cons else
+           ak.values_astype(0 * pt[keep], np.int32) for f in ("charge", "pdgid")}})
+    if "label" in arrays:
+        jets["label"] = readers.entry_values(arrays, "label", len(entry), 0)[entry[keep]]
+    return jets, entry[keep]
+
+
+def _in_window(momenta: ak.Array, given: dict[str, np.ndarray], jet_cfg: dict[str, Any]) -> np.ndarray:
+    """The study's jet window on the read jet pT and eta, or those of the constituents' sum where
+    the file has none."""
+    p4 = four_vector_sum(momenta)
+    kin = kinematics(p4["px"], p4["py"], p4["pz"], p4["E"])
+    return in_window(given.get("jet_pt", kin["pt"]), given.get("jet_eta", kin["eta"]), jet_cfg)
+
+
+def _apply_cuts(jets: dict[str, Any], cuts: dict[str, dict[str, float]], where: str) -> dict[str, Any]:
+    keep = np.ones(len(jets["jet_pt"]), dtype=bool)
+    for var, window in cuts.items():
+        if var not in jets:
+            raise InputError(f"{where}.cuts.{var}: no jet variable {var!r} (have {sorted(JET_BRANCHES)})")
+        x = np.asarray(jets[var])
+        keep &= (x >= window.get("min", -np.inf)) & (x < window.get("max", np.inf))
+    return {k: v[keep] for k, v in jets.items()}
+
+
+def _rows(arrays: dict[str, ak.Array], s: dict[str, Any], cfg: Config, plan: readers.ReadPlan,
+          first: int, path: str, scale: float) -> tuple[dict[str, Any], float]:
+    """The rows of the study's tree from one chunk of entries, and the chunk's summed weight."""
+    build = _particle_rows if plan.preset in readers.PARTICLE_PRESETS else _jet_rows
+    rows, entry = build(arrays, s, cfg, plan, path)
+    n = len(next(iter(arrays.values())))
+    weights = readers.entry_values(arrays, "weight", n, 1.0) * scale
+    events = readers.entry_values(arrays, "event", n, np.nan)
+    rows["weight"] = weights[entry]
+    rows["event"] = np.where(np.isnan(events), first + np.arange(n), events).astype(np.int64)[entry]
+    rows["entry"] = first + entry  # the input entry: what a friend tree is aligned by (apply)
+    rows.setdefault("label", np.zeros(len(entry), np.int32))
+    return rows, float(weights.sum())
+
+
+#: Uncompressed bytes of input branches read per step of an ingest job (an estimate from the
+#: branches' sizes): bounds a job's memory by bytes, whatever the constituents per entry.
+READ_BYTES = 32 * 2**20
+
+
+def read_step(tree: Any, plan: readers.ReadPlan, chunk_entries: int, budget: int | None = None) -> int:
+    """Entries read at once: at most ``chunk_entries`` and 10,000, and about ``budget`` bytes
+    (default :data:`READ_BYTES`) of the plan's branches (their mean uncompressed size per entry;
+    RNTuples: 10,000 entries)."""
+    budget = READ_BYTES if budget is None else budget
+    n = max(tree.num_entries, 1)
+    per_entry = 0.0
+    for f in plan.fields.values():
+        size = getattr(tree[f.branch], "uncompressed_bytes", None)
+        per_entry += (size or 0) / n
+    by_bytes = int(budget // per_entry) if per_entry > 0 else 10_000
+    return max(1, min(chunk_entries, 10_000, by_bytes))
+
+
+def ingested_layout(kind: str) -> Layout:
+    """The study's tree layout plus ``entry``, the entry of the user's tree each row comes from
+    (``event`` may be the user's event number), so that friend trees line up with the input."""
+    layout = LAYOUTS[kind]
+    return replace(layout, scalars={**layout.scalars, "entry": "int64"})
+
+
+def ingest(cfg: Config, sample: str, path: str, entry_start: int, entry_stop: int,
+           output: str | Path) -> int:
+    """Read entries ``[entry_start, entry_stop)`` of one file of ``sample`` into the study's tree.
+
+    For a study of kind ``jets`` the output is a ``jets`` tree (jets read one per entry or per
+    nested jet, or clustered by jetimage from particles); for kind ``events`` an ``events``
+    tree (the whole event's particles and its fat jets). The ``run`` summary holds the entries
+    read and the sum of their weights (with ``cross_section``: sigma / entries of the whole
+    sample each).
+
+    Returns
+    -------
+    int
+        Number of rows written to ``output`` (atomically).
+    """
+    s = cfg.sample(sample)
+    where = f"samples[{cfg.sample_names.index(sample)}]"
+    problems = list(check_sample({**s, "files": [path]}, where, cfg.kind))
+    if problems:
+        raise InputError("; ".join(problems))
+    tree = uproot.open(path)[tree_of(s)]
+    plan, _ = readers.resolve(tree, s, cfg.kind)
+    # weight = sigma / N over the whole sample, so that summed weights give the cross-section
+    scale = s["cross_section"] / (sum(e - b for _, b, e in plan_chunks(s)) or 1) \
+        if s.get("cross_section") is not None else 1.0
+    sum_w = 0.0
+    step = read_step(tree, plan, s["chunk_entries"])
+    with TreeWriter(output, ingested_layout(cfg.kind)) as writer:
+        for a, b in readers.iter_chunks(entry_start, entry_stop, step):
+            rows, w = _rows(readers.read_chunk(tree, plan, a, b, path), s, cfg, plan, a, path, scale)
+            sum_w += w
+            writer.extend(_apply_cuts(rows, s.get("cuts", {}), where) if cfg.kind == "jets" else rows)
+            log.info("%s: %s entries %d-%d: %d read, %d rows", sample, path, entry_start,
+                     entry_stop, b - entry_start, writer.n_rows)
+        writer.run = {"n_generated": entry_stop - entry_start, "n_written": writer.n_rows,
+                      "sum_weights": sum_w, "sigma_pb": sum_w, "sigma_err_pb": 0.0, "n_shards": 1}
+    log.info("%s: wrote %d rows to %s", sample, writer.n_written, output)
+    return writer.n_written
