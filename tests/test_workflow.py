@@ -129,13 +129,15 @@ def test_the_same_run_builds_the_event_study(workflow_run):
     assert metrics["presel_eff"] == {"signal": pytest.approx(1.0, rel=1e-5),
                                      "background": pytest.approx(1.0, rel=1e-5)}
     _figures(out, "events")
-    assert not (out / "plots" / "preprocessing.png").exists()
+    assert not (out / "plots" / "image_mass.png").exists()
     history = json.loads((out / "model" / "history.json").read_text())
     assert len(history["loss"]) == 1
     # each study gets its own validated configuration, with its kind's defaults
-    cfg = json.loads((out / "config.yaml").read_text())
+    [snapshot] = (out / "configs").glob("*.json")
+    cfg = json.loads(snapshot.read_text())
     assert cfg["kind"] == "events" and cfg["study"] == "tinyev" and cfg["train"]["model"] == "bhimji"
-    assert json.loads((workdir / "results" / "tiny" / "config.yaml").read_text())["kind"] == "jets"
+    [jets_snapshot] = (workdir / "results" / "tiny" / "configs").glob("*.json")
+    assert json.loads(jets_snapshot.read_text())["kind"] == "jets"
 
 
 @pytest.mark.slow
@@ -149,9 +151,10 @@ def test_second_run_does_nothing(workflow_run):
 @pytest.mark.slow
 def test_invocations_that_run_no_job_change_nothing_jobs_read(workflow_run, tmp_path):
     """A dry run, --unlock and --report with another configuration leave every study's config
-    (what the jobs read) as it was: it is written only when jobs are about to run (onstart)."""
+    snapshot (what the jobs read) as it was and write none: snapshots are written only when jobs
+    are about to run (onstart)."""
     workdir, raw = workflow_run
-    before = {p: p.read_bytes() for p in (workdir / "results").glob("*/config.yaml")}
+    before = {p: p.read_bytes() for p in (workdir / "results").glob("*/configs/*.json")}
     other = json.loads(json.dumps(raw))
     other["studies"]["tiny"]["train"]["split"] = {"train": 0.2, "validation": 0.2, "test": 0.6}
     other["seed"] = 99
@@ -163,7 +166,7 @@ def test_invocations_that_run_no_job_change_nothing_jobs_read(workflow_run, tmp_
              "--configfile", str(config), "--cores", "2", *args],
             capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-2000:]
-        assert {p: p.read_bytes() for p in before} == before, args
+        assert {p: p.read_bytes() for p in (workdir / "results").glob("*/configs/*.json")} == before, args
     assert len(before) == 2
 
 

@@ -33,7 +33,8 @@ Physics (:mod:`jetimage.physics`)
 Formats and configuration
     :mod:`~jetimage.formats.errors`, :mod:`~jetimage.formats.atomic`, :mod:`~jetimage.formats.root`,
     :mod:`~jetimage.formats.hdf5`, :mod:`~jetimage.formats.readers` (users' files by layout);
-    :mod:`~jetimage.config.validation`, :mod:`~jetimage.config.reference`; :mod:`~jetimage.stats`.
+    :mod:`~jetimage.config.validation`, :mod:`~jetimage.config.reference`,
+    :mod:`~jetimage.config.snapshots`; :mod:`~jetimage.stats`.
 """
 
 __version__ = "0.1.0"

@@ -9,6 +9,7 @@ import shlex
 import sys
 
 from jetimage.config import ConfigError, validate_studies
+from jetimage.config.snapshots import snapshot_path, write_snapshot
 from jetimage.stages.ingest import check_sample, plan_chunks
 
 
@@ -40,26 +41,30 @@ OUT = "results/{study}"
 LOGS = "logs/{study}"
 
 
-def study_config_path(name):
-    return f"results/{name}/config.yaml"
+class StudyConfig:
+    """A job's ``--config``: the snapshot of its study's configuration that this invocation
+    validated (jetimage.config.snapshots), named by its content and never rewritten, so no other
+    invocation can change what the job reads. Snakemake records no parameter it cannot represent,
+    so the path triggers no rerun by itself: a rule reruns when its ``settings`` change."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __str__(self):
+        return self.path
+
+    def __format__(self, spec):
+        return format(self.path, spec)
+
+
+SNAPSHOTS = {name: snapshot_path(name, cfg) for name, cfg in STUDIES.items()}
 
 
 def write_study_configs():
-    """Write the validated config of each study (defaults filled in), which its jobs read.
-
-    Called by the workflow's ``onstart`` handler: Snakemake runs it only when jobs are about to
-    run, after it has taken its lock, and never for a dry run, ``--unlock``, ``--report`` or a
-    run refused by the lock, so no such invocation changes what running jobs read. A file is
-    rewritten only when its content changes.
-    """
+    """Write each study's snapshot (called by the workflow's ``onstart`` handler: only when jobs
+    are about to run, never for a dry run, ``--unlock`` or ``--report``)."""
     for name, cfg in STUDIES.items():
-        text = json.dumps(dict(cfg), indent=1, sort_keys=True)
-        path = study_config_path(name)
-        if not os.path.exists(path) or open(path).read() != text:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(f"{path}.tmp", "w") as f:
-                f.write(text)
-            os.replace(f"{path}.tmp", path)
+        write_snapshot(cfg, SNAPSHOTS[name])
 
 
 wildcard_constraints:
@@ -71,7 +76,7 @@ wildcard_constraints:
 
 
 def config_of(wildcards):
-    return study_config_path(wildcards.study)
+    return StudyConfig(SNAPSHOTS[wildcards.study])
 
 
 def section(*keys):

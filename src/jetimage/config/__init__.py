@@ -2,7 +2,8 @@
 
 :mod:`~jetimage.config.validation` loads and validates a configuration file;
 :mod:`~jetimage.config.reference` writes the configuration reference (``docs/configuration.md``)
-from the schema.
+from the schema; :mod:`~jetimage.config.snapshots` names each study's validated configuration by its
+content, the file its jobs read.
 """
 
 from .validation import (
