@@ -46,7 +46,7 @@ events-full: setup
 docs: setup
 	$(BIN)/python -m pip install --quiet -e ".[docs]"
 	$(BIN)/python -m jetimage.config.reference --check docs/configuration.md
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # Style, types and layers: ruff, mypy on src/ (settings in pyproject.toml), the import-linter contracts.
 lint: setup
