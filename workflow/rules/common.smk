@@ -14,7 +14,10 @@ from jetimage.stages.ingest import check_sample, plan_chunks
 
 
 try:
-    STUDIES = validate_studies(dict(config), source=", ".join(map(str, workflow.configfiles)) or "config")
+    # the files are read again with jetimage's own safe loader: Snakemake keeps the last of two
+    # equal keys and removes __use_yte__ before the workflow sees the config
+    STUDIES = validate_studies(dict(config), source=", ".join(map(str, workflow.configfiles)) or "config",
+                               files=workflow.configfiles)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 

@@ -11,8 +11,12 @@ e.g. ``config.yaml: samples[1].class: 'sig' is not one of ...``.
 from __future__ import annotations
 
 import copy
+import functools
+import glob
+import math
+import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -21,17 +25,65 @@ import jsonschema
 import numpy as np
 import yaml
 
-__all__ = ["Config", "ConfigError", "Kind", "SCHEMA_PATH", "derive_seed", "load", "load_studies",
-           "validate", "validate_studies"]
+__all__ = ["Config", "ConfigError", "Kind", "SCHEMA_PATH", "SafeLoader", "YTE_KEY", "derive_seed", "load",
+           "load_studies", "readable", "validate", "validate_studies"]
 
 #: The JSON Schema of the configuration (package data, so an installed wheel validates too).
 SCHEMA_PATH = Path(str(resources.files("jetimage.config") / "schema.yaml"))
 #: What one example of a study is.
 Kind = Literal["jets", "events"]
+#: The key by which Snakemake's YTE templating runs Python found in a configuration's values.
+YTE_KEY = "__use_yte__"
 
 
 class ConfigError(ValueError):
     """A configuration that does not satisfy the schema or the cross-key rules."""
+
+
+class _YAMLProblem(yaml.YAMLError):
+    """A YAML document that jetimage refuses although PyYAML could read it (a tag, a duplicate key)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(f"line {line}: {message}")
+
+
+class SafeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (plain data only, no Python objects) that also refuses a key given twice
+    in one mapping, where PyYAML keeps the last value silently, and names any tag it refuses."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden on purpose
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in first:
+                    raise _YAMLProblem(line, f"key {key!r} given twice in one mapping (first on line "
+                                             f"{first[key]}): keep one")
+                first[key] = line
+            except TypeError:  # an unhashable key: PyYAML's own error below names it
+                break
+        return super().construct_mapping(node, deep=deep)
+
+    def refuse_tag(self, node: yaml.Node) -> Any:
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        raise _YAMLProblem(node.start_mark.line + 1,
+                           f"tag {tag} is refused: tags build Python objects (!!python/... runs code) and "
+                           f"jetimage reads configurations with the safe loader: remove the tag")
+
+
+SafeLoader.add_constructor(None, SafeLoader.refuse_tag)
+
+
+def readable(name: str) -> str:
+    """A file name as it can be printed: bytes that are not UTF-8 (``surrogateescape``) shown as
+    ``\\xff``, other unencodable characters escaped."""
+    try:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return ascii(name)[1:-1]
 
 
 class Config(dict):
@@ -68,9 +120,15 @@ def derive_seed(*keys: int) -> int:
     return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0])
 
 
+@functools.cache
+def _parsed_schema() -> dict[str, Any]:
+    with open(SCHEMA_PATH, encoding="utf-8") as f:
+        return yaml.load(f, Loader=SafeLoader)  # noqa: S506 (a subclass of yaml.SafeLoader)
+
+
 def _root_schema() -> dict[str, Any]:
-    with open(SCHEMA_PATH) as f:
-        return yaml.safe_load(f)
+    # parsed once per process (it took 0.15 s, twice per validation); a copy, so no caller changes it
+    return copy.deepcopy(_parsed_schema())
 
 
 def study_schema() -> dict[str, Any]:
@@ -99,10 +157,48 @@ def _path(error: jsonschema.ValidationError, prefix: str = "") -> str:
     return out or "<top level>"
 
 
+def _key(path: str, key: Any) -> str:
+    if isinstance(key, int) and not isinstance(key, bool):
+        return f"{path}[{key}]"
+    key = key if key.isprintable() else repr(key)  # a newline in a key must not break the line
+    return f"{path}.{key}" if path else key
+
+
+def _value_problems(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """(key, problem) of every value JSON Schema lets through but no stage can use: a non-finite
+    number (a ``minimum`` holds for NaN) and a mapping key that is not text (``pattern`` ignores it)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path or "<top level>", f"{value} is not a finite number: give a finite value"
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                yield path or "<top level>", f"key {k!r} is not text: quote it or remove it"
+            else:
+                yield from _value_problems(v, _key(path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _value_problems(v, _key(path, i))
+
+
+def _type_hint(error: jsonschema.ValidationError) -> str:
+    """YAML 1.1 (PyYAML, Snakemake) reads ``1e8`` as text: say so where a number was expected."""
+    if error.validator != "type" or not isinstance(error.instance, str) \
+            or not re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", error.instance.strip()):
+        return ""
+    return (" (YAML 1.1 reads an exponent without a dot and a sign, such as 1e8 or 1.0e8, as text: "
+            "write 1.0e+8)")
+
+
 def _schema_errors(schema: dict[str, Any], instance: Any, source: str, prefix: str = "") -> list[str]:
+    bad = sorted(_value_problems(instance, prefix))
+    if any(p.startswith("key ") for _, p in bad):  # JSON Schema needs text keys
+        return [f"{source}: {where}: {p}" for where, p in bad]
+    shown = {where for where, _ in bad}
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(instance),
                     key=lambda e: [str(p) for p in e.path])
-    return [f"{source}: {_path(e, prefix)}: {e.message}" for e in errors]
+    return [f"{source}: {where}: {p}" for where, p in bad] + [
+        f"{source}: {_path(e, prefix)}: {e.message}{_type_hint(e)}" for e in errors
+        if _path(e, prefix) not in shown]
 
 
 def _study(raw: dict[str, Any], source: str, prefix: str = "") -> Config:
@@ -123,7 +219,18 @@ def _study(raw: dict[str, Any], source: str, prefix: str = "") -> Config:
     return out
 
 
-def validate_studies(raw: dict[str, Any], source: str = "<dict>") -> dict[str, Config]:
+def _refuse_yte(raw: Any, source: str) -> None:
+    """Refuse Snakemake's YTE switch: its templates run Python found in the configuration's values."""
+    if not isinstance(raw, dict):
+        return
+    bodies = [raw] + (list(raw["studies"].values()) if isinstance(raw.get("studies"), dict) else [])
+    if any(isinstance(b, dict) and YTE_KEY in b for b in bodies):
+        raise ConfigError(f"{source}: {YTE_KEY}: YTE templates execute code and are not accepted by "
+                          f"jetimage: remove the key and write plain values")
+
+
+def validate_studies(raw: dict[str, Any], source: str = "<dict>",
+                     files: Sequence[str | Path] = ()) -> dict[str, Config]:
     """Validate a configuration mapping: every study by name, with defaults filled in.
 
     Parameters
@@ -133,14 +240,23 @@ def validate_studies(raw: dict[str, Any], source: str = "<dict>") -> dict[str, C
         not modified.
     source
         Name of the file it came from, used in error messages.
+    files
+        The files ``raw`` was read from by another loader (Snakemake's ``workflow.configfiles``):
+        each is read again with :class:`SafeLoader`, so that a key given twice, a tag and
+        ``__use_yte__`` (which that loader drops) are refused too.
 
     Raises
     ------
     ConfigError
         With one message naming the file and every offending key.
     """
+    for path in files:
+        _refuse_yte(_read(path), str(path))
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: the configuration must be a mapping, got {type(raw).__name__}")
+        got = "an empty file" if raw is None else type(raw).__name__
+        raise ConfigError(f"{source}: <top level>: the configuration must be a mapping (key: value lines, "
+                          f"at least samples), got {got}")
+    _refuse_yte(raw, source)
     if "studies" not in raw:
         study = _study(raw, source)
         return {study["study"]: study}
@@ -163,6 +279,30 @@ def validate(raw: dict[str, Any], source: str = "<dict>", study: str | None = No
     if study not in studies:
         raise ConfigError(f"{source}: studies: no study named {study!r}; have {sorted(studies)}")
     return studies[study]
+
+
+def _files(patterns: list[str]) -> list[str]:
+    """A sample's ``files`` with glob patterns expanded, in order (as the ingest stage reads them)."""
+    return [m for p in patterns for m in (sorted(glob.glob(p)) if glob.has_magic(p) else [p])]
+
+
+def _same_files(samples: list[dict[str, Any]]) -> Iterator[str]:
+    """A file read twice, by one sample or by two, compared by resolved path (globs expanded): its
+    jets would be counted twice, or land in both classes."""
+    owner: dict[Path, int] = {}
+    for i, s in enumerate(samples):
+        for name in _files(s.get("files") or []):
+            try:
+                key = Path(name).resolve()
+            except (OSError, RuntimeError, ValueError):  # a loop of links, a NUL: check_sample names it
+                continue
+            if key not in owner:
+                owner[key] = i
+                continue
+            j = owner[key]
+            again = "twice in its files" if j == i else f"also by samples[{j}] ({samples[j]['name']!r})"
+            yield (f"samples[{i}].files: {readable(name)}: read {again}; a file belongs to one sample once "
+                   f"(remove the repeated entry or narrow the glob)")
 
 
 def _cross_checks(cfg: dict[str, Any]) -> Iterator[str]:
@@ -191,6 +331,10 @@ def _cross_checks(cfg: dict[str, Any]) -> Iterator[str]:
     split = cfg["train"]["split"]
     if abs(sum(split.values()) - 1.0) > 1e-6:
         yield f"train.split: fractions must sum to 1, got {sum(split.values()):g}"
+    if cfg["evaluate"]["bootstrap"] == 1:  # metrics.py: the spread of one replica is NaN, a null error
+        yield ("evaluate.bootstrap: 1 replica gives no uncertainty (a standard deviation needs 2): use 0 for "
+               "none or at least 2 (default 100)")
+    yield from _same_files(cfg["samples"])
 
 
 def _sample_checks(s: dict[str, Any], where: str, kind: str) -> Iterator[str]:
@@ -234,19 +378,29 @@ def slha_path(name: str) -> Path:
 
 
 def _read(path: str | Path) -> Any:
+    """The YAML (or JSON) document of ``path``, read with :class:`SafeLoader`."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"{path}: cannot read configuration: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: byte {err.start} is not UTF-8: save the configuration as UTF-8") from err
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=SafeLoader)  # noqa: S506 (SafeLoader is yaml.SafeLoader's subclass)
+    except _YAMLProblem as err:
+        raise ConfigError(f"{path}: {err}") from err
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise ConfigError(f"{path}: {where}not valid YAML: {err.context + ', ' if err.context else ''}"
+                          f"{err.problem}") from err
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from err
 
 
 def load_studies(path: str | Path) -> dict[str, Config]:
-    """Read a YAML configuration file (safe loader) and validate every study.
+    """Read a YAML configuration file (:class:`SafeLoader`) and validate every study.
 
     Raises
     ------
