@@ -9,7 +9,10 @@ the image stage (:func:`jetimage.images.make_sample_images`) and the image-mass 
 (``images.chunk_size``, ``images.chunk_constituents``; override with ``--chunk-constituents``).
 Chunks bounded in constituents keep the peak resident memory (``VmHWM``) flat; chunks bounded in
 jets only grew with the constituents (issue 12: 5,000 constituents per jet took 1.05 GB and
-2.07 GB for 2,000 jets).
+2.07 GB for 2,000 jets). The trees are written in baskets of 100 jets (6,000,000 constituents at
+60,000 per jet, six times those of jetimage's writers, ``formats.root.BASKET_ITEMS``): a stress of
+the reads, which decompress whole baskets (reading every branch of a chunk at once held 1.4 GiB
+there, whatever the chunk).
 
 Usage::
 

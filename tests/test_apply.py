@@ -311,3 +311,84 @@ def test_nested_jets_get_one_score_per_jet_of_each_entry(study, generated, tmp_p
     np.testing.assert_array_equal(ak.to_numpy(friend.n_jets), counts)
     np.testing.assert_allclose(ak.to_numpy(ak.flatten(friend.jet_pt)), ak.to_numpy(source.jet_pt), rtol=1e-6)
     assert np.isfinite(ak.to_numpy(ak.flatten(friend.jet_score))).all()
+
+
+def _apply_cli(config: Path, sample: str, tree: Path, model: Path, output: Path, *extra: str
+               ) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jetimage", "apply", "--config", str(config), "--sample",
+                           sample, "--input", str(tree), "--model", str(model), "--output", str(output),
+                           *extra], capture_output=True, text=True, timeout=300)
+
+
+def test_apply_never_writes_onto_an_input_nor_replaces_a_file_it_did_not_write(generated, tmp_path):
+    """``apply --input mydata.root --output mydata.root`` replaced the user's file (exit 0)."""
+    import os
+    import shutil
+
+    import yaml
+
+    from jetimage.formats.errors import InputError
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(copy.deepcopy(tiny_raw_config())))
+    name = sorted(generated)[0]
+    mine = tmp_path / "mydata.root"
+    shutil.copy(generated[name], mine)
+    before = mine.read_bytes()
+    proc = _apply_cli(config, name, mine, tmp_path / "model.keras", mine)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last == (f"jetimage apply: error: {mine}: is the input {mine}: apply writes the friend tree to a "
+                    "file of its own (never onto an input); give another --output"), last
+    os.link(mine, tmp_path / "link.root")  # another name of the same file
+    with pytest.raises(InputError, match=r"link\.root: is the input .*mydata\.root"):
+        apply(validate(tiny_raw_config()), name, mine, tmp_path / "model.keras", tmp_path / "link.root")
+    with pytest.raises(InputError, match=r"link\.root: is the input"):  # --force never writes onto an input
+        apply(validate(tiny_raw_config()), name, mine, tmp_path / "model.keras", tmp_path / "link.root",
+              force=True)
+    other = tmp_path / "other.root"  # an existing ROOT file jetimage did not write
+    shutil.copy(generated[name], other)
+    proc = _apply_cli(config, name, mine, tmp_path / "model.keras", other)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"jetimage apply: error: {other}: exists and is not a friend file written by jetimage apply (a ROOT "
+        "file holding only the tree 'jetimage'): not replaced; give another --output, or --force to "
+        "replace it")
+    assert mine.read_bytes() == before and other.read_bytes() == before
+
+
+def test_apply_replaces_its_own_friend_file_and_others_with_force(study, generated, tmp_path):
+    import shutil
+
+    cfg = validate(tiny_raw_config())
+    name = sorted(generated)[0]
+    friend = tmp_path / "friend.root"
+    shutil.copy(study["friends"][name], friend)  # written by jetimage apply: replaced without --force
+    assert apply(cfg, name, generated[name], study["model"], friend) == len(read_jets([generated[name]]))
+    text = tmp_path / "notes.txt"
+    text.write_text("not a friend file")
+    with pytest.raises(Exception, match="not a friend file written by jetimage apply"):
+        apply(cfg, name, generated[name], study["model"], text)
+    assert text.read_text() == "not a friend file"
+    apply(cfg, name, generated[name], study["model"], text, force=True)
+    assert uproot.open(text).keys(cycle=False) == [FRIEND_TREE]
+
+
+def test_apply_refuses_a_range_other_than_the_chunks_naming_the_file_and_its_entries(generated, tmp_path):
+    """``--start 0 --stop 200`` on a chunk ingested from 102 entries wrote a misaligned 200-entry friend."""
+    from jetimage.formats.errors import InputError
+
+    name = sorted(generated)[0]
+    raw = tiny_raw_config()
+    raw["samples"] = [{"name": "mine", "class": "signal", "files": [str(generated[name])]}]
+    raw["apply"] = {"model": str(tmp_path / "model.keras")}
+    cfg = validate(raw)
+    (path, start, stop), = plan_chunks(cfg.sample("mine"))
+    ingest(cfg, "mine", path, start, stop, tmp_path / "part0.root")
+    n = stop - start
+    with pytest.raises(InputError, match=rf"part0\.root: ingested from {n} entries of the user's tree, but "
+                                         rf"--start 0 --stop {n + 98} spans {n + 98}"):
+        apply(cfg, "mine", tmp_path / "part0.root", tmp_path / "model.keras", tmp_path / "f.root", 0, n + 98)
+    with pytest.raises(InputError, match=r"--start 5 --stop 2 is no range of entries"):
+        apply(cfg, "mine", tmp_path / "part0.root", tmp_path / "model.keras", tmp_path / "f.root", 5, 2)
+    assert not (tmp_path / "f.root").exists()

@@ -69,3 +69,18 @@ def test_unusable_values_are_skipped_and_counted(tmp_path):
     assert len(one) == 1
     assert totals[3] == pytest.approx(float(one[0]), rel=1e-5)
     assert 1 <= np.count_nonzero(data["images"][3]) <= 5
+
+
+def test_a_variant_without_a_model_path_is_one_line(tmp_path):
+    """``evaluate --variants disco`` (no ``=MODEL``) gave a traceback."""
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_raw_config()))
+    for item in ("disco", "disco=", "=m.keras"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "jetimage", "evaluate", "--config", str(cfg), "--inputs", "a.h5",
+             "--model", "m.keras", "--metrics", str(tmp_path / "m.json"),
+             "--variants", "planing=p.keras", item],
+            capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert proc.stderr.strip().splitlines()[-1].startswith(
+            f"jetimage evaluate: error: --variants: {item!r} is not NAME=MODEL"), proc.stderr

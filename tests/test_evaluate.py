@@ -292,3 +292,94 @@ def test_event_study_is_scored_against_the_cut_based_selection(toy_model, tmp_pa
     assert m["factor"] == pytest.approx(m["cnn_sig_eff_at_cut_bkg_eff_presel"] / m["cut_sig_eff_presel"])
     # the CNN sees the second prong, which the cuts do not: more signal at the same background
     assert m["factor"] > 1.0
+
+
+def _edited_copies(toy_model, tmp_path, edit) -> list:
+    """Copies of the toy image files, ``edit(name, h5py.File)`` applied to each."""
+    import shutil
+
+    import h5py
+
+    _, paths = toy_model
+    out = []
+    for p in paths:
+        shutil.copy(p, tmp_path / p.name)
+        with h5py.File(tmp_path / p.name, "r+") as f:
+            edit(p.stem, f)
+        out.append(tmp_path / p.name)
+    return out
+
+
+def test_a_model_scoring_nan_is_refused_naming_the_model_and_how_many(toy_model, tmp_path):
+    """A NaN-trained model gave AUC 1.0 +- 4e-17 (NaN scores sort as ties): now one line."""
+    import keras
+
+    tmp, paths = toy_model
+    model = keras.saving.load_model(tmp / "model.keras")
+    model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+    model.save(tmp_path / "nan.keras")
+    with pytest.raises(InputError, match=r"nan\.keras: 640 of 640 test-split scores are not finite"):
+        evaluate(_toy_config(), paths, tmp_path / "nan.keras", tmp_path / "m.json")
+    # a variant that scores NaN beside a good model: named too
+    with pytest.raises(InputError, match=r"nan\.keras: 640 of 640 test-split scores are not finite"):
+        evaluate(_toy_config(), paths, tmp / "model.keras", tmp_path / "m.json",
+                 variants={"disco": tmp_path / "nan.keras"})
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_a_non_finite_weight_is_refused_naming_the_file_and_row(toy_model, tmp_path):
+    def edit(name, f):
+        if name == "qcd":
+            f["weights"][7] = np.inf
+
+    paths = _edited_copies(toy_model, tmp_path, edit)
+    with pytest.raises(InputError, match=rf"{paths[1]}: dataset 'weights' row 7 holds inf \(1 bad rows"):
+        evaluate(_toy_config(), paths, toy_model[0] / "model.keras", tmp_path / "m.json")
+
+
+def test_a_label_other_than_0_or_1_is_refused_naming_the_file_and_row(toy_model, tmp_path):
+    def edit(name, f):
+        if name == "w":
+            f["labels"][3] = 7
+
+    paths = _edited_copies(toy_model, tmp_path, edit)
+    with pytest.raises(InputError, match=rf"{paths[0]}: dataset 'labels' row 3 holds 7 .*must be 0 "):
+        evaluate(_toy_config(), paths, toy_model[0] / "model.keras", tmp_path / "m.json")
+
+
+@pytest.mark.parametrize(("name", "weight", "cls"), [("w", 0.0, "signal"), ("qcd", -1.0, "background")])
+def test_a_class_without_positive_total_weight_is_refused_naming_the_files(toy_model, tmp_path, name,
+                                                                           weight, cls):
+    """Signal weights all 0 gave AUC 0.0 and negative background weights AUC -2.8e303, exit 0."""
+    def edit(stem, f):
+        if stem == name:
+            f["weights"][...] = weight
+
+    paths = _edited_copies(toy_model, tmp_path, edit)
+    with pytest.raises(InputError, match=f"the {cls} examples of the test split have total weight") as err:
+        evaluate(_toy_config(), paths, toy_model[0] / "model.keras", tmp_path / "m.json")
+    assert all(str(p) in str(err.value) for p in paths)
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_negative_weights_are_kept_and_every_figure_stays_in_range(toy_model, tmp_path):
+    """NLO-like samples: a fifth of the events weigh -0.5; each class's total stays positive."""
+    rng = np.random.default_rng(5)
+
+    def edit(stem, f):
+        w = f["weights"][...]
+        f["weights"][...] = np.where(rng.random(len(w)) < 0.2, -0.5, w)
+
+    paths = _edited_copies(toy_model, tmp_path, edit)
+    m = evaluate(_toy_config(), paths, toy_model[0] / "model.keras", tmp_path / "m.json", tmp_path / "s.npz")
+    on_disk = json.loads((tmp_path / "m.json").read_text())
+    for name in TAGGERS:
+        assert on_disk[name]["auc"] is None or 0.0 <= on_disk[name]["auc"] <= 1.0, name
+        assert all(r is None or r >= 1.0 for r in on_disk[name]["rejection"].values()), name
+    s = np.load(tmp_path / "s.npz")
+    assert (s["weights"] < 0).any()
+    # the AUC is the weighted sum over (signal, background) pairs, negative weights included
+    win, y, w, x = s["in_window"], s["labels"], s["weights"], s["score_cnn"]
+    ws, wb, xs, xb = w[win & (y == 1)], w[win & (y == 0)], x[win & (y == 1)], x[win & (y == 0)]
+    pairs = ws[:, None] * wb[None, :] * ((xs[:, None] > xb[None, :]) + 0.5 * (xs[:, None] == xb[None, :]))
+    assert m["cnn"]["auc"] == pytest.approx(pairs.sum() / (ws.sum() * wb.sum()), abs=1e-9)

@@ -93,3 +93,39 @@ def test_a_shard_generated_for_another_number_of_shards_is_refused(generated, tm
                                          rf"n_shards: {3 * n}; its events would weigh 3x") as err:
         make_sample_images(validate(raw), "qcd", [generated["qcd"]], out)
     assert "\n" not in str(err.value) and not out.exists()
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9])
+def test_a_truncated_shard_is_one_line_naming_the_file_through_the_command_line(tmp_path, keep):
+    """A shard cut short (its ``run`` summary and directory lost) raised uproot's OSError
+    traceback from the cross-section scales: now one line naming the file, exit 2, no output."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from jetimage.formats.root import JET_BRANCHES, JetTreeWriter
+
+    from .conftest import tiny_raw_config
+    from .test_resources import _many_constituent_jets
+
+    whole, shard = tmp_path / "whole.root", tmp_path / "shard0.root"
+    _many_constituent_jets(whole, [20] * 50)
+    jets = read_jets([whole])
+    with JetTreeWriter(whole) as writer:  # a generated shard: jets and the run summary
+        writer.extend({**{k: jets[k] for k in JET_BRANCHES}, "constituents": jets.constituents})
+        writer.run = {"n_generated": 50, "n_written": 50, "sum_weights": 50.0, "sigma_pb": 1.0,
+                      "sigma_err_pb": 0.0, "n_shards": 2}
+    blob = whole.read_bytes()
+    shard.write_bytes(blob[: int(keep * len(blob))])
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_raw_config()))
+    out = tmp_path / "out" / "qcd.h5"
+    proc = subprocess.run([sys.executable, "-m", "jetimage", "images", "--config", str(cfg), "--sample",
+                           "qcd", "--inputs", str(shard), "--output", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("jetimage images: error:") and str(shard) in last, last
+    assert "may be truncated" in last and not out.exists()

@@ -153,3 +153,60 @@ def test_workflow_reads_a_user_sample_and_refuses_a_missing_branch(generated, tm
     assert "samples[1].branches.tau21: " in proc.stdout + proc.stderr
     assert "tree 'jets': no branch 'tau32'" in proc.stdout + proc.stderr
     assert set(JET_BRANCHES) >= {"tau21"}
+
+
+def _weighted_file(path, weights) -> None:
+    """A per-jet user file: one jet of 5 constituents (about 275 GeV) per entry and a weight branch."""
+    n = len(weights)
+    rng = np.random.default_rng(3)
+    pt = ak.unflatten(rng.uniform(50, 60, 5 * n), np.full(n, 5))
+    eta = ak.unflatten(rng.normal(0, 0.1, 5 * n), np.full(n, 5))
+    phi = ak.unflatten(rng.normal(0, 0.1, 5 * n), np.full(n, 5))
+    with uproot.recreate(path) as f:
+        f.mktree("jets", {"w": "float64", "c": ak.types.ListType(ak.types.RecordType(
+            [ak.types.NumpyType("float64")] * 4, ["pt", "eta", "phi", "e"]))},
+            counter_name=lambda _: "nc").extend(
+            {"w": np.asarray(weights, np.float64),
+             "c": ak.zip({"pt": pt, "eta": eta, "phi": phi, "e": pt * np.cosh(eta)})})
+
+
+def _weighted_sample(path) -> dict:
+    return {"name": "mine", "files": [str(path)], "tree": "jets", "weight_branch": "w",
+            "branches": {"constituent_pt": "c_pt", "constituent_eta": "c_eta", "constituent_phi": "c_phi",
+                         "constituent_e": "c_e"}}
+
+
+def test_a_nan_weight_is_refused_at_ingest_naming_file_branch_and_entry(tmp_path):
+    """One NaN in weight_branch made every weight of the image file NaN, ingest and images exit 0."""
+    user = tmp_path / "user.root"
+    _weighted_file(user, [1.0, 0.5, -0.2, np.nan, 1.0, np.nan])
+    raw = tiny_raw_config()
+    raw["samples"][1] = {"class": "background", **_weighted_sample(user)}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "part0.root"
+    proc = subprocess.run([sys.executable, "-m", "jetimage", "ingest", "--config", str(config), "--sample",
+                           "mine", "--file", str(user), "--start", "0", "--stop", "6", "--output", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"jetimage ingest: error: {user}: tree 'jets': branch 'w' (the event weight) "
+                           "entry 3 holds nan (2 non-finite of entries 0-5)"), last
+    assert "Traceback" not in proc.stderr and not out.exists()
+
+
+def test_all_zero_weights_are_refused_at_ingest_and_negative_ones_kept(tmp_path):
+    from jetimage.formats.errors import InputError
+
+    user = tmp_path / "zero.root"
+    _weighted_file(user, np.zeros(4))
+    cfg = _config(_weighted_sample(user))
+    with pytest.raises(InputError, match=rf"{user}: tree 'jets': branch 'w' \(the event weight\) is 0 in "
+                                         r"every entry 0-3"):
+        ingest(cfg, "mine", str(user), 0, 4, tmp_path / "zero_part.root")
+    assert not (tmp_path / "zero_part.root").exists()
+    # NLO weights: negative ones are kept as they are
+    _weighted_file(user, [1.0, -0.5, 2.0, 0.0])
+    ingest(cfg, "mine", str(user), 0, 4, tmp_path / "nlo_part.root")
+    with uproot.open(tmp_path / "nlo_part.root") as f:
+        assert f["run"]["sum_weights"].array(library="np")[0] == pytest.approx(2.5)

@@ -117,3 +117,50 @@ def test_an_unknown_cross_section_gives_null_absolute_efficiencies(tmp_path, eve
     assert out["presel_eff"]["signal"] == 1.0 and np.isnan(out["presel_eff"]["background"])
     assert np.isnan(out["cut_bkg_eff"]) and out["cut_bkg_eff_presel"] > 0
     assert "no cross section of the background class" in caplog.text and str(paths[1]) in caplog.text
+
+
+def test_negative_weights_outside_the_range_give_null_never_a_number(caplog):
+    """Background weights +2 above the signal and -1 below it: the weighted pair sum is -1, no
+    probability; a background total <= 0 gave AUC -2.8e303 (its total was floored at 1e-300)."""
+    scores, labels = np.r_[0.5, 0.9, 0.1], np.r_[1, 0, 0]
+    with caplog.at_level(logging.WARNING, "jetimage"):
+        m = tagger_metrics(scores, labels, np.r_[1.0, 2.0, -1.0], [0.5])
+    assert np.isnan(m["auc"]) and np.isnan(m["rejection"]["0.5"])
+    assert "outside [0, 1]" in caplog.text and "null for auc, rejection.0.5" in caplog.text
+    assert json_safe(m) == {"auc": None, "rejection": {"0.5": None}}
+    m = tagger_metrics(scores, labels, np.r_[1.0, -2.0, 1.0], [0.5])  # background total -1
+    assert np.isnan(m["auc"]) and np.isnan(m["rejection"]["0.5"])
+
+
+def test_mild_negative_weights_keep_the_weighted_auc_and_efficiencies_in_range():
+    rng = np.random.default_rng(2)
+    n = 400
+    labels = np.r_[np.ones(n, int), np.zeros(n, int)]
+    scores = np.r_[rng.normal(1, 1, n), rng.normal(0, 1, n)]
+    w = np.where(rng.random(2 * n) < 0.15, -1.0, 1.0)  # an NLO sample: 15 % negative weights
+    m = tagger_metrics(scores, labels, w, [0.3, 0.5], n_bootstrap=30, seed=1)
+    s, b = labels == 1, labels == 0
+    pairs = w[s][:, None] * w[b][None, :] * (scores[s][:, None] > scores[b][None, :])
+    assert m["auc"] == pytest.approx(pairs.sum() / (w[s].sum() * w[b].sum()), abs=1e-12)
+    assert 0.5 < m["auc"] < 1.0 and all(r >= 1.0 for r in m["rejection"].values())
+    assert 0 < m["auc_err"] < 0.1
+
+
+def test_a_label_other_than_0_or_1_stops_training_naming_the_file_and_row(tmp_path):
+    """A label of 7 trained silently (as signal: binary cross-entropy took it as a target of 7)."""
+    images = tmp_path / "seven.h5"
+    with ImageWriter(images, (25, 25, 1), {"sample": "seven"}) as w:
+        w.append(np.ones((40, 25, 25, 1), np.float32),
+                 {"labels": np.r_[np.zeros(20), np.ones(20)].astype(np.int8), "weights": np.ones(40)})
+    import h5py
+
+    with h5py.File(images, "r+") as f:
+        f["labels"][25] = 7
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_raw_config()))
+    proc = start_jetimage(train_args(cfg, images, tmp_path / "run"), tmp_path / "log")
+    assert proc.wait(timeout=300) == 2
+    text = (tmp_path / "log").read_text()
+    last = text.strip().splitlines()[-1]
+    assert last.startswith(f"jetimage train: error: {images}: dataset 'labels' row 25 holds 7"), last
+    assert "Traceback" not in text and not (tmp_path / "run" / "model.keras").exists()

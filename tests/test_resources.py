@@ -303,3 +303,70 @@ def test_ingest_reads_steps_bounded_in_bytes_and_buffers_bounded_in_constituents
     ingest.ingest(validate(raw), "mine", str(heavy), 0, 20, tmp_path / "out.root")
     out = read_jets([tmp_path / "out.root"])
     assert len(out) == 20 and ak.all(out.constituents.pt == source.constituents.pt)
+
+
+#: The child of the peak-memory tests: one rule's work on ``path``, then its peak resident memory.
+_RULE_CHILD = """
+import sys, uproot, yaml
+from jetimage import config
+raw = yaml.safe_load(open({config!r}))
+study = {{"seed": raw["seed"], **raw["studies"]["jets"], "study": "jets"}}
+study["images"].update({images!r})
+for s in study["samples"]:
+    s["truth"] = "none"
+if {rule!r} == "ingest":  # the whole file as one job of a user's sample
+    from jetimage.stages import ingest
+    study["samples"][1] = {{"name": "mine", "class": "background", "files": [{path!r}]}}
+    n = uproot.open({path!r})["jets"].num_entries
+    ingest.ingest(config.validate(study), "mine", {path!r}, 0, n, {out!r} + ".root")
+elif {rule!r} == "images":
+    from jetimage.stages.images import make_sample_images
+    make_sample_images(config.validate(study), "qcd", [{path!r}], {out!r})
+else:
+    from jetimage.stages import image_mass
+    image_mass.streamed_study(config.validate(study), {{"qcd": [{path!r}], "wjets": [{path!r}]}})
+with open("/proc/self/status") as f:  # the peak of this process alone (RUSAGE_CHILDREN: all children)
+    print([int(line.split()[1]) for line in f if line.startswith("VmHWM:")][0] * 1024)
+"""
+
+
+@pytest.mark.parametrize("rule", ["images", "image_mass", "ingest"])
+def test_a_rules_peak_memory_on_many_constituent_jets_stays_below_its_mem_mb(tmp_path, rule):
+    """The peak resident memory of a rule's job, in a fresh process, stays below ``MARGIN x`` its
+    estimate (the rule's ``mem_mb`` before the floor), with chunks of 100,000 constituents of jets of
+    4,000 each written in one basket of 1,000,000: the chunk reads one branch's baskets at a time
+    (all branches at once held 1.3 GiB for chunks of 2,000,000 in baskets of 6,000,000)."""
+    import subprocess
+    import sys
+
+    from jetimage.resources import FLOOR_MB, estimate_mb, rule_mem_mb
+
+    path = tmp_path / "fat.root"
+    _many_constituent_jets(path, [4000] * 250)  # one extend: one basket of 1,000,000 per branch
+    images = {"chunk_size": 500, "chunk_constituents": 100_000}
+    repo = Path(__file__).resolve().parents[1]
+    code = _RULE_CHILD.format(config=str(repo / "config.yaml"), images=images, rule=rule, path=str(path),
+                              out=str(tmp_path / "out.h5"))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    peak_mb = int(proc.stdout.split()[-1]) / 1e6
+    cfg = config.load(repo / "config.yaml", "jets")
+    cfg["images"].update(images)
+    assert peak_mb < estimate_mb(cfg, rule) <= rule_mem_mb(cfg, rule), (peak_mb, estimate_mb(cfg, rule))
+    assert rule_mem_mb(cfg, rule) == max(FLOOR_MB[rule], estimate_mb(cfg, rule))
+
+
+def test_a_chunk_read_holds_one_branchs_baskets_not_every_branchs(tmp_path):
+    """uproot decompresses every basket a read touches; reading a chunk of 50,000 constituents from
+    baskets of 1,000,000 held those of all six constituent branches (~70 MB), now one at a time."""
+    import tracemalloc
+
+    path = tmp_path / "fat.root"
+    _many_constituent_jets(path, [5000] * 200)  # one basket of 1,000,000 constituents per branch
+    tracemalloc.start()
+    n = sum(len(c) for c in iterate_jets([path], step_size=1000, max_items=50_000))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert n == 200
+    one_branch = 1_000_000 * 8 * 2  # a float64 basket, decompressed and (at most) compressed
+    assert peak < 1.5 * one_branch, peak / 1e6

@@ -46,8 +46,17 @@ def _train(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     from jetimage.stages.evaluate import evaluate
 
-    variants = dict(item.split("=", 1) for item in args.variants or ())
+    variants = dict(_name_value(item, "--variants", "NAME=MODEL") for item in args.variants or ())
     evaluate(_cfg(args), args.inputs, args.model, args.metrics, args.scores, args.image_mass, variants)
+
+
+def _name_value(item: str, flag: str, form: str) -> tuple[str, str]:
+    """``NAME=VALUE`` split in two; :class:`ConfigError` naming the flag and the item (not a traceback)."""
+    name, eq, value = item.partition("=")
+    if not (eq and name and value):
+        raise ConfigError(f"{flag}: {item!r} is not {form} "
+                          "(e.g. disco=results/jets/model/variants/disco.keras)")
+    return name, value
 
 
 def _image_mass(args: argparse.Namespace) -> None:
@@ -76,7 +85,7 @@ def _plots(args: argparse.Namespace) -> None:
 def _apply(args: argparse.Namespace) -> None:
     from jetimage.stages.apply import apply
 
-    apply(_cfg(args), args.sample, args.input, args.model, args.output, args.start, args.stop)
+    apply(_cfg(args), args.sample, args.input, args.model, args.output, args.start, args.stop, args.force)
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -132,7 +141,9 @@ STAGES: dict[str, tuple[str, Callable[[argparse.Namespace], None], list[tuple[st
                ("--model", {"help": ".keras model trained by jetimage"}),
                ("--output", {"help": "ROOT file of the friend tree to write"}),
                ("--start", {"type": int, "required": False, "help": "read samples: the chunk's first entry"}),
-               ("--stop", {"type": int, "required": False, "help": "read samples: entry after the last"})]),
+               ("--stop", {"type": int, "required": False, "help": "read samples: entry after the last"}),
+               ("--force", {"action": "store_true", "required": False,
+                            "help": "replace an existing --output that jetimage did not write"})]),
     "export": ("a trained .keras model -> ONNX (for C++ frameworks)", _export,
                [("--model", {}), ("--output", {"help": "model.onnx to write"})]),
 }

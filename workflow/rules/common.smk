@@ -215,7 +215,7 @@ def study_targets(name):
 
 def mem_mb(rule):
     """``mem_mb`` of a rule for the job's study, derived from the bounds in its config
-    (jetimage.memory: a measured base plus the cost of each chunk bound and of the Fisher
+    (jetimage.resources: a measured base plus the cost of each chunk bound and of the Fisher
     discriminant, x1.5, never below the former fixed value; docs/faults.md, memory)."""
     from jetimage.resources import rule_mem_mb
 

@@ -43,7 +43,7 @@ rule ingest:
         ),
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb("ingest"),
         runtime=60,
     conda:
         "../envs/jetimage.yaml"

@@ -182,6 +182,12 @@ def cut_based(cfg: Config, paths: Sequence[str | Path], score: np.ndarray, y: np
             w[bkg_pass].sum() ** 2 / max((w[bkg_pass] ** 2).sum(), 1e-300)),
         "sigma_pb": {"signal": sigma[1], "background": sigma[0]},
     }
+    if not (np.isfinite(cs) and np.isfinite(cb)):
+        log.warning("the cut-based efficiencies of the test events fall outside [0, 1] (negative weights): "
+                    "they, the CNN working point and the factor are null")
+        out.update(factor=float("nan"), cnn_sig_eff_at_cut_bkg_eff=float("nan"),
+                   cnn_sig_eff_at_cut_bkg_eff_presel=float("nan"))
+        return out
     if cs <= 0:
         log.warning("no signal test event passes the cut-based selection: the factor is null")
         return out

@@ -18,8 +18,8 @@ from jetimage.stats import finite_std
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BOOTSTRAP_STREAM", "FastROC", "auc", "bootstrap_factor", "json_safe", "null_keys", "rejection_at",
-           "roc_curve", "tagger_metrics", "working_point"]
+__all__ = ["BOOTSTRAP_STREAM", "FastROC", "ROUNDING", "auc", "bootstrap_factor", "json_safe", "null_keys",
+           "rejection_at", "roc_curve", "tagger_metrics", "unit_interval", "working_point"]
 
 
 #: Seed stream of the bootstrap (see :func:`jetimage.config.derive_seed`).
@@ -58,24 +58,56 @@ class FastROC:
         self.signal = np.asarray(labels)[self.order] == 1
 
     def curve(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(eps_s, eps_b)`` for the per-jet ``weights`` (``(n,)``), increasing from (0, 0)."""
+        """``(eps_s, eps_b)`` for the per-jet ``weights`` (``(n,)``), from (0, 0) to (1, 1).
+
+        With non-negative weights both increase. Negative weights (NLO generators) are kept: each
+        point is still the weighted fraction of its class passing the cut, but the curve may step
+        back or leave [0, 1] (the figures computed from it are checked: :func:`unit_interval`). A
+        class whose total weight is not positive has no efficiency: its array is NaN.
+        """
         w = np.asarray(weights, dtype=np.float64)[self.order]
         ts = np.cumsum(np.where(self.signal, w, 0.0))[self.last]
         fs = np.cumsum(np.where(self.signal, 0.0, w))[self.last]
-        return (np.r_[0.0, ts / max(ts[-1], 1e-300)], np.r_[0.0, fs / max(fs[-1], 1e-300)])
+        # a total <= 0 was floored at 1e-300: AUC -2.8e303 for negative background weights
+        return tuple(np.r_[0.0, c / c[-1]] if len(c) and c[-1] > 0 else np.full(len(c) + 1, np.nan)
+                     for c in (ts, fs))  # type: ignore[return-value]
+
+
+#: How far outside [0, 1] a weighted efficiency or AUC may fall by rounding alone.
+ROUNDING = 1e-9
+
+
+def unit_interval(x: float) -> float:
+    """``x`` clipped to [0, 1] when it lies within :data:`ROUNDING` of it, else NaN (``null``).
+
+    An efficiency or AUC outside [0, 1] comes from negative weights (a weighted sum over a part
+    of a class exceeding the class's positive total): it is no probability, and is not written.
+    """
+    if not -ROUNDING <= x <= 1.0 + ROUNDING:
+        return float("nan")
+    return min(max(float(x), 0.0), 1.0)
 
 
 def auc(eps_s: np.ndarray, eps_b: np.ndarray) -> float:
-    """Area under eps_S(eps_B): probability that a signal jet scores above a background jet."""
-    return float(np.trapezoid(eps_s, eps_b))
+    """Area under eps_S(eps_B): probability that a signal jet scores above a background jet.
+
+    With negative weights this is still the weighted sum over (signal, background) pairs divided
+    by the product of the class totals, which may leave [0, 1]; then NaN (see :func:`unit_interval`).
+    """
+    return unit_interval(float(np.trapezoid(eps_s, eps_b)))
 
 
 def rejection_at(eps_s: np.ndarray, eps_b: np.ndarray, target: float) -> float:
     """1/eps_B at signal efficiency ``target``; ``inf`` when no background passes the cut.
 
     Interpolates linearly between the last ROC point below ``target`` and the first point at
-    or above it, so that on a plateau of eps_S (ties) the lowest eps_B is taken.
+    or above it, so that on a plateau of eps_S (ties) the lowest eps_B is taken. With negative
+    weights eps_S may step back: the first cut reaching ``target`` is taken, and an eps_B outside
+    [0, 1] gives NaN (``null``).
     """
+    if np.isnan(eps_s).any() or np.isnan(eps_b).any():
+        return float("nan")
+    eps_s = np.maximum.accumulate(eps_s)  # increasing, as searchsorted needs: the first cut reaching it
     i = int(np.searchsorted(eps_s, target, side="left"))
     if i >= len(eps_s):
         return 1.0
@@ -84,7 +116,8 @@ def rejection_at(eps_s: np.ndarray, eps_b: np.ndarray, target: float) -> float:
     else:
         f = (target - eps_s[i - 1]) / (eps_s[i] - eps_s[i - 1])
         eps_b_at = float(eps_b[i - 1] + f * (eps_b[i] - eps_b[i - 1]))
-    return 1.0 / eps_b_at if eps_b_at > 0 else float("inf")
+    eps_b_at = unit_interval(eps_b_at)
+    return 1.0 / eps_b_at if eps_b_at > 0 else float("inf") if eps_b_at == 0 else float("nan")
 
 
 def tagger_metrics(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray,
@@ -96,6 +129,10 @@ def tagger_metrics(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray,
     over Poisson-bootstrap replicas of the test jets (each jet's weight times a Poisson(1)
     count, ``seed`` fixing the draws); infinite rejections of replicas are left out of the
     spread. Rejections may be ``inf`` here; :func:`json_safe` turns them into ``null``.
+
+    Negative weights are kept (each class's total must be positive); an AUC or efficiency that
+    they push outside [0, 1] is NaN (``null``) with a warning (:func:`unit_interval`), and
+    replicas whose figures are NaN are left out of the spread.
     """
     roc = FastROC(scores, labels)
     eps_s, eps_b = roc.curve(weights)
@@ -103,6 +140,11 @@ def tagger_metrics(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray,
         "auc": auc(eps_s, eps_b),
         "rejection": {f"{e:g}": rejection_at(eps_s, eps_b, e) for e in efficiencies},
     }
+    figures = {"auc": out["auc"], **{f"rejection.{e}": r for e, r in out["rejection"].items()}}
+    nulls = [k for k, v in figures.items() if np.isnan(v)]
+    if nulls:
+        log.warning("an AUC or efficiency outside [0, 1] (negative weights, or a class total weight <= 0): "
+                    "null for %s", ", ".join(nulls))
     if n_bootstrap > 0:
         rng = np.random.default_rng(seed)
         rej: dict[str, list[float]]
@@ -110,15 +152,16 @@ def tagger_metrics(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray,
         for _ in range(n_bootstrap):
             w = weights * rng.poisson(1.0, len(weights))
             if not (w[labels == 1].sum() > 0 and w[labels == 0].sum() > 0):
-                continue  # a replica without one class has no ROC curve
+                continue  # a replica without one class (or a total weight <= 0) has no ROC curve
             es, eb = roc.curve(w)
             aucs.append(auc(es, eb))
             for e in efficiencies:
                 rej[f"{e:g}"].append(rejection_at(es, eb, e))
         if len(aucs) < n_bootstrap:
-            log.warning("%d of %d bootstrap replicas hold no signal or no background example and are "
-                        "left out of the errors", n_bootstrap - len(aucs), n_bootstrap)
-        out["auc_err"] = float(np.std(aucs, ddof=1)) if len(aucs) > 1 else float("nan")
+            log.warning("%d of %d bootstrap replicas hold no signal or no background example (or a "
+                        "class total weight <= 0) and are left out of the errors",
+                        n_bootstrap - len(aucs), n_bootstrap)
+        out["auc_err"] = finite_std(aucs)
         out["rejection_err"] = {k: finite_std(v) for k, v in rej.items()}
         out["n_bootstrap"] = n_bootstrap
     return out
@@ -164,11 +207,14 @@ def working_point(eps_s: np.ndarray, eps_b: np.ndarray, target_eps_b: float) -> 
 
 
 def factor_at_cut(roc: FastROC, y: np.ndarray, w: np.ndarray, cut: np.ndarray) -> tuple[float, float, float]:
-    """(cut-based eps_S, eps_B, CNN eps_S at that eps_B) for weights ``w``."""
+    """(cut-based eps_S, eps_B, CNN eps_S at that eps_B) for weights ``w``; NaN where a class total
+    is not positive or negative weights push an efficiency outside [0, 1] (:func:`unit_interval`)."""
     sig, bkg = y == 1, y == 0
     ws, wb = w[sig].sum(), w[bkg].sum()
-    cs, cb = (w[sig & cut].sum() / ws, w[bkg & cut].sum() / wb) if ws > 0 and wb > 0 else (0.0, 0.0)
-    return cs, cb, working_point(*roc.curve(w), cb)
+    if not (ws > 0 and wb > 0):
+        return float("nan"), float("nan"), float("nan")
+    cs, cb = unit_interval(w[sig & cut].sum() / ws), unit_interval(w[bkg & cut].sum() / wb)
+    return cs, cb, unit_interval(working_point(*roc.curve(w), cb)) if np.isfinite(cb) else float("nan")
 
 
 def bootstrap_factor(score: np.ndarray, y: np.ndarray, w: np.ndarray, cut: np.ndarray,

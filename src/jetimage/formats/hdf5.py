@@ -15,8 +15,9 @@ import numpy as np
 from jetimage.formats.atomic import atomic_path, close_and_publish, ensure_space
 from jetimage.formats.errors import InputError
 
-__all__ = ["CHUNK_BYTES", "ImageWriter", "READ_SPAN_BYTES", "chunk_rows_for", "compression_options",
-           "contiguous_reads", "finite_images", "image_attrs", "read_columns", "read_images"]
+__all__ = ["CHUNK_BYTES", "ImageWriter", "READ_SPAN_BYTES", "check_class_weights", "check_targets",
+           "chunk_rows_for", "compression_options", "contiguous_reads", "finite_images", "image_attrs",
+           "read_columns", "read_images"]
 
 
 #: The most bytes of one HDF5 chunk of images: h5py's chunk cache holds 1 MiB, and a read
@@ -148,8 +149,34 @@ def finite_images(images: np.ndarray, path: str | Path, first_row: int) -> np.nd
     return images
 
 
+def check_targets(name: str, values: np.ndarray, path: str | Path) -> np.ndarray:
+    """``values`` of the dataset ``labels`` or ``weights`` of ``path`` unchanged, after checking them:
+    labels are 0 (background) or 1 (signal), weights are finite (negative ones are allowed: NLO
+    generators make them). Other datasets are returned unchecked.
+
+    Raises
+    ------
+    InputError
+        Naming the file, the dataset, the first bad row and how many there are.
+    """
+    if name == "labels":
+        bad = (values != 0) & (values != 1)
+        what = "labels must be 0 (background) or 1 (signal)"
+    elif name == "weights":
+        bad = ~np.isfinite(values)
+        what = "weights must be finite"
+    else:
+        return values
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InputError(f"{path}: dataset {name!r} row {i} holds {values[i].item()} ({int(bad.sum())} bad "
+                         f"rows of {len(values)}): {what}; rerun the images rule on fixed inputs")
+    return values
+
+
 def read_columns(paths: Sequence[str | Path], names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Concatenate the datasets ``names`` of several HDF5 files (rows in file order)."""
+    """Concatenate the datasets ``names`` of several HDF5 files (rows in file order); ``labels`` and
+    ``weights`` are checked (:func:`check_targets`), so that no stage trains on or scores them."""
     out: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for path in paths:
         try:
@@ -160,8 +187,28 @@ def read_columns(paths: Sequence[str | Path], names: Sequence[str]) -> dict[str,
             for name in names:
                 if name not in f:
                     raise InputError(f"{path}: no dataset {name!r}")
-                out[name].append(f[name][...])
+                out[name].append(check_targets(name, f[name][...], path))
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def check_class_weights(labels: np.ndarray, weights: np.ndarray, rows: np.ndarray, part: str,
+                        paths: Sequence[str | Path]) -> None:
+    """Refuse a split (global ``rows`` of ``paths``) where a class's total weight is not positive:
+    its efficiencies (weighted sums over the class, divided by its total) do not exist.
+
+    Raises
+    ------
+    InputError
+        Naming the files and the class's total weight.
+    """
+    y, w = labels[rows], weights[rows]
+    for cls, name in ((1, "signal"), (0, "background")):
+        total = float(w[y == cls].sum())
+        if not total > 0:
+            raise InputError(f"{', '.join(map(str, paths))}: the {name} examples of the {part} split have "
+                             f"total weight {total:g} (of {int((y == cls).sum())} examples): its "
+                             "efficiencies need a positive total; check the weights of the sample "
+                             "(weight_branch, cross_section)")
 
 
 def read_images(paths: Sequence[str | Path], columns: Sequence[str] = ()) -> dict[str, np.ndarray]:

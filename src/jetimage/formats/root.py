@@ -16,10 +16,10 @@ import uproot
 from jetimage.formats.atomic import atomic_path, close_and_publish
 from jetimage.formats.errors import InputError
 
-__all__ = ["CONSTITUENT_FIELDS", "COUNTER", "EVENTS", "EVENT_BRANCHES", "FATJET_FIELDS", "JETS", "JETS_TREE",
-           "JET_BRANCHES", "JetTreeWriter", "LAYOUTS", "Layout", "PARTICLE_FIELDS", "PLAN_ENTRIES",
-           "RUN_BRANCHES", "RUN_TREE", "TreeWriter", "check_branch_types", "entry_ranges", "iterate_jets",
-           "iterate_tree", "read_jets", "read_run"]
+__all__ = ["BASKET_ITEMS", "CONSTITUENT_FIELDS", "COUNTER", "EVENTS", "EVENT_BRANCHES", "FATJET_FIELDS",
+           "JETS", "JETS_TREE", "JET_BRANCHES", "JetTreeWriter", "LAYOUTS", "Layout", "PARTICLE_FIELDS",
+           "PLAN_ENTRIES", "RUN_BRANCHES", "RUN_TREE", "TreeWriter", "check_branch_types", "entry_ranges",
+           "iterate_jets", "iterate_tree", "read_jets", "read_run"]
 
 
 #: Name of the TTree of jets written by the generation stage.
@@ -122,6 +122,11 @@ def _record_type(fields: Mapping[str, str]) -> Any:
         list(fields)))
 
 
+#: Collection items (constituents, particles) buffered before :class:`TreeWriter` writes a basket:
+#: a basket of jetimage's files holds at most this plus one :meth:`TreeWriter.extend`'s items.
+BASKET_ITEMS = 1_000_000
+
+
 class TreeWriter:
     """Buffered writer of one TTree of a :class:`Layout` (uproot ``mktree``), atomic on close.
 
@@ -135,7 +140,7 @@ class TreeWriter:
     """
 
     def __init__(self, path: str | Path, layout: Layout, basket_size: int = 20000,
-                 max_items: int = 1_000_000) -> None:
+                 max_items: int = BASKET_ITEMS) -> None:
         self.path = Path(path)
         self.layout = layout
         self.basket_size = basket_size
@@ -219,11 +224,21 @@ def _open_file(path: str):
         raise InputError(f"{path}: not a readable ROOT file ({type(err).__name__}: {reason})") from err
 
 
+def _unreadable(path: str | Path, tree: str, err: Exception) -> InputError:
+    """The one-line error for a tree whose directory or baskets cannot be read (a cut file)."""
+    reason = " ".join(str(err).split())  # uproot's messages span lines
+    return InputError(f"{path}: tree {tree!r} cannot be read, the file may be truncated "
+                      f"({type(err).__name__}: {reason})")
+
+
 def _open_tree(path: str, tree: str):
     f = _open_file(path)
-    if tree not in f:
-        raise InputError(f"{path}: no tree {tree!r} (keys: {sorted(f.keys(cycle=False))})")
-    return f[tree]
+    try:
+        if tree not in f:
+            raise InputError(f"{path}: no tree {tree!r} (keys: {sorted(f.keys(cycle=False))})")
+        return f[tree]
+    except (OSError, ValueError, uproot.DeserializationError) as err:
+        raise _unreadable(path, tree, err) from err
 
 
 def entry_ranges(counts: np.ndarray, max_entries: int, max_items: int | None = None
@@ -267,6 +282,19 @@ def _chunk_ranges(t, counters: Sequence[str], step_size: int, max_items: int | N
                              f"more than {items_key} = {max_items}, the most one chunk may hold; raise it "
                              "(memory grows with it) or drop such entries")
         yield from ((start + a, start + b) for a, b in entry_ranges(counts, step_size, max_items))
+
+
+def _read_range(t, branches: Sequence[str], a: int, b: int) -> dict[str, ak.Array]:
+    """Entries ``[a, b)`` of ``branches``, one branch at a time.
+
+    uproot decompresses every basket a read touches before slicing it; ``t.arrays`` held the
+    touched baskets of all branches at once (compressed and not), which grew with the baskets'
+    constituents, not the chunk's (1.3 GiB for a chunk of 2,000,000 constituents in baskets of
+    6,000,000). Branch by branch, at most one branch's baskets are held beside the chunk.
+    """
+    # array_cache=None: uproot's cache would keep ~100 MB of past chunks
+    return {name: t[name].array(entry_start=a, entry_stop=b, library="ak", array_cache=None)
+            for name in branches}
 
 
 def iterate_tree(
@@ -320,16 +348,14 @@ def iterate_tree(
         counters = [counter for _, counter, _ in wanted.values()]
         try:
             for a, b in _chunk_ranges(t, counters, step_size, max_items, path, items_key):
-                chunk = t.arrays(scalars + jagged, entry_start=a, entry_stop=b, library="ak",
-                                 array_cache=None)  # uproot's cache would keep ~100 MB of past chunks
-                fields = {name: chunk[name] for name in scalars}
+                chunk = _read_range(t, scalars + jagged, a, b)
+                fields = {name: chunk.pop(name) for name in scalars}
                 for key, (prefix, _, cfields) in wanted.items():
-                    fields[key] = ak.zip({f: chunk[f"{prefix}_{f}"] for f in cfields})
+                    fields[key] = ak.zip({f: chunk.pop(f"{prefix}_{f}") for f in cfields})
                 yield ak.zip(fields, depth_limit=1)
+                del fields  # or this chunk's arrays stay alive while the next one is read
         except (OSError, ValueError, uproot.DeserializationError) as err:
-            reason = " ".join(str(err).split())
-            raise InputError(f"{path}: tree {tree!r} cannot be read, the file may be truncated "
-                             f"({type(err).__name__}: {reason})") from err
+            raise _unreadable(path, tree, err) from err
 
 
 def iterate_jets(paths: Sequence[str | Path], branches: Sequence[str] | None = None,
@@ -348,9 +374,12 @@ def read_run(path: str | Path) -> dict[str, float] | None:
         If the file is missing or not a readable ROOT file.
     """
     with _open_file(str(path)) as f:
-        if RUN_TREE not in f:
-            return None
-        run = f[RUN_TREE].arrays(list(RUN_BRANCHES), library="np")
+        try:  # uproot reads the directory and baskets lazily: a truncated file fails only here
+            if RUN_TREE not in f:
+                return None
+            run = f[RUN_TREE].arrays(list(RUN_BRANCHES), library="np")
+        except (OSError, ValueError, uproot.DeserializationError) as err:
+            raise _unreadable(path, RUN_TREE, err) from err
     return {k: float(v.sum()) for k, v in run.items()}
 
 

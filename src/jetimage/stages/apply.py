@@ -1,10 +1,33 @@
-"""APPLYDOC
+"""The apply stage: score a tree file of a sample with a trained model into a friend tree.
+
+:func:`apply` scores one tree file of a sample (a generated shard or an ingested chunk) and writes
+a ROOT file with one TTree, ``jetimage``, aligned entry by entry with the tree the user has:
+
+- ``per_jet``: the input holds one jet per entry (a generated ``jets`` shard, or a per-jet tree read
+  with the ``jetimage`` preset): one ``score`` per entry;
+- ``event_jets``: the input holds one event per entry and the tagger scores jets (a tree read with
+  the ``particles``, ``delphes`` or ``nested`` preset in a jet study): jagged ``jet_*`` branches
+  with counter ``n_jets``, one element per jet that
+  jetimage clustered and selected;
+- ``per_event``: an event classifier (kind ``events``): one ``score`` per event.
+
+Entries without a scored example (a jet with unusable constituents, an event the skim dropped, a
+jet outside the cuts) keep their entry with ``passed = false`` and ``score = NaN``, so that ROOT's
+``AddFriend`` lines the trees up. The jet (or event) variables jetimage computed sit beside the score.
+For a read sample the entries are ``[start, stop)`` of the user's file (one ingest chunk), and the
+rows of the ingested tree are placed by their ``entry`` branch (the input entry ingest records),
+or, in chunks ingested before it did, by ``event``.
+
+The output is never one of the inputs (the tree file or the model, compared by resolved path and
+by :func:`os.path.samefile`, so hard links too), and an existing file is replaced only when
+jetimage wrote it (a ROOT file holding only the friend tree ``jetimage``) or with ``force``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,14 +38,14 @@ import uproot
 from jetimage.config import Config, ConfigError
 from jetimage.formats.atomic import atomic_path
 from jetimage.formats.errors import InputError
-from jetimage.formats.root import LAYOUTS, iterate_tree
+from jetimage.formats.root import LAYOUTS, iterate_tree, read_run
 from jetimage.images import preprocess
 from jetimage.physics.events import event_variables
 from jetimage.stages.images import clean_jets, event_images, jet_columns
 from jetimage.training.definition import check_study
 
-__all__ = ["Alignment", "FRIEND_TREE", "ROW_TYPES", "alignment", "apply", "friend_columns", "log",
-           "score_tree", "write_friend"]
+__all__ = ["Alignment", "FRIEND_TREE", "ROW_TYPES", "alignment", "apply", "check_entry_range", "check_output",
+           "friend_columns", "is_friend_file", "log", "score_tree", "write_friend"]
 
 
 log = logging.getLogger(__name__)
@@ -176,8 +199,55 @@ def write_friend(columns: Mapping[str, Any], output: str | Path, title: str) -> 
         tree.extend(dict(columns))
 
 
+def is_friend_file(path: str | Path) -> bool:
+    """Whether ``path`` is a friend file written by :func:`apply`: a ROOT file holding only the
+    tree :data:`FRIEND_TREE` (the one file ``apply`` replaces without ``force``)."""
+    try:
+        with uproot.open(path) as f:
+            return f.keys(cycle=False) == [FRIEND_TREE] and f.classname_of(FRIEND_TREE) == "TTree"
+    except Exception:  # not a ROOT file (uproot raises many types): not a friend file
+        return False
+
+
+def check_output(output: str | Path, inputs: Sequence[str | Path], force: bool = False) -> None:
+    """Refuse an ``output`` that is one of ``inputs`` (the same resolved path, or the same file by
+    :func:`os.path.samefile`: a hard link), or an existing file that jetimage did not write
+    (:func:`is_friend_file`) unless ``force``: ``apply --output mydata.root`` replaced the user's file.
+
+    Raises
+    ------
+    InputError
+        Naming the output, the input it is, and the fix.
+    """
+    out = Path(output)
+    for p in inputs:
+        same = out.exists() and Path(p).exists() and os.path.samefile(out, p)  # hard links too
+        if same or out.resolve() == Path(p).resolve():
+            raise InputError(f"{output}: is the input {p}: apply writes the friend tree to a file of its own "
+                             "(never onto an input); give another --output")
+    if out.exists() and not force and not is_friend_file(out):
+        raise InputError(f"{output}: exists and is not a friend file written by jetimage apply (a ROOT file "
+                         f"holding only the tree {FRIEND_TREE!r}): not replaced; give another --output, or "
+                         "--force to replace it")
+
+
+def check_entry_range(tree_path: str | Path, start: int, stop: int) -> None:
+    """Refuse ``[start, stop)`` unless it is the range of user entries the ingested chunk
+    ``tree_path`` was read from (its ``run`` summary's ``n_generated``): ``--stop 200`` on a chunk of
+    102 entries wrote a 200-entry friend tree that no longer lined up with the user's tree."""
+    if not 0 <= start <= stop:  # start == stop: the one chunk of an empty file
+        raise InputError(f"{tree_path}: --start {start} --stop {stop} is no range of entries; give the "
+                         "chunk's --start and --stop (those of its jetimage ingest)")
+    run = read_run(tree_path)
+    n = None if run is None else int(run["n_generated"])
+    if n is not None and stop - start != n:
+        raise InputError(f"{tree_path}: ingested from {n} entries of the user's tree, but --start {start} "
+                         f"--stop {stop} spans {stop - start}: the friend tree would not line up; give the "
+                         "chunk's own --start and --stop (those of its jetimage ingest)")
+
+
 def apply(cfg: Config, sample: str, tree_path: str | Path, model_path: str | Path, output: str | Path,
-          start: int | None = None, stop: int | None = None) -> int:
+          start: int | None = None, stop: int | None = None, force: bool = False) -> int:
     """Score one tree file of ``sample`` with a trained model; write its friend tree.
 
     Parameters
@@ -190,7 +260,10 @@ def apply(cfg: Config, sample: str, tree_path: str | Path, model_path: str | Pat
         must match this study's image settings (:func:`check_definition`).
     start, stop
         For an ingested chunk: its entries in the user's file; the friend tree then has
-        ``stop - start`` entries aligned with them.
+        ``stop - start`` entries aligned with them (:func:`check_entry_range`).
+    force
+        Replace an existing ``output`` that jetimage did not write (:func:`check_output`; the
+        inputs are never replaced).
 
     Returns
     -------
@@ -199,15 +272,18 @@ def apply(cfg: Config, sample: str, tree_path: str | Path, model_path: str | Pat
     """
     from jetimage.training.loading import load_model
 
+    check_output(output, [tree_path, model_path], force)
     s = cfg.sample(sample)
-    check_study(cfg, model_path)
-    model = load_model(model_path)
-    rows = score_tree(cfg, model, tree_path)
-    how = alignment(cfg, s)
     read = "files" in s
     if read and (start is None or stop is None):
         raise ConfigError(f"{cfg.source}: samples[{cfg.sample_names.index(sample)}]: sample {sample!r} "
                           "is read from files: give the chunk's --start and --stop entries")
+    if read and start is not None and stop is not None:
+        check_entry_range(tree_path, start, stop)
+    check_study(cfg, model_path)
+    model = load_model(model_path)
+    rows = score_tree(cfg, model, tree_path)
+    how = alignment(cfg, s)
     # read implies start and stop (checked above)
     n_entries = stop - start if read and start is not None and stop is not None else len(rows["score"])
     entries = (_entries_of_rows(tree_path, LAYOUTS[cfg.kind].tree, rows, start, stop)

@@ -23,11 +23,11 @@ from jetimage.evaluation.metrics import BOOTSTRAP_STREAM, json_safe, null_keys, 
 from jetimage.evaluation.scoring import ImageSummary, predict
 from jetimage.formats.atomic import atomic_paths
 from jetimage.formats.errors import InputError
-from jetimage.formats.hdf5 import image_attrs
+from jetimage.formats.hdf5 import check_class_weights, image_attrs
 from jetimage.training.definition import check_definition, stored_definition
 from jetimage.training.loading import load_model
 
-__all__ = ["check_inputs", "evaluate", "example_index", "log", "sculpting_edges"]
+__all__ = ["check_inputs", "evaluate", "example_index", "finite_scores", "log", "sculpting_edges"]
 
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,24 @@ def _check_classes(ex: Examples, paths: Sequence[str | Path]) -> None:
             raise InputError(f"{', '.join(map(str, paths))}: the test split holds no {name} example "
                              f"(of {len(te)}): no efficiency can be computed; generate more examples "
                              "or enlarge train.split.test")
+    # negative weights (NLO) are kept; a class total <= 0 made the AUC 0.0 or -2.8e303
+    check_class_weights(ex.labels, ex.weights, te, "test", paths)
+
+
+def finite_scores(scores: np.ndarray, model_path: str | Path, part: str = "test") -> np.ndarray:
+    """``scores`` unchanged, after checking that every one is finite.
+
+    Raises
+    ------
+    InputError
+        Naming the model and how many scores are NaN or infinite: a model trained on NaN (or
+        diverged) scores NaN, and NaN scores sort as ties, which gave AUC 1.0 +- 4e-17.
+    """
+    bad = int((~np.isfinite(scores)).sum())
+    if bad:
+        raise InputError(f"{model_path}: {bad} of {len(scores)} {part}-split scores are not finite (NaN or "
+                         "inf): the model is unusable (trained on NaN inputs or diverged); retrain it")
+    return scores
 
 
 def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
@@ -99,16 +117,17 @@ def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     sel = ex.selected[te]
     summary = ImageSummary(cfg["images"]["channels"])
     w_summary = np.where(ex.selected, ex.weights, 0.0)
-    cnn = {"test": predict(model, inputs, te, (summary, ex.labels, w_summary))}
+    cnn = {"test": finite_scores(predict(model, inputs, te, (summary, ex.labels, w_summary)), model_path)}
     if cfg.kind == "jets":
         va = ex.split["validation"]
-        cnn["validation"] = predict(model, inputs, va[ex.selected[va]])
+        cnn["validation"] = finite_scores(predict(model, inputs, va[ex.selected[va]]), model_path,
+                                          "validation")
     scores, extra = baselines(cfg, inputs, ex, cnn)
     scores = {"cnn": cnn["test"], **scores}
     for name, path in (variants or {}).items():  # the mass-decorrelated CNNs (train.variants)
         variant = load_model(path)
         check_inputs(path, attrs)
-        scores[f"cnn_{name}"] = predict(variant, inputs, te)
+        scores[f"cnn_{name}"] = finite_scores(predict(variant, inputs, te), path)
     mass = ex.columns["jet_m"][te][sel].astype(np.float64) if cfg.kind == "jets" else None
     metrics = _metrics(cfg, scores, ex.labels[te][sel], ex.weights[te][sel], sel, mass)
     metrics.update(extra)

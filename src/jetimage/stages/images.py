@@ -163,8 +163,10 @@ def _jet_chunks(cfg: Config, s: dict[str, Any], path: str | Path) -> Iterator[tu
         if buffer is None or len(buffer) < len(chunk):
             buffer = np.empty((len(chunk), *shape), dtype=np.float32)
         images, extras = preprocess.make_images(chunk, opts, out=buffer)
-        yield n_in, images, {"weights": ak.to_numpy(chunk.weight), **jet_columns(chunk), **extras,
-                             "entry": ak.to_numpy(chunk.entry)}
+        columns = {"weights": ak.to_numpy(chunk.weight), **jet_columns(chunk), **extras,
+                   "entry": ak.to_numpy(chunk.entry)}
+        del chunk  # the constituents are done with: free them before the next chunk is read
+        yield n_in, images, columns
 
 
 def _event_chunks(cfg: Config, s: dict[str, Any], path: str | Path) -> Iterator[tuple[int, np.ndarray, dict]]:
@@ -177,9 +179,11 @@ def _event_chunks(cfg: Config, s: dict[str, Any], path: str | Path) -> Iterator[
         columns["cut_pass"] = v["cut_pass"].astype(np.int8)
         columns["event"] = ak.to_numpy(chunk.event)
         columns["entry"] = done + np.arange(len(chunk))  # the row in the ROOT tree
-        done += len(chunk)
-        yield len(chunk), event_images(chunk.particles, opts), {
-            "weights": ak.to_numpy(chunk.weight).astype(np.float64), **columns}
+        columns["weights"] = ak.to_numpy(chunk.weight).astype(np.float64)
+        n, images = len(chunk), event_images(chunk.particles, opts)
+        done += n
+        del chunk  # free the particles before the next chunk is read
+        yield n, images, columns
 
 
 #: The examples of each kind: (n read, images, columns) per chunk of one file.

@@ -25,6 +25,7 @@ import numpy as np
 import uproot
 
 from jetimage.config import Config
+from jetimage.config.validation import readable
 from jetimage.formats import readers
 from jetimage.formats.errors import InputError
 from jetimage.formats.readers import PION_MASS, TREES  # noqa: F401  (public names of this stage)
@@ -58,7 +59,8 @@ def tree_of(sample: dict[str, Any]) -> str:
 
 def check_sample(sample: dict[str, Any], where: str, kind: str = "jets") -> Iterator[str]:
     """Problems that would stop the sample's jobs: missing files, trees and branches, branches
-    of the wrong type or depth.
+    of the wrong type or depth, a directory or a file name that is not UTF-8 (a file read twice is a
+    cross-check of :mod:`jetimage.config.validation`).
 
     Each problem is one line naming the config key (``where``), the file, the tree and the
     branch, with the fix where there is one.
@@ -68,6 +70,16 @@ def check_sample(sample: dict[str, Any], where: str, kind: str = "jets") -> Iter
         yield f"{where}.files: no file matches {sample['files']}"
     tree = tree_of(sample)
     for path in paths:
+        try:  # the name travels through Snakemake's shell commands, logs and JSON records as UTF-8
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            yield (f"{where}.files: {readable(path)}: the file name is not valid UTF-8: rename the file "
+                   f"(or link it) to a UTF-8 name")
+            continue
+        if Path(path).is_dir():
+            yield (f"{where}.files: {path}: a directory, not a file: give its files, "
+                   f"e.g. {Path(path, '*.root')}")
+            continue
         if not Path(path).is_file():
             yield f"{where}.files: {path}: no such file"
             continue
@@ -206,19 +218,49 @@ def _apply_cuts(jets: dict[str, Any], cuts: dict[str, dict[str, float]], where: 
     return {k: v[keep] for k, v in jets.items()}
 
 
+def check_weights(weights: np.ndarray, plan: readers.ReadPlan, first: int, path: str) -> np.ndarray:
+    """``weights`` of the entries ``first, first + 1, ...`` unchanged, after checking that they are
+    finite (one NaN made every weight of the image file NaN: the run's summed weight scales them all).
+    Negative weights (NLO generators) are kept.
+
+    Raises
+    ------
+    InputError
+        Naming the file, tree, weight branch and the first bad entry.
+    """
+    bad = ~np.isfinite(weights)
+    if bad.any():
+        i = int(np.argmax(bad))
+        branch = plan.fields["weight"].branch if "weight" in plan.fields else "weight"
+        raise InputError(f"{path}: tree {plan.tree!r}: branch {branch!r} (the event weight) entry "
+                         f"{first + i} holds {weights[i]} ({int(bad.sum())} non-finite of entries {first}-"
+                         f"{first + len(weights) - 1}): every weight must be finite; fix or drop those "
+                         "entries, or map another weight_branch")
+    return weights
+
+
+def check_nonzero_weights(nonzero: bool, plan: readers.ReadPlan, start: int, stop: int, path: str) -> None:
+    """Refuse a job whose entries ``[start, stop)`` all weigh 0 (``nonzero`` False): its images would
+    all weigh 0 and every efficiency would be 0 / 0."""
+    if not nonzero and "weight" in plan.fields and stop > start:
+        raise InputError(f"{path}: tree {plan.tree!r}: branch {plan.fields['weight'].branch!r} (the event "
+                         f"weight) is 0 in every entry {start}-{stop - 1}: no example would count; map "
+                         "the right weight_branch, or drop it to weigh every entry 1")
+
+
 def _rows(arrays: dict[str, ak.Array], s: dict[str, Any], cfg: Config, plan: readers.ReadPlan,
-          first: int, path: str, scale: float) -> tuple[dict[str, Any], float]:
-    """The rows of the study's tree from one chunk of entries, and the chunk's summed weight."""
+          first: int, path: str, scale: float) -> tuple[dict[str, Any], np.ndarray]:
+    """The rows of the study's tree from one chunk of entries, and the weight of each entry read."""
+    n = len(next(iter(arrays.values())))
+    weights = check_weights(readers.entry_values(arrays, "weight", n, 1.0), plan, first, path) * scale
     build = _particle_rows if plan.preset in readers.PARTICLE_PRESETS else _jet_rows
     rows, entry = build(arrays, s, cfg, plan, path)
-    n = len(next(iter(arrays.values())))
-    weights = readers.entry_values(arrays, "weight", n, 1.0) * scale
     events = readers.entry_values(arrays, "event", n, np.nan)
     rows["weight"] = weights[entry]
     rows["event"] = np.where(np.isnan(events), first + np.arange(n), events).astype(np.int64)[entry]
     rows["entry"] = first + entry  # the input entry: what a friend tree is aligned by (apply)
     rows.setdefault("label", np.zeros(len(entry), np.int32))
-    return rows, float(weights.sum())
+    return rows, weights
 
 
 #: Uncompressed bytes of input branches read per step of an ingest job (an estimate from the
@@ -272,15 +314,16 @@ def ingest(cfg: Config, sample: str, path: str, entry_start: int, entry_stop: in
     # weight = sigma / N over the whole sample, so that summed weights give the cross-section
     scale = s["cross_section"] / (sum(e - b for _, b, e in plan_chunks(s)) or 1) \
         if s.get("cross_section") is not None else 1.0
-    sum_w = 0.0
+    sum_w, nonzero = 0.0, False
     step = read_step(tree, plan, s["chunk_entries"])
     with TreeWriter(output, ingested_layout(cfg.kind)) as writer:
         for a, b in readers.iter_chunks(entry_start, entry_stop, step):
             rows, w = _rows(readers.read_chunk(tree, plan, a, b, path), s, cfg, plan, a, path, scale)
-            sum_w += w
+            sum_w, nonzero = sum_w + float(w.sum()), nonzero or bool((w != 0).any())
             writer.extend(_apply_cuts(rows, s.get("cuts", {}), where) if cfg.kind == "jets" else rows)
             log.info("%s: %s entries %d-%d: %d read, %d rows", sample, path, entry_start,
                      entry_stop, b - entry_start, writer.n_rows)
+        check_nonzero_weights(nonzero, plan, entry_start, entry_stop, path)
         writer.run = {"n_generated": entry_stop - entry_start, "n_written": writer.n_rows,
                       "sum_weights": sum_w, "sigma_pb": sum_w, "sigma_err_pb": 0.0, "n_shards": 1}
     log.info("%s: wrote %d rows to %s", sample, writer.n_written, output)
