@@ -110,7 +110,7 @@ def rotate_images(images: np.ndarray, angle: np.ndarray, grid: Grid) -> np.ndarr
     np.ndarray
         ``(n, n_eta, n_phi, n_channels)`` float32.
     """
-    from scipy.ndimage import spline_filter1d
+    from scipy.ndimage import spline_filter1d  # deferred: scipy.ndimage only for the image mode
 
     n, ne, nph, nch = images.shape
     out = np.empty(images.shape, dtype=np.float32)

@@ -13,6 +13,7 @@ import numpy as np
 
 from jetimage.formats.atomic import atomic_path
 from jetimage.training.definition import read_definition
+from jetimage.training.loading import load_model
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,9 @@ def _export_layers() -> tuple[type, type]:
 
 def exportable(model: Any) -> Any:
     """A copy of ``model`` with the same weights in layers that ONNX converters support."""
-    import keras
+    import keras  # deferred, as every Keras import here: TensorFlow takes seconds to load
 
-    from jetimage.models.zoo import Log1p
+    from jetimage.models.zoo import Log1p  # the zoo builds on Keras at import
 
     log1p, standardize = _export_layers()
 
@@ -77,9 +78,7 @@ def export_onnx(model_path: str | Path, output: str | Path) -> None:
     ``(batch, 1)`` signal probability. The input definition (:func:`input_definition`) is stored
     as the ONNX metadata property ``jetimage_inputs`` (JSON).
     """
-    import onnx
-
-    from jetimage.training.loading import load_model
+    import onnx  # deferred: only the export needs it
 
     definition = read_definition(model_path)
     copy = exportable(load_model(model_path))
@@ -95,7 +94,7 @@ def export_onnx(model_path: str | Path, output: str | Path) -> None:
 
 def onnx_scores(onnx_path: str | Path, images: np.ndarray) -> np.ndarray:
     """``(n,)`` scores of ``(n, n_eta, n_phi, n_channels)`` images with ONNX Runtime (CPU)."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # deferred: only scoring an exported model needs it
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name

@@ -36,7 +36,7 @@ def make_pythia(commands: list[str], seed: int, sqrt_s: float):
     GenerationError
         Naming the first command Pythia does not accept.
     """
-    import pythia8mc
+    import pythia8mc  # deferred: the Pythia library loads its data files; only generation needs it
 
     pythia = pythia8mc.Pythia("", False)
     settings = [

@@ -8,6 +8,7 @@ figures of a study's kind (:data:`FIGURES`) from the scores file of
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mplhep as hep  # noqa: E402
 import numpy as np  # noqa: E402
 
+from jetimage.decorrelation.sculpting import Sculpting  # noqa: E402
+from jetimage.evaluation.baselines import TAGGERS_OF  # noqa: E402
+from jetimage.evaluation.metrics import FastROC, rejection_at, roc_curve  # noqa: E402
 from jetimage.formats.atomic import atomic_paths  # noqa: E402
+from jetimage.stages.evaluate import sculpting_edges  # noqa: E402
 
 #: Display names of the taggers.
 LABELS = {
@@ -333,8 +338,6 @@ class _Context:
 
 
 def _roc(c: _Context) -> list[Path]:
-    from jetimage.evaluation.metrics import roc_curve
-
     names = [k.removeprefix("score_") for k in c.scores if k.startswith("score_")]
     order = [n for n in LABELS if n in names] + [n for n in names if n not in LABELS]
     curves = {n: roc_curve(c.scores[f"score_{n}"][c.win], c.y[c.win], c.w[c.win]) for n in order}
@@ -426,13 +429,6 @@ def _sculpting(c: _Context) -> list[Path]:
     """The (1/eps_B, 1/JSD) plane of every tagger of the scores file and the QCD mass after the
     cuts (first sculpting efficiency); taggers with an infinite or undefined figure are left out
     with a warning."""
-    import logging
-
-    from jetimage.decorrelation.sculpting import Sculpting
-    from jetimage.evaluation.baselines import TAGGERS_OF
-    from jetimage.evaluation.metrics import FastROC, rejection_at
-    from jetimage.stages.evaluate import sculpting_edges
-
     ecfg = c.cfg["evaluate"]
     eff, edges = ecfg["sculpting"]["efficiencies"][0], sculpting_edges(c.cfg)
     y, w, mass = c.y[c.win], c.w[c.win], c.scores["mass"][c.win].astype(np.float64)
