@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -10,7 +11,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from jetimage.config import ConfigError, load
+from jetimage.formats.atomic import TERMINATION, no_space
+from jetimage.formats.errors import InputError, OutputError
 
 log = logging.getLogger("jetimage")
 
@@ -19,6 +24,7 @@ def _cfg(args: argparse.Namespace):
     return load(args.config, args.study)
 
 
+# Each stage is imported when it runs: a stage loads only its own libraries (Keras alone takes seconds).
 def _generate(args: argparse.Namespace) -> None:
     from jetimage.stages.generate import generate
 
@@ -70,10 +76,6 @@ def _image_mass(args: argparse.Namespace) -> None:
 
 
 def _plots(args: argparse.Namespace) -> None:
-    import json
-
-    import numpy as np
-
     from jetimage.stages import plots
 
     with np.load(args.scores) as data:
@@ -173,9 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
         stream=sys.stderr,
     )
-    from jetimage.formats.atomic import TERMINATION, no_space
-    from jetimage.formats.errors import InputError, OutputError
-    from jetimage.stages.generate import GenerationError
+    from jetimage.stages.generate import GenerationError  # deferred: the stage loads FastJet
 
     TERMINATION.install(signal.SIGTERM)
     try:

@@ -87,7 +87,9 @@ def _train_bytes(cfg: Mapping[str, Any]) -> float:
 
 
 def _evaluate_bytes(cfg: Mapping[str, Any]) -> float:
-    from jetimage.evaluation.fisher import fisher_bytes
+    from jetimage.evaluation.fisher import (
+        fisher_bytes,  # deferred: Snakemake imports this module at parse time
+    )
 
     i, e = cfg["images"], cfg["evaluate"]
     pixels = _row_bytes(i) // 4

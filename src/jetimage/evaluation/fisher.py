@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
 from jetimage.training.data import iterate_rows
@@ -40,7 +41,9 @@ def fisher_discriminant(train_images: np.ndarray, train_y: np.ndarray) -> Any:
         on images flattened to ``(n, n_pixels)``. Event weights are not used (scikit-learn's
         LDA takes none); the classes are balanced by the priors.
     """
-    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.discriminant_analysis import (
+        LinearDiscriminantAnalysis,  # deferred: scikit-learn loads slowly
+    )
 
     lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto", priors=[0.5, 0.5])
     lda.fit(train_images.reshape(len(train_images), -1).astype(np.float64), train_y)
@@ -60,7 +63,6 @@ def fisher_bytes(n_pixels: int) -> int:
 
 def image_pixels(path: str | Path) -> int:
     """Values per image of an HDF5 image file: ``n_eta * n_phi * n_channels``."""
-    import h5py
 
     with h5py.File(path, "r") as f:
         return int(np.prod(f["images"].shape[1:]))
@@ -131,7 +133,7 @@ def _shrunk_class_cov(blocks: Any, n_pixels: int) -> tuple[np.ndarray, np.ndarra
     """The Ledoit-Wolf shrunk covariance of one class in pixel units, as scikit-learn's LDA with
     ``shrinkage="auto"`` computes it (on standardized pixels, then rescaled), from two streamed
     passes; and the class mean. ``blocks()`` yields the class's float64 ``(m, p)`` pieces."""
-    from scipy.linalg.blas import dsyrk
+    from scipy.linalg.blas import dsyrk  # deferred: scipy.linalg only for the fit
 
     n, mean, var = _moments(blocks())
     scale = _scale(n, mean, var)
@@ -178,7 +180,7 @@ def fit_fisher(paths: Sequence[str | Path], rows: np.ndarray, labels: np.ndarray
     block_bytes
         Float64 pixels handled at once (bytes).
     """
-    from scipy.linalg import lstsq
+    from scipy.linalg import lstsq  # deferred: scipy.linalg only for the fit
 
     cov, means = None, []
     for cls in (0, 1):

@@ -35,7 +35,7 @@ def roc_curve(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None
     eps_s, eps_b : np.ndarray
         Increasing arrays from (0, 0) to (1, 1).
     """
-    from sklearn.metrics import roc_curve as sk_roc
+    from sklearn.metrics import roc_curve as sk_roc  # deferred: scikit-learn loads slowly
 
     fpr, tpr, _ = sk_roc(labels, scores, sample_weight=weights, drop_intermediate=False)
     return tpr, fpr

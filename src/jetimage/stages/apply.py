@@ -43,6 +43,7 @@ from jetimage.images import preprocess
 from jetimage.physics.events import event_variables
 from jetimage.stages.images import clean_jets, event_images, jet_columns
 from jetimage.training.definition import check_study
+from jetimage.training.loading import load_model
 
 __all__ = ["Alignment", "FRIEND_TREE", "ROW_TYPES", "alignment", "apply", "check_entry_range", "check_output",
            "friend_columns", "is_friend_file", "log", "score_tree", "write_friend"]
@@ -270,7 +271,6 @@ def apply(cfg: Config, sample: str, tree_path: str | Path, model_path: str | Pat
     int
         Entries of the friend tree written to ``output`` (ROOT, atomically).
     """
-    from jetimage.training.loading import load_model
 
     check_output(output, [tree_path, model_path], force)
     s = cfg.sample(sample)

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
 from jetimage.config import Config, derive_seed
@@ -153,7 +154,6 @@ def example_index(paths: Sequence[str | Path], rows: np.ndarray) -> dict[str, np
     """Where the examples ``rows`` (global, sorted) come from: ``index_sample``, ``index_file`` (the
     ROOT file) and ``index_entry`` (its tree's entry), ``(len(rows),)`` each; empty for image files
     written before the image stage recorded ``file`` and ``entry``."""
-    import h5py
 
     samples, files, entries = [], [], []
     for path in paths:
