@@ -17,7 +17,8 @@ Evaluation (:mod:`jetimage.evaluation`)
     :mod:`~jetimage.evaluation.baselines`, :mod:`~jetimage.evaluation.scoring`.
 Training (:mod:`jetimage.training`)
     :mod:`~jetimage.training.data` (split, weights, streaming), :mod:`~jetimage.training.definition`
-    (the model's input definition), :mod:`~jetimage.training.loading`.
+    (the model's input definition), :mod:`~jetimage.training.loading`,
+    :mod:`~jetimage.training.resume` (backups with the fingerprint of their inputs).
 Decorrelation from the jet mass (:mod:`jetimage.decorrelation`)
     :mod:`~jetimage.decorrelation.sculpting`, :mod:`~jetimage.decorrelation.ddt`,
     :mod:`~jetimage.decorrelation.planing`, :mod:`~jetimage.decorrelation.disco`.

@@ -11,7 +11,7 @@ import numpy as np
 
 from jetimage.stats import finite_std
 
-__all__ = ["Sculpting", "jensen_shannon", "log", "mass_edges", "sculpting_metrics"]
+__all__ = ["Sculpting", "jensen_shannon", "mass_edges", "sculpting_metrics"]
 
 
 log = logging.getLogger(__name__)

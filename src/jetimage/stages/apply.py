@@ -46,7 +46,7 @@ from jetimage.training.definition import check_study
 from jetimage.training.loading import load_model
 
 __all__ = ["Alignment", "FRIEND_TREE", "ROW_TYPES", "alignment", "apply", "check_entry_range", "check_output",
-           "friend_columns", "is_friend_file", "log", "score_tree", "write_friend"]
+           "friend_columns", "is_friend_file", "score_tree", "write_friend"]
 
 
 log = logging.getLogger(__name__)

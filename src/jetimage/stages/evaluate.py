@@ -28,7 +28,7 @@ from jetimage.formats.hdf5 import check_class_weights, image_attrs
 from jetimage.training.definition import check_definition, stored_definition
 from jetimage.training.loading import load_model
 
-__all__ = ["check_inputs", "evaluate", "example_index", "finite_scores", "log", "sculpting_edges"]
+__all__ = ["check_inputs", "evaluate", "example_index", "finite_scores", "sculpting_edges"]
 
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ import numpy as np
 from jetimage.config import Config, ConfigError
 from jetimage.formats.atomic import atomic_path, atomic_paths, ensure_space
 from jetimage.formats.errors import InputError
-from jetimage.formats.hdf5 import read_columns
+from jetimage.formats.hdf5 import check_class_weights, read_columns
 from jetimage.training.data import (
     ImageStream,
     balanced_weights,
@@ -30,9 +30,10 @@ from jetimage.training.data import (
     train_seed,
 )
 from jetimage.training.loading import register_custom_objects
+from jetimage.training.resume import restore_backup, training_fingerprint, trim_epochs_csv, write_backup
 
-__all__ = ["VARIANT_OVERRIDES", "accelerators", "exclusive", "log", "start_from", "train", "training_targets",
-           "usable_backup", "variant_config", "variant_of"]
+__all__ = ["VARIANT_OVERRIDES", "accelerators", "exclusive", "start_from", "train", "training_targets",
+           "variant_config", "variant_objective", "variant_of"]
 
 
 log = logging.getLogger(__name__)
@@ -78,10 +79,72 @@ class _EpochCheckpoint:
         return Callback()
 
 
+class _FiniteLoss:
+    """A Keras callback, first of all: stop with :class:`InputError` at the first batch whose loss
+    is NaN or infinite, before the epoch's log row, backup or checkpoint take the broken weights
+    (the backups of earlier epochs stay: a rerun with other settings discards them)."""
+
+    def __new__(cls, model_path: str | Path):
+        import keras
+
+        class Callback(keras.callbacks.Callback):
+            epoch = 0
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.epoch = epoch
+
+            def on_train_batch_end(self, batch, logs=None):
+                loss = (logs or {}).get("loss")
+                if loss is not None and not np.isfinite(float(loss)):
+                    raise InputError(f"{model_path}: the training loss is not finite at epoch "
+                                     f"{self.epoch + 1} (batch {batch + 1}: loss {float(loss)}): check "
+                                     "train.learning_rate and the inputs' weights")
+
+        return Callback()
+
+
+class _EarlyStopping:
+    """``keras.callbacks.EarlyStopping`` on the validation loss, restoring the best weights, that
+    starts from the counters of a resume backup (``state``: :func:`restore_backup`) instead of
+    afresh, and exposes them (:meth:`state`) for the next backup."""
+
+    def __new__(cls, patience: int, state: dict[str, Any] | None):
+        import keras
+
+        class Callback(keras.callbacks.EarlyStopping):
+            def on_train_begin(self, logs=None):
+                super().on_train_begin(logs)
+                if state is not None:
+                    counters = state["early_stopping"]
+                    self.wait, self.best = counters["wait"], counters["best"]
+                    self.best_epoch, self.stopped_epoch = counters["best_epoch"], counters["stopped_epoch"]
+                    self.best_weights = state["best_weights"]
+
+            def state(self) -> dict[str, Any]:
+                return {"wait": int(self.wait), "best": None if self.best is None else float(self.best),
+                        "best_epoch": int(self.best_epoch), "stopped_epoch": int(self.stopped_epoch)}
+
+        return Callback(monitor="val_loss", patience=patience, restore_best_weights=True)
+
+
+class _Backup:
+    """A Keras callback writing the resume backup after every epoch, after the early stopping has
+    counted it (:func:`write_backup`)."""
+
+    def __new__(cls, backup: Path, fingerprint: dict[str, Any], stopping: Any):
+        import keras
+
+        class Callback(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                write_backup(backup, self.model, epoch + 1, fingerprint, stopping)
+
+        return Callback()
+
+
 class _SpaceCheck:
     """A Keras callback, first at every epoch end: stop with :class:`OutputError` naming the
     model's folder when it lacks the space for the epoch's backup and checkpoint. Keras writes
-    the backup with HDF5 in place, and HDF5 can crash (segfault) when the disk fills under it.
+    the checkpoint with HDF5, and HDF5 can crash (segfault) when the disk fills under it.
     """
 
     def __new__(cls, backup: Path):
@@ -155,6 +218,7 @@ def _streams(cfg: Config, inputs: Sequence[str | Path], labels: np.ndarray, weig
     split = dataset_split(cfg, len(labels))
     for part in ("train", "validation"):
         check_classes(labels, split[part], part, inputs)
+        check_class_weights(labels, weights, split[part], part, inputs)
     common = dict(block_rows=tcfg["block_rows"], blocks_per_group=tcfg["shuffle_blocks"],
                   workers=tcfg["workers"])
     train_data = ImageStream.create(inputs, split["train"], labels, weights, tcfg["batch_size"],
@@ -189,7 +253,7 @@ def _compiled_model(cfg: Config, train_data: Any, n_gpus: int, lam: float | None
                              **({} if dropout is None else {"dropout": dropout}))
         loss, metrics = objective(lam)
         model.compile(
-            optimizer=keras.optimizers.Adam(tcfg["learning_rate"]),
+            optimizer=keras.optimizers.Adam(float(tcfg["learning_rate"])),  # Keras refuses an int
             loss=loss,
             weighted_metrics=metrics,
             jit_compile=bool(n_gpus > 0 and tcfg["jit_compile"]),
@@ -203,24 +267,6 @@ def _training_files(model_path: str | Path) -> dict[str, Path]:
     model_path = Path(model_path)
     return {k: model_path.with_name(model_path.stem + suffix) for k, suffix in
             (("backup", ".backup"), ("epochs_csv", ".epochs.csv"), ("checkpoints", ".checkpoints"))}
-
-
-def usable_backup(backup: Path) -> bool:
-    """Whether a resume backup can be read back: its metadata parses and every array of its
-    weights file reads. Keras writes the backup in place, so a kill or a full disk while it
-    writes leaves it corrupt; such a backup is reported and training starts afresh."""
-    import h5py
-
-    try:
-        json.loads((backup / "training_metadata.json").read_text())
-        with h5py.File(backup / "latest.weights.h5", "r") as f:
-            f.visititems(lambda _, obj: obj[()] if isinstance(obj, h5py.Dataset) else None)
-        return True
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
-        reason = " ".join(str(err).split())
-        log.warning("the resume backup %s cannot be read (%s: %s): training starts afresh",
-                    backup, type(err).__name__, reason)
-        return False
 
 
 @contextlib.contextmanager
@@ -246,33 +292,44 @@ def exclusive(model_path: str | Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _callbacks(cfg: Config, train_data: Any, files: dict[str, Path], model_dir: Path) -> list[Any]:
+def _resume(files: dict[str, Path], model: Any, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    """The state of a usable resume backup, restored into ``model`` (:func:`restore_backup`); else
+    None, with the backup and the files of earlier runs removed."""
+    state = restore_backup(files["backup"], model, fingerprint) if files["backup"].exists() else None
+    if state is None:  # files left by an earlier, completed or discarded run
+        shutil.rmtree(files["backup"], ignore_errors=True)
+        files["epochs_csv"].unlink(missing_ok=True)
+        shutil.rmtree(files["checkpoints"], ignore_errors=True)
+    else:
+        log.info("resuming from the backup in %s after epoch %d", files["backup"], state["epoch"])
+        trim_epochs_csv(files["epochs_csv"], state["epoch"])
+    files["checkpoints"].mkdir(parents=True, exist_ok=True)
+    return state
+
+
+def _callbacks(cfg: Config, train_data: Any, files: dict[str, Path], model_path: str | Path,
+               fingerprint: dict[str, Any], state: dict[str, Any] | None) -> list[Any]:
+    """The callbacks in the order they must run at an epoch's end: the loss check before
+    anything is written, the early stopping before the backup that keeps its counters."""
     import keras
 
     from jetimage.training.definition import input_definition
 
     tcfg = cfg["train"]
-    if files["backup"].exists() and not usable_backup(files["backup"]):
-        shutil.rmtree(files["backup"])
-    if files["backup"].exists():
-        log.info("resuming from the backup in %s", files["backup"])
-    else:  # files left by an earlier, completed run
-        files["epochs_csv"].unlink(missing_ok=True)
-        shutil.rmtree(files["checkpoints"], ignore_errors=True)
-    files["checkpoints"].mkdir(parents=True, exist_ok=True)
+    stopping = _EarlyStopping(tcfg["patience"], state)
     callbacks = [
+        _FiniteLoss(model_path),
         _SpaceCheck(files["backup"]),
         _set_epoch_callback([train_data]),
         keras.callbacks.CSVLogger(str(files["epochs_csv"]), append=True),
-        # weights, optimizer state and epoch; the early-stopping counters restart on resume
-        keras.callbacks.BackupAndRestore(str(files["backup"]), save_freq="epoch", delete_checkpoint=True),
+        stopping,
+        _Backup(files["backup"], fingerprint, stopping),
         _EpochCheckpoint(files["checkpoints"], input_definition(cfg)),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=tcfg["patience"],
-                                      restore_best_weights=True),
         _ProgressLog(tcfg["epochs"]),
     ]
     if tcfg["tensorboard"] and _has_tensorboard():
-        callbacks.append(keras.callbacks.TensorBoard(str(model_dir / "tensorboard"), profile_batch=0))
+        callbacks.append(keras.callbacks.TensorBoard(str(Path(model_path).parent / "tensorboard"),
+                                                     profile_batch=0))
     elif tcfg["tensorboard"]:
         log.warning("train.tensorboard: the tensorboard package is not installed; no logs")
     return callbacks
@@ -360,7 +417,11 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     per-epoch history to ``history_path`` (JSON); both atomically. TensorBoard logs
     (``train.tensorboard``) go to ``<model dir>/tensorboard/``. The model after every epoch is
     kept as ``<model stem>.checkpoints/epoch_NNN.keras``; a backup of the training state after
-    every epoch lets a killed run resume where it stopped.
+    every epoch (``<model stem>.backup/``: weights, optimizer, random states, early stopping)
+    lets a killed run resume where it stopped and end with the model of an undisturbed run (the
+    shuffle of an epoch follows from the seed and the epoch); a backup made from other inputs or
+    settings is discarded with a warning (:func:`restore_backup`). A NaN or infinite training loss
+    stops the training with :class:`InputError` and writes no model.
 
     With ``variant`` (a ``train.variants`` name) the same model is trained mass-decorrelated:
     DisCo (the stream yields the jet mass beside the label, the loss adds lambda dCorr^2) or
@@ -392,10 +453,18 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
         start_from(model, init)
     files = _training_files(model_path)
     with exclusive(model_path):
-        callbacks = _callbacks(cfg, train_data, files, Path(model_path).parent)
+        fingerprint = training_fingerprint(cfg, inputs, targets, weights, var, init)
+        state = _resume(files, model, fingerprint)
+        callbacks = _callbacks(cfg, train_data, files, model_path, fingerprint, state)
+        # a run stopped early has nothing left to train: the early stopping restores its best weights
+        stopped = state is not None and state["early_stopping"]["stopped_epoch"] > 0
+        first = tcfg["epochs"] if stopped else state["epoch"] if state else 0
+        train_data.set_epoch(first)  # the shuffle of the first epoch run, before any batch is read
         try:
-            fit = model.fit(train_data, validation_data=val_data, epochs=tcfg["epochs"],
-                            callbacks=callbacks, verbose=0)
+            # shuffle=False: the stream shuffles by (seed, epoch); Keras would permute the batches
+            # with Python's global random state, which a resumed run does not have
+            fit = model.fit(train_data, validation_data=val_data, epochs=tcfg["epochs"], shuffle=False,
+                            initial_epoch=first, callbacks=callbacks, verbose=0)
         except Exception:
             # an unusable input met by a batch reaches us wrapped by Keras: report it as it is
             error = train_data.error or val_data.error

@@ -7,6 +7,8 @@ spans, so that memory is bounded by a batch whatever the size of the files.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,8 @@ from jetimage.formats.errors import InputError
 from jetimage.formats.hdf5 import contiguous_reads, finite_images
 
 __all__ = ["ImageStream", "SPLIT_STREAM", "TRAIN_STREAM", "balanced_weights", "check_classes",
-           "dataset_split", "file_rows", "split_indices", "standardization_sample", "train_seed",
-           "iterate_rows"]
+           "dataset_split", "file_identity", "file_rows", "split_indices", "standardization_sample",
+           "train_seed", "iterate_rows"]
 
 
 #: Seed streams derived from the master seed.
@@ -128,7 +130,8 @@ class StreamBatches:
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
-        """Fix the block order and the within-group row order of ``epoch`` (0-based)."""
+        """Fix the block order and the within-group row order of ``epoch`` (0-based): a function
+        of ``(seed, epoch)`` only, so that a resumed training shuffles as an undisturbed one."""
         if epoch == self.epoch:
             return
         with self._lock:
@@ -224,6 +227,50 @@ def file_rows(paths: Sequence[str | Path]) -> list[int]:
         except OSError as err:
             raise InputError(f"{path}: not a readable HDF5 file ({err})") from err
     return out
+
+
+def file_identity(path: str | Path) -> dict[str, Any]:
+    """What an HDF5 image file holds, free of its path and time stamps: its attributes (the
+    settings and samples it was made from), the shape of every dataset, a SHA-256 of its 1-D
+    datasets (labels, weights, jet variables: one value per event) and of its first and last
+    image. A rewritten file with the same content has the same identity (a copy, a rerun of the
+    images rule); other events, settings or pixels change it. Reads a few bytes per row.
+
+    Raises
+    ------
+    InputError
+        Naming the file when it cannot be read.
+    """
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = {k: _attr(v) for k, v in sorted(f.attrs.items())}
+            shapes = {k: list(f[k].shape) for k in sorted(f) if isinstance(f[k], h5py.Dataset)}
+            digest = hashlib.sha256()
+            for k in sorted(shapes):
+                ds = f[k]
+                if k == "images":
+                    digest.update(np.ascontiguousarray(ds[:1]).tobytes())
+                    digest.update(np.ascontiguousarray(ds[-1:]).tobytes())
+                elif ds.ndim == 1:
+                    digest.update(k.encode())
+                    digest.update(np.ascontiguousarray(ds[...]).tobytes())
+    except OSError as err:
+        raise InputError(f"{path}: not a readable HDF5 file ({err})") from err
+    return {"attrs": attrs, "shapes": shapes, "content": digest.hexdigest()[:16]}
+
+
+def _attr(value: Any) -> Any:
+    """An HDF5 attribute as JSON data (the writers store JSON strings)."""
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return np.asarray(value).tolist()
 
 
 def standardization_sample(stream: Any, n_max: int, seed: int) -> np.ndarray:
