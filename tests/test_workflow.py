@@ -138,6 +138,8 @@ def test_the_same_run_builds_the_event_study(workflow_run):
     assert cfg["kind"] == "events" and cfg["study"] == "tinyev" and cfg["train"]["model"] == "bhimji"
     [jets_snapshot] = (workdir / "results" / "tiny" / "configs").glob("*.json")
     assert json.loads(jets_snapshot.read_text())["kind"] == "jets"
+    # a training leaves no lock file behind
+    assert not list((workdir / "results").glob("*/model/**/*.lock"))
 
 
 @pytest.mark.slow

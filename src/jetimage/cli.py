@@ -165,6 +165,31 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Stages that run Keras (TensorFlow here).
+KERAS_STAGES = ("train", "evaluate", "apply", "export")
+
+
+def _start_keras_quietly() -> None:
+    """Import Keras and start its CPU device with the C++ runtime's start-up lines hidden.
+
+    On a machine without a GPU TensorFlow prints CUDA probing errors (``failed call to cuInit``,
+    ``Could not find cuda drivers``) and oneDNN notices, before its log level applies, that a
+    newcomer reads as failures. They go to file descriptor 2, so it points at /dev/null meanwhile;
+    Python errors still raise. ``JETIMAGE_TF_LOGS=1`` keeps them.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        import keras  # deferred: only these stages need TensorFlow
+
+        keras.ops.convert_to_tensor(0.0)  # creates the device (and its log lines) now
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # TensorFlow's C++ runtime logs at INFO and WARNING level (CPU features, and the Python
     # traceback of an error raised while reading a batch, which jetimage reports in one line)
@@ -177,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from jetimage.stages.generate import GenerationError  # deferred: the stage loads FastJet
 
+    if args.stage in KERAS_STAGES and not os.environ.get("JETIMAGE_TF_LOGS"):
+        _start_keras_quietly()
     TERMINATION.install(signal.SIGTERM)
     try:
         try:

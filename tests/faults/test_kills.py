@@ -165,6 +165,9 @@ def test_keep_going_with_a_broken_sample_builds_the_others(tmp_path):
     assert not (out / "metrics.json").exists()
     log = (tmp_path / "logs" / "keepgoing" / "generate" / "qcd_0.log").read_text()
     assert "Pythia rejected the command 'NoSuch:setting = on'" in log
+    # the stage's one-line error reaches the console (the default profile shows failed logs)
+    [line] = [x for x in log.splitlines() if x.startswith("jetimage generate: error:")]
+    assert line in proc.stdout + proc.stderr
 
 
 def _toy_training(tmp_path: Path, epochs: int = 2) -> tuple[Path, Path]:

@@ -13,13 +13,20 @@ from jetimage.config.snapshots import snapshot_path, write_snapshot
 from jetimage.stages.ingest import check_sample, plan_chunks
 
 
+def stop(message):
+    """Stop at start-up with the message alone on the console: Snakemake wraps a WorkflowError in
+    the file and line of this module and a traceback, which a user reads as a bug of the workflow."""
+    print(f"jetimage: {message}", file=sys.stderr)
+    raise SystemExit(1)
+
+
 try:
     # the files are read again with jetimage's own safe loader: Snakemake keeps the last of two
     # equal keys and removes __use_yte__ before the workflow sees the config
     STUDIES = validate_studies(dict(config), source=", ".join(map(str, workflow.configfiles)) or "config",
                                files=workflow.configfiles)
 except ConfigError as err:
-    raise WorkflowError(str(err)) from None
+    stop(err)
 
 
 def _check_inputs():
@@ -32,7 +39,7 @@ def _check_inputs():
         for p in check_sample(s, f"samples[{i}]", cfg.kind)
     ]
     if problems:
-        raise WorkflowError("invalid input samples\n  " + "\n  ".join(problems))
+        stop("invalid input samples\n  " + "\n  ".join(problems))
 
 
 _check_inputs()

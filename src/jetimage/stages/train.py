@@ -9,6 +9,7 @@ import csv
 import fcntl
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -283,12 +284,17 @@ def exclusive(model_path: str | Path) -> Iterator[None]:
     with open(lock, "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # the lock file is removed at the end: a lock taken on a file already removed (opened
+            # just before another training ended) is no lock
+            if not lock.exists() or os.stat(lock).st_ino != os.fstat(handle.fileno()).st_ino:
+                raise BlockingIOError
         except BlockingIOError:
             raise InputError(f"{model_path}: another training of this model is running (it holds "
                              f"{lock}); wait for it to end or stop it, then rerun") from None
         try:
             yield
         finally:
+            lock.unlink(missing_ok=True)  # while still held: no training is left without its lock
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
