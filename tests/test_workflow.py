@@ -90,7 +90,7 @@ def test_workflow_writes_every_output(workflow_run):
     steps = ["pixelization", "translation", "rotation", "flip", "normalization"]
     assert list(metrics["preprocessing"]["image"]) == steps
     assert list(metrics["preprocessing"]["lorentz"]) == [*steps, "boost"]  # the mass-keeping one
-    assert (out / "plots" / "preprocessing.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "plots" / "image_mass.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     logs = list((workdir / "logs" / "tiny").rglob("*.log"))
     assert len(logs) >= 7 and all(p.stat().st_size > 0 for p in logs)
     assert list((out / "benchmarks").rglob("*.tsv"))

@@ -217,9 +217,10 @@ def _streams(cfg: Config, inputs: Sequence[str | Path], labels: np.ndarray, weig
     of ``train.batch_size``."""
     tcfg = cfg["train"]
     split = dataset_split(cfg, len(labels))
+    classes = labels if labels.ndim == 1 else labels[:, 0]  # DisCo's targets carry the mass beside
     for part in ("train", "validation"):
-        check_classes(labels, split[part], part, inputs)
-        check_class_weights(labels, weights, split[part], part, inputs)
+        check_classes(classes, split[part], part, inputs)
+        check_class_weights(classes, weights, split[part], part, inputs)
     common = dict(block_rows=tcfg["block_rows"], blocks_per_group=tcfg["shuffle_blocks"],
                   workers=tcfg["workers"])
     train_data = ImageStream.create(inputs, split["train"], labels, weights, tcfg["batch_size"],
