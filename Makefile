@@ -17,14 +17,17 @@ setup: $(BIN)/jetimage
 run: setup
 	$(BIN)/snakemake --cores $(CORES)
 
-# Every test but the long fault injection; the layer contracts are checked by tests/test_architecture.py.
+# Every test but the fault injection (tests/faults: make test-faults), on two processes (pytest-xdist;
+# a module's tests stay on one, so its fixtures run once); the layer contracts are checked by
+# tests/test_architecture.py.
 test: setup
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadscope --ignore=tests/faults
 
-# Unit tests only: no real workflow run (marker slow) and no fault injection (under 3 minutes).
+# Unit tests only: no real workflow run or training through the command line (marker slow), no
+# fault injection (under 3 minutes on 2 cores).
 test-fast: setup
-	$(BIN)/python -m pytest -m "not slow and not faults"
+	$(BIN)/python -m pytest -n 2 --dist loadscope --ignore=tests/faults -m "not slow"
 
 # The tiny workflow through a real one-node SLURM started on this machine (root, Debian/Ubuntu).
 test-slurm: setup
@@ -32,7 +35,8 @@ test-slurm: setup
 	tests/slurm/run.sh $(BIN)/python
 
 # Fault injection (tests/faults): every stage killed (SIGKILL, SIGTERM) at seeded moments and run
-# on a full disk (a small tmpfs: needs root), and invocations while a workflow trains.
+# on a full disk (a small tmpfs: needs root), kill-and-resume of training, and invocations while a
+# workflow trains.
 test-faults: setup
 	JETIMAGE_FAULTS=1 $(BIN)/python -m pytest tests/faults
 

@@ -27,6 +27,9 @@ from jetimage.training.definition import read_definition
 
 from .conftest import SHARED, tiny_raw_config
 
+# trains and applies real models through the command line: not in make test-fast
+pytestmark = pytest.mark.slow
+
 DELPHES = SHARED / "data" / "delphes_ttbar_10events.root"
 
 

@@ -115,6 +115,7 @@ def test_ddt_needs_two_filled_bins_and_ranks_undefined_jets_last():
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_distance_correlation_matches_dcor_with_and_without_weights():
     import dcor
 
@@ -135,6 +136,7 @@ def test_distance_correlation_matches_dcor_with_and_without_weights():
     assert float(distance_correlation_sq(x, rng.normal(0, 1, 200), np.ones(200))) < 0.05
 
 
+@pytest.mark.slow
 def test_disco_loss_is_cross_entropy_plus_lambda_dcorr_of_the_background():
     import dcor
     import keras
@@ -184,6 +186,7 @@ def _mass_images(tmp_path, n=1500, seed=6):
     return paths
 
 
+@pytest.mark.slow
 def test_disco_and_planing_variants_train_with_the_one_trainer_and_decorrelate(tmp_path):
     import dcor
 

@@ -171,6 +171,7 @@ def toy_model(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("toy")
     paths = _toy_study(tmp)
     data = read_images(paths)
+    keras.utils.set_random_seed(1)  # the same model whatever ran before in this process
     model = models.maxout((9, 9, 1), units=(16, 8), dense=(8, 4),
                           normalization=models.standardizer(data["images"]))
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="binary_crossentropy")

@@ -242,6 +242,7 @@ def _toy_event_images(path: Path, n: int = 1600, seed: int = 0) -> None:
                           **variables})
 
 
+@pytest.mark.slow
 def test_event_training_streams_resumes_after_a_kill_and_keeps_checkpoints(tmp_path):
     import keras
 
@@ -293,6 +294,7 @@ def test_one_class_test_split_is_an_error_naming_the_files(tmp_path, event_confi
     assert str(path) in str(err.value) and not (tmp_path / "m.json").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "missing"])
 def test_an_unreadable_model_is_one_line_naming_the_file(tmp_path, damage):
     images = tmp_path / "toy.h5"
@@ -316,6 +318,7 @@ def test_an_unreadable_model_is_one_line_naming_the_file(tmp_path, damage):
     assert not (tmp_path / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_non_finite_pixels_stop_training_naming_the_file_and_row(tmp_path):
     images = tmp_path / "toy.h5"
     _toy_event_images(images, n=400)

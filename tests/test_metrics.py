@@ -65,6 +65,7 @@ def test_no_background_passing_the_cuts_gives_a_null_factor(tmp_path, event_conf
     assert json_safe(out)["factor"] is None
 
 
+@pytest.mark.slow
 def test_a_validation_split_of_one_class_stops_training_naming_the_files(tmp_path):
     images = tmp_path / "few.h5"
     with ImageWriter(images, (25, 25, 1), {"sample": "few"}) as w:  # 5 signal, 1 background
@@ -146,6 +147,7 @@ def test_mild_negative_weights_keep_the_weighted_auc_and_efficiencies_in_range()
     assert 0 < m["auc_err"] < 0.1
 
 
+@pytest.mark.slow
 def test_a_label_other_than_0_or_1_stops_training_naming_the_file_and_row(tmp_path):
     """A label of 7 trained silently (as signal: binary cross-entropy took it as a target of 7)."""
     images = tmp_path / "seven.h5"

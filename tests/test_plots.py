@@ -70,6 +70,7 @@ def _study(kind: str):
     return validate(tiny_event_config()), _event_scores()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["jets", "events"])
 def test_draw_writes_every_figure_of_the_kind_as_pdf_and_png(tmp_path, kind):
     cfg, scores = _study(kind)
@@ -94,6 +95,7 @@ def test_the_kinds_have_their_own_figures():
         assert common <= set(plots.FIGURES[kind])
 
 
+@pytest.mark.slow
 def test_draw_one_figure_and_refuse_an_unknown_one(tmp_path):
     cfg, scores = _study("events")
     written = plots.draw(cfg, scores, None, tmp_path, ["cnn_vs_mj"])

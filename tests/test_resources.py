@@ -330,6 +330,7 @@ with open("/proc/self/status") as f:  # the peak of this process alone (RUSAGE_C
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rule", ["images", "image_mass", "ingest"])
 def test_a_rules_peak_memory_on_many_constituent_jets_stays_below_its_mem_mb(tmp_path, rule):
     """The peak resident memory of a rule's job, in a fresh process, stays below ``MARGIN x`` its
@@ -356,6 +357,7 @@ def test_a_rules_peak_memory_on_many_constituent_jets_stays_below_its_mem_mb(tmp
     assert rule_mem_mb(cfg, rule) == max(FLOOR_MB[rule], estimate_mb(cfg, rule))
 
 
+@pytest.mark.slow
 def test_a_chunk_read_holds_one_branchs_baskets_not_every_branchs(tmp_path):
     """uproot decompresses every basket a read touches; reading a chunk of 50,000 constituents from
     baskets of 1,000,000 held those of all six constituent branches (~70 MB), now one at a time."""

@@ -10,6 +10,7 @@ from jetimage.models import zoo as models
 from jetimage.training.data import ImageStream, standardization_sample
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(models.ZOO))
 def test_zoo_model_builds_trains_a_step_and_round_trips(name, tmp_path):
     import keras
@@ -182,6 +183,7 @@ def undisturbed(tmp_path_factory):
     return images, _run(_train_config(), images, where / "full"), where / "full" / "model.keras"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("killed_after", [1, 3])  # 3: every epoch done, the model not yet saved
 def test_a_resumed_training_ends_with_the_undisturbed_model(undisturbed, tmp_path, monkeypatch, caplog,
                                                             killed_after):
@@ -202,6 +204,7 @@ def test_a_resumed_training_ends_with_the_undisturbed_model(undisturbed, tmp_pat
     assert not (tmp_path / "model.backup").exists()
 
 
+@pytest.mark.slow
 def test_a_backup_made_from_another_split_is_discarded_with_one_warning(tmp_path, monkeypatch, caplog):
     images = _toy_images(tmp_path / "toy.h5")
     with monkeypatch.context() as m:
@@ -253,6 +256,7 @@ def test_the_training_fingerprint_names_the_first_difference(tmp_path, change, n
     assert _first_difference(before, same) is None
 
 
+@pytest.mark.slow
 def test_a_class_without_positive_total_weight_stops_training_naming_the_files(tmp_path):
     import subprocess
     import sys

@@ -24,6 +24,30 @@ def _cfg(args: argparse.Namespace):
     return load(args.config, args.study)
 
 
+def _start_keras_quietly() -> None:
+    """Import Keras and start its CPU device with the C++ runtime's start-up lines hidden.
+
+    On a machine without a GPU TensorFlow prints CUDA probing errors (``failed call to cuInit``,
+    ``Could not find cuda drivers``) and oneDNN notices, before its log level applies, that a
+    newcomer reads as failures. They go to file descriptor 2, so it points at /dev/null meanwhile;
+    Python errors still raise. ``JETIMAGE_TF_LOGS=1`` keeps them. Called by the Keras stages once
+    their arguments and configuration are checked.
+    """
+    if os.environ.get("JETIMAGE_TF_LOGS"):
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        import keras  # deferred: only these stages need TensorFlow
+
+        keras.ops.convert_to_tensor(0.0)  # creates the device (and its log lines) now
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 # Each stage is imported when it runs: a stage loads only its own libraries (Keras alone takes seconds).
 def _generate(args: argparse.Namespace) -> None:
     from jetimage.stages.generate import generate
@@ -44,16 +68,20 @@ def _images(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
+    cfg = _cfg(args)
+    _start_keras_quietly()
     from jetimage.stages.train import train
 
-    train(_cfg(args), args.inputs, args.model, args.history, args.variant, args.init)
+    train(cfg, args.inputs, args.model, args.history, args.variant, args.init)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    variants = dict(_name_value(item, "--variants", "NAME=MODEL") for item in args.variants or ())
+    cfg = _cfg(args)
+    _start_keras_quietly()
     from jetimage.stages.evaluate import evaluate
 
-    variants = dict(_name_value(item, "--variants", "NAME=MODEL") for item in args.variants or ())
-    evaluate(_cfg(args), args.inputs, args.model, args.metrics, args.scores, args.image_mass, variants)
+    evaluate(cfg, args.inputs, args.model, args.metrics, args.scores, args.image_mass, variants)
 
 
 def _name_value(item: str, flag: str, form: str) -> tuple[str, str]:
@@ -85,16 +113,20 @@ def _plots(args: argparse.Namespace) -> None:
 
 
 def _apply(args: argparse.Namespace) -> None:
+    cfg = _cfg(args)
+    _start_keras_quietly()
     from jetimage.stages.apply import apply
 
-    apply(_cfg(args), args.sample, args.input, args.model, args.output, args.start, args.stop, args.force)
+    apply(cfg, args.sample, args.input, args.model, args.output, args.start, args.stop, args.force)
 
 
 def _export(args: argparse.Namespace) -> None:
-    from jetimage.stages.export import export_onnx
     from jetimage.training.definition import check_study
 
     check_study(_cfg(args), args.model)
+    _start_keras_quietly()
+    from jetimage.stages.export import export_onnx
+
     export_onnx(args.model, args.output)
 
 
@@ -165,31 +197,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-#: Stages that run Keras (TensorFlow here).
-KERAS_STAGES = ("train", "evaluate", "apply", "export")
-
-
-def _start_keras_quietly() -> None:
-    """Import Keras and start its CPU device with the C++ runtime's start-up lines hidden.
-
-    On a machine without a GPU TensorFlow prints CUDA probing errors (``failed call to cuInit``,
-    ``Could not find cuda drivers``) and oneDNN notices, before its log level applies, that a
-    newcomer reads as failures. They go to file descriptor 2, so it points at /dev/null meanwhile;
-    Python errors still raise. ``JETIMAGE_TF_LOGS=1`` keeps them.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        import keras  # deferred: only these stages need TensorFlow
-
-        keras.ops.convert_to_tensor(0.0)  # creates the device (and its log lines) now
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     # TensorFlow's C++ runtime logs at INFO and WARNING level (CPU features, and the Python
     # traceback of an error raised while reading a batch, which jetimage reports in one line)
@@ -202,8 +209,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from jetimage.stages.generate import GenerationError  # deferred: the stage loads FastJet
 
-    if args.stage in KERAS_STAGES and not os.environ.get("JETIMAGE_TF_LOGS"):
-        _start_keras_quietly()
     TERMINATION.install(signal.SIGTERM)
     try:
         try:
