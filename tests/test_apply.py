@@ -316,6 +316,46 @@ def test_nested_jets_get_one_score_per_jet_of_each_entry(study, generated, tmp_p
     assert np.isfinite(ak.to_numpy(ak.flatten(friend.jet_score))).all()
 
 
+def test_an_rntuple_input_is_scored_and_its_friend_joined_with_awkward(study, generated, tmp_path):
+    """A user's RNTuple (nested layout, read in two chunks) is ingested and scored; an RNTuple has
+    no AddFriend, so the friend TTrees are joined entry by entry with uproot and ``ak.zip`` as
+    docs/jets.md shows."""
+    name = sorted(generated)[0]
+    source = read_jets([generated[name]])
+    counts = np.resize([1, 2, 0, 3], len(source))
+    counts = counts[: np.searchsorted(np.cumsum(counts), len(source)) + 1]
+    counts[-1] -= counts.sum() - len(source)
+    c = source.constituents
+    user = tmp_path / "mydata.root"
+    with uproot.recreate(user) as f:
+        f["events"] = {**{f"constituent_{k}": ak.unflatten(c[k], counts) for k in ("pt", "eta", "phi", "e")},
+                       "run_number": np.arange(len(counts), dtype=np.int64)}
+    with uproot.open(user) as f:
+        assert f.classname_of("events") == "ROOT::RNTuple"  # not a TTree: no AddFriend
+    raw = tiny_raw_config()
+    raw["samples"] = [{"name": "nested", "class": "signal", "files": [str(user)], "preset": "nested",
+                       "chunk_entries": (len(counts) + 1) // 2}]
+    raw["apply"] = {"model": str(study["model"])}
+    cfg = validate(raw)
+    chunks = plan_chunks(cfg.sample("nested"))
+    assert len(chunks) == 2
+    for i, (path, start, stop) in enumerate(chunks):
+        ingest(cfg, "nested", path, start, stop, tmp_path / f"part{i}.root")
+        apply(cfg, "nested", tmp_path / f"part{i}.root", study["model"], tmp_path / f"friend{i}.root",
+              start, stop)
+    # the join of docs/jets.md: the user's RNTuple and the friend trees (chunks in file order)
+    events = uproot.open(f"{user}:events").arrays()
+    scores = uproot.concatenate([f"{tmp_path / f'friend{i}.root'}:{FRIEND_TREE}" for i in range(2)])
+    joined = ak.zip({"data": events, "jetimage": scores}, depth_limit=1)
+    assert len(joined) == len(events) == len(counts)
+    np.testing.assert_array_equal(ak.to_numpy(joined.data.run_number), np.arange(len(counts)))
+    np.testing.assert_array_equal(ak.to_numpy(joined.jetimage.n_jets), ak.to_numpy(ak.num(
+        joined.data.constituent_pt)))
+    np.testing.assert_allclose(ak.to_numpy(ak.flatten(joined.jetimage.jet_pt)), ak.to_numpy(source.jet_pt),
+                               rtol=1e-6)
+    assert np.isfinite(ak.to_numpy(ak.flatten(joined.jetimage.jet_score))).all()
+
+
 def _apply_cli(config: Path, sample: str, tree: Path, model: Path, output: Path, *extra: str
                ) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "jetimage", "apply", "--config", str(config), "--sample",

@@ -244,7 +244,7 @@ def test_lhe_samples_are_showered_and_sharded(tmp_path):
     phis = _write_lhe(tmp_path / "dijets.lhe", 6)
     raw = tiny_raw_config()
     raw["samples"][1] = {"name": "lhe", "class": "background", "lhe": str(tmp_path / "dijets.lhe"),
-                         "n_events": 8, "n_shards": 2}
+                         "n_events": 8, "n_shards": 2, "lhe_accept_fewer": True}
     raw["jets"].update(pt_min=100.0, pt_max=1000.0, eta_max=2.5)
     cfg = validate(raw)
     events = {}
@@ -281,9 +281,69 @@ def test_lhe_file_ending_on_a_batch_boundary_and_gzipped(tmp_path):
     raw = tiny_raw_config()
     raw["generation"]["batch_size"] = 2
     raw["samples"][1] = {"name": "lhe", "class": "background", "lhe": str(gz), "pythia": [],
-                         "n_events": 10, "n_shards": 1}
+                         "n_events": 10, "n_shards": 1, "lhe_accept_fewer": True}
     raw["jets"].update(pt_min=100.0, pt_max=1000.0, eta_max=2.5)
     cfg = validate(raw)
     assert generate(cfg, "lhe", 0, tmp_path / "shard0.root") > 0
     assert read_run(tmp_path / "shard0.root")["n_generated"] == 4
     assert set(ak.to_numpy(read_jets([tmp_path / "shard0.root"]).event).tolist()) <= {0, 1, 2, 3}
+
+
+def test_lhe_file_shorter_than_n_events_is_an_error_unless_accepted(tmp_path, caplog):
+    """A shard meeting the end of its LHE file fails, naming the file, the events asked and found,
+    and writes nothing; with ``lhe_accept_fewer: true`` it keeps what the file had and warns once."""
+    import logging
+
+    from jetimage.config import validate
+    from jetimage.formats.root import read_run
+
+    from .conftest import tiny_raw_config
+
+    lhe = tmp_path / "short.lhe"
+    _write_lhe(lhe, 3)
+    raw = tiny_raw_config()
+    raw["generation"]["batch_size"] = 2
+    raw["samples"][1] = {"name": "lhe", "class": "background", "lhe": str(lhe), "n_events": 5, "n_shards": 1}
+    raw["jets"].update(pt_min=100.0, pt_max=1000.0, eta_max=2.5)
+    with pytest.raises(GenerationError) as err:
+        generate(validate(raw), "lhe", 0, tmp_path / "shard0.root")
+    message = str(err.value)
+    assert "\n" not in message
+    assert str(lhe) in message and "holds 3 events" in message and "n_events = 5" in message
+    assert "lhe_accept_fewer: true" in message
+    assert not (tmp_path / "shard0.root").exists()
+
+    raw["samples"][1]["lhe_accept_fewer"] = True
+    with caplog.at_level(logging.WARNING, logger="jetimage.stages.generate"):
+        assert generate(validate(raw), "lhe", 0, tmp_path / "shard0.root") > 0
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and str(lhe) in warnings[0].getMessage()
+    assert "\n" not in warnings[0].getMessage()
+    assert read_run(tmp_path / "shard0.root")["n_generated"] == 3
+
+
+def test_a_truth_selection_keeping_no_jet_is_named_not_the_window(tiny_config, tmp_path):
+    """Jets in the window, none truth-matched: the error names the truth selection (samples[].truth),
+    not the pT/eta window; with no jet at all it still names the window."""
+    from jetimage.stages.images import make_sample_images
+
+    signal = next(n for n in tiny_config.sample_names if tiny_config.sample(n).get("truth") == "W")
+    jets = _synthetic_jets(20, seed=3)
+    jets["label"] = np.zeros(20, dtype=np.int32)  # none matched to a W
+    path = tmp_path / "unmatched.root"
+    run = {"n_generated": 20, "n_written": 20, "sum_weights": 20.0, "sigma_pb": 1.0, "sigma_err_pb": 0.1,
+           "n_shards": tiny_config.sample(signal)["n_shards"]}
+    with JetTreeWriter(path) as writer:
+        writer.extend(jets)
+        writer.run = run
+    with pytest.raises(InputError) as err:
+        make_sample_images(tiny_config, signal, [path], tmp_path / "out.h5")
+    message = str(err.value)
+    assert "\n" not in message and "truth selection" in message and "truth: W" in message
+    assert "among the 20 jets in the pT/eta window" in message and "pT in [" not in message
+    empty = tmp_path / "empty.root"
+    with JetTreeWriter(empty) as writer:
+        writer.extend(_synthetic_jets(0, seed=4))
+        writer.run = {**run, "n_written": 0}
+    with pytest.raises(InputError, match=r"no example passes the selection \(jets: pT in \["):
+        make_sample_images(tiny_config, signal, [empty], tmp_path / "out.h5")

@@ -4,6 +4,7 @@ variables; and the one-line errors for what cannot be read."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import awkward as ak
@@ -293,3 +294,202 @@ def test_vector_of_vectors_written_by_root(tmp_path):
     numbers = ak.broadcast_arrays(t["event_number"].array(), pt)[0]
     np.testing.assert_array_equal(ak.to_numpy(jets.event), ak.to_numpy(ak.flatten(numbers[keep])))
     assert len(jets) > 5
+
+
+# -- your own files: massless and fixed-mass constituents, MeV files, bad energies, pruned records --
+
+def _sprays(n_events: int = 12, per_jet: int = 40, seed: int = 5) -> ak.Array:
+    """Events of two back-to-back sprays of ``per_jet`` particles (about 300 GeV each, spread 0.1 in
+    eta and phi): pt, eta, phi (GeV) and pdgid (pions, photons, K_L, protons)."""
+    rng = np.random.default_rng(seed)
+    n = 2 * n_events * per_jet
+    eta0 = np.repeat(rng.uniform(-1, 1, 2 * n_events), per_jet)
+    phi0 = np.repeat(rng.uniform(-np.pi, np.pi, n_events)[:, None] + [0, np.pi], per_jet).ravel()
+    pt = 300 * rng.dirichlet(np.ones(per_jet), 2 * n_events).ravel() + 0.5
+    phi = np.mod(phi0 + rng.normal(0, 0.1, n) + np.pi, 2 * np.pi) - np.pi
+    counts = np.full(n_events, 2 * per_jet)
+    return ak.unflatten(ak.zip({"pt": pt, "eta": eta0 + rng.normal(0, 0.1, n), "phi": phi,
+                                "pdgid": rng.choice([211, -211, 22, 22, 130, 2212], n).astype(np.int32)}),
+                        counts)
+
+
+def _write_particles(path, p: ak.Array, e: ak.Array | None = None, scale: float = 1.0) -> None:
+    """A particles-layout file (tree Events, collection P): pT, eta, phi, pdgid, the energy if given,
+    momenta multiplied by ``scale`` (1000: MeV)."""
+    data = {"P_pt": p.pt * scale, "P_eta": p.eta, "P_phi": p.phi, "P_pdgId": p.pdgid}
+    if e is not None:
+        data["P_e"] = e * scale
+    with uproot.recreate(path) as f:
+        f.mktree("Events", {k: v.type.content for k, v in data.items()}, counter_name=lambda _: "nP")
+        f["Events"].extend(data)
+
+
+def _write_jets(path, c: ak.Array, e: ak.Array | None = None, scale: float = 1.0) -> None:
+    """A jetimage-layout file (tree jets): one jet per entry, constituents ``constituent_pt/eta/phi``
+    (and ``constituent_e`` if given), momenta multiplied by ``scale``."""
+    fields = {"pt": c.pt * scale, "eta": c.eta, "phi": c.phi, **({"e": e * scale} if e is not None else {})}
+    record = ak.types.RecordType([ak.types.NumpyType("float64")] * len(fields), list(fields))
+    with uproot.recreate(path) as f:
+        f.mktree("jets", {"constituent": ak.types.ListType(record)}, counter_name=lambda _: "n_constituent")
+        f["jets"].extend({"constituent": ak.zip(fields)})
+
+
+def _ingest_jets(cfg, name: str, tmp_path) -> ak.Array:
+    s = cfg.sample(name)
+    assert list(check_sample(s, "samples[1]", cfg.kind)) == []
+    parts = []
+    for i, (f, a, b) in enumerate(plan_chunks(s)):
+        parts.append(tmp_path / f"{name}{i}.root")
+        ingest(cfg, name, f, a, b, parts[-1])
+    return read_jets(parts)
+
+
+def _p4(pt, eta, phi, mass) -> dict:
+    return {"px": pt * np.cos(phi), "py": pt * np.sin(phi), "pz": pt * np.sinh(eta),
+            "E": np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2)}
+
+
+def _invariant_mass(c: ak.Array, mass: float) -> np.ndarray:
+    """Hand-computed jet mass: the constituents' (pt, eta, phi) with one ``mass`` each, summed."""
+    s = {k: ak.to_numpy(ak.sum(v, axis=-1)) for k, v in _p4(c.pt, c.eta, c.phi, mass).items()}
+    return np.sqrt(np.maximum(s["E"] ** 2 - s["px"] ** 2 - s["py"] ** 2 - s["pz"] ** 2, 0))
+
+
+@pytest.mark.parametrize("mass", [0.0, 0.13957])
+def test_pt_eta_phi_only_constituents_with_a_fixed_mass(mass, tmp_path):
+    """Constituents with pT, eta and phi only (no energy, no mass branch) are read with the sample's
+    constituent_mass, in the particles, jetimage and nested layouts; without it they are refused
+    with a fix naming the option."""
+    p = _sprays()
+    path = tmp_path / "ptetaphi.root"
+    _write_particles(path, p)
+    sample = {"name": "bare", "files": [str(path)], "preset": "particles", "constituents_from": ["P"]}
+    got = list(check_sample(sample, "samples[1]"))
+    assert len(got) == 1 and "no energy or mass for collection P" in got[0] and "constituent_mass" in got[0]
+    cfg = _config({**sample, "constituent_mass": mass}, **WINDOW)
+    jets = _ingest_jets(cfg, "bare", tmp_path)
+    # clustered exactly as particles given their four-momenta by hand
+    expected = build_jets(ak.zip({**_p4(p.pt, p.eta, p.phi, mass), "charge": 0 * p.pdgid,
+                                  "pdgid": p.pdgid}), cfg["jets"])
+    assert len(jets) == len(expected["jet_pt"]) > 10
+    np.testing.assert_allclose(ak.to_numpy(jets.jet_m), expected["jet_m"], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(ak.to_numpy(jets.jet_m), _invariant_mass(jets.constituents, mass),
+                               rtol=1e-5, atol=1e-4)
+    # the same constituents, one jet per entry (jetimage layout)
+    c = jets.constituents
+    _write_jets(tmp_path / "perjet.root", c)
+    sample = {"name": "perjet", "files": [str(tmp_path / "perjet.root")]}
+    assert any("constituent_mass (GeV; 0 for massless)" in x for x in check_sample(sample, "samples[1]"))
+    cfg = _config({**sample, "constituent_mass": mass}, **WINDOW)
+    again = _ingest_jets(cfg, "perjet", tmp_path)
+    np.testing.assert_allclose(ak.to_numpy(again.jet_m), _invariant_mass(c, mass), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(ak.to_numpy(again.jet_pt), ak.to_numpy(jets.jet_pt), rtol=1e-6)
+    # nested: a vector<vector<float>> TTree written by ROOT (uproot writes no list of lists in a TTree)
+    vv = Path(__file__).parent / "data" / "nested_vecvec.root"
+    branches = {f"constituent_{k}": f"jet_constituent_{k}" for k in ("pt", "eta", "phi")}
+    cfg = _config({"name": "vv", "files": [str(vv)], "preset": "nested", "branches": branches,
+                   "constituent_mass": mass}, pt_min=60.0, pt_max=3000.0, eta_max=2.5)
+    nested = _ingest_jets(cfg, "vv", tmp_path)
+    t = uproot.open(vv)["events"]
+    cons = ak.zip({k: ak.values_astype(t[f"jet_constituent_{k}"].array(), np.float64)
+                   for k in ("pt", "eta", "phi")})
+    m = ak.unflatten(_invariant_mass(ak.flatten(cons, axis=1), mass), ak.num(cons, axis=1))
+    s = {k: ak.sum(v, axis=-1) for k, v in _p4(cons.pt, cons.eta, cons.phi, mass).items()}
+    pt = np.hypot(s["px"], s["py"])
+    keep = (pt >= 60) & (pt < 3000) & (abs(np.arcsinh(s["pz"] / pt)) < 2.5)
+    assert len(nested) > 5
+    np.testing.assert_allclose(ak.to_numpy(nested.jet_m), ak.to_numpy(ak.flatten(m[keep])), rtol=1e-4,
+                               atol=1e-3)
+
+
+def test_a_mev_file_gives_the_jets_of_its_gev_twin(tmp_path, caplog):
+    """units: MeV converts momenta, energies and masses to GeV on reading (particles and jetimage
+    layouts); momenta a thousand times off for the units given are one warning naming sample and file."""
+    p = _sprays()
+    e = np.sqrt((p.pt * np.cosh(p.eta)) ** 2 + 0.13957**2)
+    _write_particles(tmp_path / "gev.root", p, e)
+    _write_particles(tmp_path / "mev.root", p, e, scale=1000.0)
+    twins = []
+    with caplog.at_level(logging.INFO, logger="jetimage.stages.ingest"):
+        for name, units in (("gev", "GeV"), ("mev", "MeV")):
+            cfg = _config({"name": name, "files": [str(tmp_path / f"{name}.root")], "preset": "particles",
+                           "constituents_from": ["P"], "units": units}, **WINDOW)
+            twins.append(_ingest_jets(cfg, name, tmp_path))
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    gev, mev = twins
+    assert len(gev) == len(mev) > 10
+    for name in ("jet_pt", "jet_m", "jet_e", "tau21", "subjet1_pt"):
+        np.testing.assert_allclose(ak.to_numpy(mev[name]), ak.to_numpy(gev[name]), rtol=1e-6)
+    np.testing.assert_allclose(ak.to_numpy(ak.flatten(mev.constituents.e)),
+                               ak.to_numpy(ak.flatten(gev.constituents.e)), rtol=1e-9)
+    # one jet per entry: the GeV jets' constituents, and their MeV twin
+    c = gev.constituents
+    _write_jets(tmp_path / "jets_gev.root", c, c.e)
+    _write_jets(tmp_path / "jets_mev.root", c, c.e, scale=1000.0)
+    per_jet = []
+    for name, units in (("jets_gev", "GeV"), ("jets_mev", "MeV")):
+        cfg = _config({"name": name, "files": [str(tmp_path / f"{name}.root")], "units": units}, **WINDOW)
+        per_jet.append(_ingest_jets(cfg, name, tmp_path))
+    for name in ("jet_pt", "jet_m", "jet_e"):
+        np.testing.assert_allclose(ak.to_numpy(per_jet[1][name]), ak.to_numpy(gev[name]), rtol=1e-6)
+        np.testing.assert_allclose(ak.to_numpy(per_jet[0][name]), ak.to_numpy(gev[name]), rtol=1e-6)
+    # the MeV file read as GeV: one warning line naming the sample and the file (and no jet in the window)
+    caplog.clear()
+    cfg = _config({"name": "mev", "files": [str(tmp_path / "mev.root")], "preset": "particles",
+                   "constituents_from": ["P"]}, **WINDOW)
+    with caplog.at_level(logging.WARNING, logger="jetimage.stages.ingest"):
+        ingest(cfg, "mev", str(tmp_path / "mev.root"), 0, 12, tmp_path / "wrong.root")
+    warned = [r.getMessage() for r in caplog.records if "thousand times off" in r.getMessage()]
+    assert len(warned) == 1 and "\n" not in warned[0]
+    assert warned[0].startswith(f"mev: {tmp_path / 'mev.root'}: median constituent pT")
+    assert "set units: MeV" in warned[0]
+
+
+def test_an_energy_below_the_momentum_is_refused_naming_the_branch(tmp_path):
+    """E >= |p| (m^2 >= 0) of every energy read: the energy mapped to pT is one line naming the file,
+    tree, branch and first bad entry."""
+    p = _sprays(n_events=4)
+    _write_jets(tmp_path / "jets.root", p[:, :40], p.pt[:, :40] * np.cosh(p.eta[:, :40]))
+    branches = {"constituent_pt": "constituent_pt", "constituent_eta": "constituent_eta",
+                "constituent_phi": "constituent_phi", "constituent_e": "constituent_pt"}
+    cfg = _config({"name": "bad", "files": [str(tmp_path / "jets.root")], "branches": branches}, **WINDOW)
+    with pytest.raises(InputError, match=r"jets.root: tree 'jets': branch 'constituent_pt' \(the energy\) "
+                                         r"entry 2 holds E = \S+ GeV below \|p\| = "):
+        ingest(cfg, "bad", str(tmp_path / "jets.root"), 2, 4, tmp_path / "out.root")
+    assert not (tmp_path / "out.root").exists()
+    # the right energy passes (float32 rounding within the tolerance)
+    ingest(_config({"name": "bad", "files": [str(tmp_path / "jets.root")]}, **WINDOW), "bad",
+           str(tmp_path / "jets.root"), 0, 4, tmp_path / "good.root")
+    # a particle collection whose energy is its pT, in the particles layout
+    _write_particles(tmp_path / "ev.root", p, p.pt)
+    cfg = _config({"name": "ev", "files": [str(tmp_path / "ev.root")], "preset": "particles",
+                   "constituents_from": ["P"]}, **WINDOW)
+    with pytest.raises(InputError, match=r"ev.root: tree 'Events': branch 'P_e' \(the energy\) entry 0 "):
+        ingest(cfg, "ev", str(tmp_path / "ev.root"), 0, 4, tmp_path / "out.root")
+
+
+def test_a_pruned_particle_list_is_one_warning(tmp_path, caplog):
+    """Constituents per jet and the hadron fraction are logged per chunk; jets of a few partons (a
+    pruned generator record) are one warning line; a final state is not warned."""
+    rng = np.random.default_rng(2)
+    n = 10
+    partons = ak.unflatten(ak.zip({"pt": rng.uniform(100, 200, 3 * n), "eta": rng.normal(0, 0.1, 3 * n),
+                                   "phi": rng.normal(0, 0.1, 3 * n),
+                                   "pdgid": np.tile([1, -2, 21], n).astype(np.int32)}), np.full(n, 3))
+    _write_particles(tmp_path / "pruned.root", partons)
+    _write_particles(tmp_path / "final.root", _sprays(n_events=n))
+    for name in ("pruned", "final"):
+        cfg = _config({"name": name, "files": [str(tmp_path / f"{name}.root")], "preset": "particles",
+                       "constituents_from": ["P"], "constituent_mass": 0.0}, **WINDOW)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="jetimage.stages.ingest"):
+            assert ingest(cfg, name, str(tmp_path / f"{name}.root"), 0, n, tmp_path / f"{name}_out.root") > 0
+        summary = [r.getMessage() for r in caplog.records if "constituents per jet" in r.getMessage()
+                   and r.levelno == logging.INFO]
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(summary) == 1 and "hadron fraction" in summary[0]
+        if name == "pruned":
+            assert len(warned) == 1 and "pruned generator record" in warned[0] and "\n" not in warned[0]
+            assert "hadron fraction 0.00" in warned[0] and warned[0].startswith(f"pruned: {tmp_path}")
+        else:
+            assert warned == [], warned

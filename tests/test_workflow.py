@@ -233,3 +233,63 @@ def test_adding_a_variant_trains_it_without_retraining_the_nominal_cnn(workflow_
     assert len(tuned) == 1 and len(fresh) == 1, shells
     assert "--init results/tiny/model/model.keras" in tuned[0]
     assert "--init" not in fresh[0]
+
+
+def _apply_only_study(workdir: Path, **images) -> Path:
+    """An apply-only study in ``workdir``: a user's per-jet file (jetimage layout) and a shipped model,
+    whose input definition is that of the tiny study with ``images`` changed; returns the model.
+    The model file is a ``.keras`` archive holding the definition only: the start-up check and a dry
+    run read nothing else."""
+    import zipfile
+
+    import awkward as ak
+
+    from jetimage.config import validate
+    from jetimage.formats.root import CONSTITUENT_FIELDS, JET_BRANCHES, JetTreeWriter
+    from jetimage.training.definition import input_definition, save_definition
+
+    rng = np.random.default_rng(1)
+    jets = {k: np.abs(rng.normal(size=6)).astype(t) for k, t in JET_BRANCHES.items()}
+    constituents = {f: np.abs(rng.normal(size=18)).astype(t) for f, t in CONSTITUENT_FIELDS.items()}
+    jets["constituents"] = ak.unflatten(ak.zip(constituents), np.full(6, 3))
+    with JetTreeWriter(workdir / "user.root") as writer:
+        writer.extend(jets)
+    trained = tiny_raw_config()
+    trained["images"].update(images)
+    model = workdir / "shipped.keras"
+    with zipfile.ZipFile(model, "w"):
+        pass
+    save_definition(model, input_definition(validate(trained)))
+    raw = tiny_raw_config(study="score")
+    raw["samples"] = [{"name": "mine", "class": "background", "files": [str(workdir / "user.root")]}]
+    raw["apply"] = {"model": str(model)}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(raw))
+    return model
+
+
+def test_a_shipped_model_of_another_image_grid_stops_the_dry_run_naming_model_and_setting(tmp_path):
+    """apply.model whose input definition differs from the study's images: one line at start-up,
+    before any job (it was caught only by the apply jobs, after ingest)."""
+    n_eta = tiny_raw_config()["images"]["n_eta"]
+    model = _apply_only_study(tmp_path, n_eta=n_eta + 4)
+    proc = _snakemake(tmp_path, "--dry-run")
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("jetimage:")]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert str(model) in lines[0] and f"images.n_eta: the model was trained with {n_eta + 4}" in lines[0]
+    assert "rule ingest" not in proc.stdout and not (tmp_path / "results").exists()
+
+
+def test_the_default_target_of_an_apply_only_study_schedules_its_apply_jobs_and_their_inputs(tmp_path):
+    """``snakemake`` alone (rule all) for an apply-only study: the ingest of the user's file and the
+    apply job of every chunk; nothing trained, no image file (apply makes the images it scores)."""
+    model = _apply_only_study(tmp_path)
+    proc = _snakemake(tmp_path, "--dry-run")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    stats = dict(line.split() for line in out.split("Job stats:")[1].split("total")[0].splitlines()[3:]
+                 if line.strip())
+    assert stats == {"ingest": "1", "apply": "1", "all": "1"}, stats
+    assert f"input: results/score/samples/mine/part0.root, {model}" in out
+    assert "output: results/score/apply/mine/part0.root" in out
+    assert "images/" not in out and "model.keras" not in out.replace(str(model), "")

@@ -10,7 +10,9 @@ import sys
 
 from jetimage.config import ConfigError, validate_studies
 from jetimage.config.snapshots import snapshot_path, write_snapshot
+from jetimage.formats.errors import InputError
 from jetimage.stages.ingest import check_sample, plan_chunks
+from jetimage.training.definition import check_study
 
 
 def stop(message):
@@ -43,6 +45,22 @@ def _check_inputs():
 
 
 _check_inputs()
+
+
+def _check_models():
+    """Studies applying a model they did not train (apply.model): its input definition against the
+    study's image settings, before any job runs (a model not yet there is checked by the apply job)."""
+    for name, cfg in STUDIES.items():
+        model = cfg.get("apply", {}).get("model")
+        if not model or not os.path.isfile(model):
+            continue
+        try:
+            check_study(cfg, model)
+        except (ConfigError, InputError) as err:
+            stop(f"studies.{name}: {err}" if len(STUDIES) > 1 else err)
+
+
+_check_models()
 CHUNKS = {(name, s["name"]): plan_chunks(s) for name, cfg in STUDIES.items() for s in cfg["samples"]
           if "files" in s}
 # The package's command line, run by the interpreter that runs Snakemake (no PATH needed).

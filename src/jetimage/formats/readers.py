@@ -22,6 +22,11 @@ constituents are required of jet layouts: jet pT, eta, phi, mass, energy, tau21 
 that a file lacks are computed from them (:func:`complete_jets`). Every branch is checked for
 existence, numeric type and depth (lists per entry) before it is read, and a problem is one
 line naming the file, tree and branch with the fix.
+
+Momenta, energies and masses are read in the sample's ``units`` (GeV or MeV) and converted to GeV
+on reading (:data:`UNITS`, :func:`read_chunk`); everything after is GeV. Constituents with pT, eta
+and phi only are read with the sample's ``constituent_mass`` (GeV; 0 for massless). Energies read
+are checked: E >= |p| (:func:`check_energies`).
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ import numpy as np
 from jetimage.formats.errors import InputError
 
 __all__ = ["PRESETS", "Field", "ReadPlan", "resolve", "read_chunk", "collection_particles",
-           "select_particles", "PION_MASS"]
+           "select_particles", "PION_MASS", "UNITS", "check_energies", "median_pt", "PT_MEDIAN_RANGE",
+           "is_hadron"]
 
 Preset = Literal["jetimage", "nested", "particles", "delphes"]
 PRESETS: tuple[Preset, ...] = ("jetimage", "nested", "particles", "delphes")
@@ -47,6 +53,21 @@ TREES = {"jetimage": "jets", "nested": "events", "particles": "Events", "delphes
 
 #: Pion mass (GeV), given to tracks that carry no energy (Delphes).
 PION_MASS = 0.13957
+
+#: GeV per unit of the sample's ``units``: momenta, energies and masses are converted on reading.
+UNITS = {"GeV": 1.0, "MeV": 1e-3}
+#: Fields in energy units (GeV after reading): jet and constituent fields, and the ``<collection>.<f>``
+#: particle fields with ``f`` in :data:`PARTICLE_ENERGY_FIELDS`.
+ENERGY_FIELDS = ("jet_pt", "jet_m", "jet_e", "subjet1_pt", "subjet2_pt", "constituent_pt",
+                 "constituent_e", "constituent_mass")
+PARTICLE_ENERGY_FIELDS = ("pt", "e", "mass", "eem", "ehad")
+#: Tolerance of the check E >= |p| of read energies: relative, and absolute (GeV).
+ENERGY_RTOL, ENERGY_ATOL = 1e-4, 1e-5
+#: Plausible median pT (GeV) of the constituents or particles read: real jets' constituents and
+#: events' particles have medians of ~0.2-50 GeV (trackers and calorimeters start at ~0.1-0.5 GeV,
+#: a multi-TeV jet's median constituent is ~10-50 GeV). A median outside this range is a thousand
+#: times off (a MeV file read as GeV gives >= ~200, a GeV file read as MeV <= ~0.05).
+PT_MEDIAN_RANGE = (0.02, 200.0)
 
 #: Spellings of a particle field in users' files, tried in this order.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -108,6 +129,8 @@ class ReadPlan:
     constants: dict[str, float] = field(default_factory=dict)
     collections: list[str] = field(default_factory=list)
     truth: str | None = None
+    #: GeV per unit of the file (the sample's ``units``): energy fields are multiplied by it on reading.
+    scale: float = 1.0
 
 
 def candidates(collection: str, name: str) -> list[str]:
@@ -135,15 +158,16 @@ def resolve(tree: Any, sample: Mapping[str, Any], kind: str = "jets") -> tuple[R
     they do not name the file (the caller adds it).
     """
     preset = sample.get("preset", "jetimage")
-    plan = ReadPlan(preset, sample.get("tree") or TREES[preset])
+    plan = ReadPlan(preset, sample.get("tree") or TREES[preset], scale=UNITS[sample.get("units") or "GeV"])
+    mass = sample.get("constituent_mass")
     bmap = dict(sample.get("branches") or {})
     problems: list[str] = []
     mapped = _entry_fields(tree, sample, plan, bmap, problems)
     if preset in PARTICLE_PRESETS:
-        _particle_fields(tree, sample, plan, bmap, problems, kind)
+        _particle_fields(tree, sample, plan, bmap, problems, kind, mass)
         mapped |= {k for k in bmap if "." in k}
     else:
-        mapped |= _jet_fields(tree, plan, bmap, problems, nested=preset == "nested")
+        mapped |= _jet_fields(tree, plan, bmap, problems, nested=preset == "nested", mass=mass)
     problems += [f"branches.{k}: not a field of the {preset} preset (jet layouts take "
                  f"{', '.join(JET_FIELDS)} and constituent_<field>; particle layouts take "
                  f"{'|'.join(ENTRY_FIELDS)} and <collection>.<field>)" for k in bmap if k not in mapped]
@@ -168,8 +192,9 @@ def _entry_fields(tree: Any, sample: Mapping[str, Any], plan: ReadPlan, bmap: di
 
 
 def _jet_fields(tree: Any, plan: ReadPlan, bmap: dict[str, str], problems: list[str],
-                nested: bool) -> set[str]:
-    """Jet scalars (optional, computed when absent) and constituents (pt, eta, phi, e or mass)."""
+                nested: bool, mass: float | None = None) -> set[str]:
+    """Jet scalars (optional, computed when absent) and constituents (pt, eta, phi, e or mass; else
+    the sample's ``constituent_mass`` for every constituent)."""
     jet_depth = int(nested)
     for name in JET_FIELDS:
         if name in plan.fields or (name in ENTRY_FIELDS and (nested or name in bmap)):
@@ -190,20 +215,24 @@ def _jet_fields(tree: Any, plan: ReadPlan, bmap: dict[str, str], problems: list[
             problems.append(f"no branch {branch!r} for the constituents' {f} (map it: "
                             f"branches: {{{key}: <branch>}})")
     if not {"constituent_e", "constituent_mass"} & set(plan.fields) and "constituent_pt" in plan.fields:
-        problems.append("no constituent energy or mass: map branches.constituent_e or "
-                        "branches.constituent_mass")
+        if mass is not None:
+            plan.constants["constituent_mass"] = float(mass)
+        else:
+            problems.append("no constituent energy or mass: map branches.constituent_e or "
+                            "branches.constituent_mass, or give every constituent one mass with "
+                            "constituent_mass (GeV; 0 for massless)")
     return {k for k in bmap if k in JET_FIELDS or k.startswith("constituent_")}
 
 
 def _particle_fields(tree: Any, sample: Mapping[str, Any], plan: ReadPlan, bmap: dict[str, str],
-                     problems: list[str], kind: str) -> None:
+                     problems: list[str], kind: str, mass: float | None = None) -> None:
     plan.collections = constituents_from(sample)
     if not plan.collections:
         problems.append("constituents_from: name the particle collections to read (e.g. [GenPart])")
     wanted = set(sample.get("particle_cuts") or {})
     for c in plan.collections:
         _collection(tree, c, ["pt", "eta", "phi", *sorted(wanted)], plan, bmap, problems,
-                    delphes=plan.preset == "delphes")
+                    delphes=plan.preset == "delphes", mass=mass)
     if sample.get("truth") == "W" and kind == "jets":
         plan.truth = sample.get("truth_from") or ("Particle" if plan.preset == "delphes" else None)
         if plan.truth is None:
@@ -215,8 +244,10 @@ def _particle_fields(tree: Any, sample: Mapping[str, Any], plan: ReadPlan, bmap:
 
 def _collection(tree: Any, c: str, required: list[str], plan: ReadPlan, bmap: dict[str, str],
                 problems: list[str], delphes: bool,
-                optional: tuple[str, ...] = ("e", "mass", "charge", "pdgid")) -> None:
-    """Resolve the fields of collection ``c`` into ``plan`` (Delphes's names and constants first)."""
+                optional: tuple[str, ...] = ("e", "mass", "charge", "pdgid"),
+                mass: float | None = None) -> None:
+    """Resolve the fields of collection ``c`` into ``plan`` (Delphes's names and constants first;
+    ``mass`` (GeV), the sample's ``constituent_mass``, for a collection with neither energy nor mass)."""
     known, consts = DELPHES.get(c, ({}, {})) if delphes else ({}, {})
     if c == "Tower" and delphes:
         required = [*required, "eem", "ehad"]
@@ -238,8 +269,12 @@ def _collection(tree: Any, c: str, required: list[str], plan: ReadPlan, bmap: di
                             f"branches: {{{key}: <branch>}}")
     if "e" in optional and not {f"{c}.e", f"{c}.mass"} & (set(plan.fields) | set(plan.constants)) \
             and not (delphes and c == "Tower"):
-        problems.append(f"no energy or mass for collection {c} (tried {', '.join(candidates(c, 'e')[:3])}"
-                        f", {', '.join(candidates(c, 'mass')[:3])}): map branches.{c}.e or {c}.mass")
+        if mass is not None:
+            plan.constants[f"{c}.mass"] = float(mass)
+        else:
+            problems.append(f"no energy or mass for collection {c} (tried {', '.join(candidates(c, 'e')[:3])}"
+                            f", {', '.join(candidates(c, 'mass')[:3])}): map branches.{c}.e or {c}.mass, "
+                            "or give every particle one mass with constituent_mass (GeV; 0 for massless)")
 
 
 def _shape(tree: Any, branch: str) -> tuple[int, ak.types.Type]:
@@ -271,8 +306,14 @@ def _check_types(tree: Any, plan: ReadPlan) -> list[str]:
     return problems
 
 
+def is_energy(name: str) -> bool:
+    """Whether the logical field ``name`` is a momentum, an energy or a mass (converted to GeV)."""
+    return name in ENERGY_FIELDS or ("." in name and name.split(".", 1)[1] in PARTICLE_ENERGY_FIELDS)
+
+
 def read_chunk(tree: Any, plan: ReadPlan, start: int, stop: int, path: str) -> dict[str, ak.Array]:
-    """Every field of ``plan`` for entries ``[start, stop)``: logical name -> array."""
+    """Every field of ``plan`` for entries ``[start, stop)``: logical name -> array, momenta,
+    energies and masses in GeV (multiplied by ``plan.scale``)."""
     out = {}
     for name, f in plan.fields.items():
         try:
@@ -281,7 +322,58 @@ def read_chunk(tree: Any, plan: ReadPlan, start: int, stop: int, path: str) -> d
             reason = " ".join(str(err).split())[:200]
             raise InputError(f"{path}: tree {plan.tree!r}: branch {f.branch!r} cannot be read "
                              f"({type(err).__name__}: {reason})") from err
+        if plan.scale != 1.0 and is_energy(name):
+            out[name] = ak.values_astype(out[name], np.float64) * plan.scale
     return out
+
+
+def check_energies(e: ak.Array, pt: ak.Array, eta: ak.Array, plan: ReadPlan, key: str, path: str,
+                   first: int = 0) -> None:
+    """Refuse energies below the momentum: E >= |p| = pT cosh(eta) (so m^2 >= 0) within a relative
+    tolerance :data:`ENERGY_RTOL` and :data:`ENERGY_ATOL` GeV (float32 rounding).
+
+    ``e``, ``pt`` and ``eta`` (GeV) hold one list (or list of lists) per entry, the entries
+    ``first, first + 1, ...``; ``key`` is the logical name of the energy in ``plan.fields``.
+
+    Raises
+    ------
+    InputError
+        Naming the file, tree, energy branch and the first bad entry (e.g. the energy mapped to pT).
+    """
+    p = pt * np.cosh(eta)
+    bad = e < p * (1 - ENERGY_RTOL) - ENERGY_ATOL
+    per_entry = bad
+    while per_entry.ndim > 1:
+        per_entry = ak.any(per_entry, axis=-1)
+    per_entry = ak.to_numpy(ak.fill_none(per_entry, False))
+    if not per_entry.any():
+        return
+    i = int(np.argmax(per_entry))
+    flat_bad = ak.to_numpy(ak.flatten(bad[i], axis=None))
+    j = int(np.argmax(flat_bad))
+    e_ij, p_ij = (float(ak.to_numpy(ak.flatten(x[i], axis=None))[j]) for x in (e, p))
+    branch = plan.fields[key].branch if key in plan.fields else key
+    raise InputError(f"{path}: tree {plan.tree!r}: branch {branch!r} (the energy) entry {first + i} holds "
+                     f"E = {e_ij:.6g} GeV below |p| = {p_ij:.6g} GeV (m^2 < 0; {int(per_entry.sum())} bad "
+                     f"entries of {first}-{first + len(per_entry) - 1}): map the energy branch (not pT), "
+                     "or map a mass instead, or give the right units")
+
+
+def median_pt(arrays: Mapping[str, ak.Array], plan: ReadPlan) -> float | None:
+    """The median pT (GeV) of the constituents (jet layouts) or particles (``constituents_from``)
+    read, those with pT > 0; None when there are none."""
+    keys = [f"{c}.pt" for c in plan.collections] if plan.preset in PARTICLE_PRESETS else ["constituent_pt"]
+    parts = [ak.to_numpy(ak.flatten(arrays[k], axis=None)).astype(np.float64) for k in keys if k in arrays]
+    pt = np.concatenate(parts) if parts else np.zeros(0)
+    pt = pt[np.isfinite(pt) & (pt > 0)]
+    return float(np.median(pt)) if len(pt) else None
+
+
+def is_hadron(pdgid: Any) -> Any:
+    """Whether each PDG id is a hadron's: a meson or baryon code (3 to 6 digits, excited states too),
+    not a diquark (tens digit 0) nor a BSM particle (>= 10^6)."""
+    a = abs(pdgid)
+    return (a >= 100) & (a < 1_000_000) & ((a // 10) % 10 != 0)
 
 
 def check_same_counts(arrays: Mapping[str, ak.Array], names: list[str], plan: ReadPlan, path: str) -> None:
@@ -330,12 +422,15 @@ def _isin(x: ak.Array, values: list[float]) -> ak.Array:
 
 
 def collection_particles(arrays: Mapping[str, ak.Array], plan: ReadPlan, c: str,
-                         cuts: Mapping[str, Mapping[str, Any]], eta_max: float, path: str) -> ak.Array:
+                         cuts: Mapping[str, Mapping[str, Any]], eta_max: float, path: str,
+                         first: int = 0) -> ak.Array:
     """The particles of collection ``c``: ``(n_events, var)`` records ``px, py, pz, E, charge, pdgid``.
 
     Particles with pT <= 0 (empty slots, beam particles) or |eta| >= ``eta_max`` are dropped,
     then the ``cuts`` (``particle_cuts``) are applied. Without an energy branch the energy is
-    computed from the mass (a constant for Delphes tracks: the pion mass).
+    computed from the mass (a constant for Delphes tracks: the pion mass; the sample's
+    ``constituent_mass`` for a collection with neither). A read energy of a selected particle is
+    checked (:func:`check_energies`; ``first`` is the chunk's first entry).
     """
     keys = [k for k in plan.fields if k.startswith(f"{c}.")]
     check_same_counts(arrays, keys, plan, path)
@@ -344,6 +439,8 @@ def collection_particles(arrays: Mapping[str, ak.Array], plan: ReadPlan, c: str,
             for k in [*keys, *(k for k in plan.constants if k.startswith(f"{c}."))]}
     keep = (vals["pt"] > 0) & (abs(vals["eta"]) < eta_max) & select_particles(vals, cuts)
     vals = {k: v[keep] for k, v in vals.items()}
+    if f"{c}.e" in arrays:
+        check_energies(vals["e"], vals["pt"], vals["eta"], plan, f"{c}.e", path, first)
     p4 = four_momenta(vals["pt"], vals["eta"], vals["phi"], vals.get("e"), vals.get("mass"))
     return ak.zip({**p4, "charge": ak.values_astype(vals.get("charge", 0 * vals["pt"]), np.int32),
                    "pdgid": ak.values_astype(vals.get("pdgid", 0 * vals["pt"]), np.int32)})

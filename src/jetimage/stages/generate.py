@@ -198,6 +198,28 @@ def generate(cfg: Config, sample: str, shard: int, output: str | Path) -> int:
     return writer.n_written
 
 
+def _lhe_shortfall(s: dict[str, Any], shard: int, first_event: int, read: int, asked: int) -> None:
+    """A shard's LHE file ended after ``read`` of its ``asked`` events: an error, or with
+    ``lhe_accept_fewer`` one warning line.
+
+    Raises
+    ------
+    GenerationError
+        Naming the LHE file, the events the sample asks and those the file holds.
+    """
+    # events the file holds: those the earlier shards skipped plus this shard's (at most the skipped
+    # ones when the file ended before this shard's first event)
+    found = f"{first_event + read}" if read else f"at most {first_event}"
+    if s.get("lhe_accept_fewer", False):
+        log.warning("%s shard %d: the LHE file %s ended after %d of the shard's %d events "
+                    "(lhe_accept_fewer: the shard holds fewer)", s["name"], shard, s["lhe"], read, asked)
+        return
+    raise GenerationError(f"sample {s['name']!r}: the LHE file {s['lhe']} holds {found} events, fewer than "
+                          f"n_events = {s['n_events']} (shard {shard} asked for events {first_event} to "
+                          f"{first_event + asked - 1}); lower samples[].n_events or set "
+                          f"lhe_accept_fewer: true")
+
+
 def _shard_loop(cfg: Config, s: dict[str, Any], shard: int, pythia, writer: TreeWriter,
                 first_event: int, n_events: int) -> tuple[int, float]:
     """Generate the shard's events batch by batch into ``writer``: (events done, weight sum)."""
@@ -207,8 +229,7 @@ def _shard_loop(cfg: Config, s: dict[str, Any], shard: int, pythia, writer: Tree
         n = min(batch_size, n_events - done)
         batch = pythia.nextBatch(n, "skip")
         if "lhe" in s and len(batch) < n and pythia.infoPython().atEndOfFile():
-            log.warning("%s shard %d: the LHE file %s ended after %d of %d events",
-                        s["name"], shard, s["lhe"], done + len(batch), n_events)
+            _lhe_shortfall(s, shard, first_event, done + len(batch), n_events)
             n_events = done + len(batch)
             if len(batch) == 0:  # the file ended on a batch boundary
                 break

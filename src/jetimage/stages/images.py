@@ -145,7 +145,10 @@ def _weight_scales(inputs: Sequence[str | Path], n_shards: int | None = None
     return scales, sigma
 
 
-def _jet_chunks(cfg: Config, s: dict[str, Any], path: str | Path) -> Iterator[tuple[int, np.ndarray, dict]]:
+def _jet_chunks(cfg: Config, s: dict[str, Any], path: str | Path, tally: dict[str, int] | None = None
+                ) -> Iterator[tuple[int, np.ndarray, dict]]:
+    """(jets read, images, columns) per chunk of one file; ``tally["truth_matched"]`` counts the jets a
+    truth selection keeps."""
     opts = cfg["images"]
     shape = (opts["n_eta"], opts["n_phi"], len(opts["channels"]))
     buffer = None  # one output buffer for all chunks: no fresh memory to page-fault per chunk
@@ -156,6 +159,8 @@ def _jet_chunks(cfg: Config, s: dict[str, Any], path: str | Path) -> Iterator[tu
         done += n_in
         if s.get("truth", "none") == "W":
             chunk = chunk[chunk.label == 1]
+            if tally is not None:
+                tally["truth_matched"] = tally.get("truth_matched", 0) + len(chunk)
         chunk, dropped = clean_jets(chunk)
         if dropped["bad_jets"] or dropped["bad_constituents"]:
             log.info("%s: skipped %d jets and %d constituents with unusable values (non-finite, "
@@ -169,7 +174,8 @@ def _jet_chunks(cfg: Config, s: dict[str, Any], path: str | Path) -> Iterator[tu
         yield n_in, images, columns
 
 
-def _event_chunks(cfg: Config, s: dict[str, Any], path: str | Path) -> Iterator[tuple[int, np.ndarray, dict]]:
+def _event_chunks(cfg: Config, s: dict[str, Any], path: str | Path, tally: dict[str, int] | None = None
+                  ) -> Iterator[tuple[int, np.ndarray, dict]]:
     opts = cfg["images"]
     done = 0
     chunks = iterate_tree([path], EVENTS, step_size=opts["chunk_size"], max_items=opts["chunk_constituents"])
@@ -217,16 +223,24 @@ def make_sample_images(
              "jets" if cfg.kind == "jets" else "events": cfg[cfg.kind], "sigma_pb": sigma,
              "inputs": [str(p) for p in inputs]}
     n_in = 0
+    tally: dict[str, int] = {}  # the jets kept by the truth selection (jets with truth W)
     with ImageWriter(output, shape, attrs, compression=opts["compression"],
                      level=opts["compression_level"]) as writer:
         for i, (path, scale) in enumerate(zip(inputs, scales, strict=True)):
-            for n, images, columns in CHUNKS[cfg.kind](cfg, s, path):
+            for n, images, columns in CHUNKS[cfg.kind](cfg, s, path, tally):
                 columns["file"] = np.full(len(images), i, dtype=np.int32)  # index into attrs inputs
                 n_in += n
                 columns["weights"] = columns["weights"] * scale
                 columns["labels"] = np.full(len(images), cls, dtype=np.int8)
                 writer.append(images, columns)
                 log.info("%s: %d read, %d images written", sample, n_in, writer.n)
+        if writer.n == 0 and n_in and tally.get("truth_matched", -1) == 0:
+            # the window had jets, the truth matching kept none: blame the truth selection, not the window
+            raise InputError(f"sample {sample!r}: no jet passes the truth selection (samples[].truth: W, a "
+                             f"jet within jets.truth_match_dr = {cfg['jets']['truth_match_dr']:g} of both "
+                             f"quarks of a hadronic W decay) among the {n_in} jets in the pT/eta window in "
+                             f"{list(map(str, inputs))}; check that the sample holds hadronic W decays, or "
+                             f"set truth: none")
         if writer.n == 0:
             raise InputError(f"sample {sample!r}: no example passes the selection ({_selection(cfg)}) "
                              f"in {list(map(str, inputs))}")

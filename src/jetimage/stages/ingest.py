@@ -113,7 +113,7 @@ def plan_chunks(sample: dict[str, Any]) -> list[tuple[str, int, int]]:
 
 
 def event_particles(arrays: dict[str, ak.Array], sample: dict[str, Any], plan: readers.ReadPlan,
-                    eta_max: float, path: str) -> ak.Array:
+                    eta_max: float, path: str, first: int = 0) -> ak.Array:
     """Visible particles of each event, from the sample's collections.
 
     Every collection gives particles with pT > 0 and |eta| < ``eta_max`` that pass
@@ -133,7 +133,7 @@ def event_particles(arrays: dict[str, ak.Array], sample: dict[str, Any], plan: r
         if c == "Tower" and plan.preset == "delphes":
             parts += readers.tower_deposits(arrays, eta_max)
         else:
-            parts.append(readers.collection_particles(arrays, plan, c, cuts, eta_max, path))
+            parts.append(readers.collection_particles(arrays, plan, c, cuts, eta_max, path, first))
     return ak.concatenate(parts, axis=1)
 
 
@@ -150,10 +150,10 @@ def _truth_labels(arrays: dict[str, ak.Array], plan: readers.ReadPlan, jets: dic
 
 
 def _particle_rows(arrays: dict[str, ak.Array], s: dict[str, Any], cfg: Config, plan: readers.ReadPlan,
-                   path: str) -> tuple[dict[str, Any], np.ndarray]:
+                   path: str, first: int = 0) -> tuple[dict[str, Any], np.ndarray]:
     """Rows (jets or events) built from the particles of each entry, and each row's entry."""
     section = cfg["jets"] if cfg.kind == "jets" else cfg["events"]
-    particles = event_particles(arrays, s, plan, section["particle_eta_max"], path)
+    particles = event_particles(arrays, s, plan, section["particle_eta_max"], path, first)
     n = len(particles)
     if cfg.kind == "events":
         rows = event_rows(particles, np.ones(n), section)
@@ -166,13 +166,18 @@ def _particle_rows(arrays: dict[str, ak.Array], s: dict[str, Any], cfg: Config, 
 
 
 def _jet_rows(arrays: dict[str, ak.Array], s: dict[str, Any], cfg: Config, plan: readers.ReadPlan,
-              path: str) -> tuple[dict[str, Any], np.ndarray]:
+              path: str, first: int = 0) -> tuple[dict[str, Any], np.ndarray]:
     """Jets read one per entry (or per jet of a nested entry), in the study's window, with every
-    jet variable the file lacks computed from the constituents."""
+    jet variable the file lacks computed from the constituents (without energy or mass branch,
+    every constituent has the sample's ``constituent_mass``). A read energy is checked
+    (:func:`jetimage.formats.readers.check_energies`; ``first`` is the chunk's first entry)."""
     jet_cfg = cfg["jets"]
     cons = {k[len("constituent_"):]: v for k, v in arrays.items() if k.startswith("constituent_")}
     keys = [f"constituent_{k}" for k in cons]
     readers.check_same_counts(arrays, keys, plan, path)
+    if "e" in cons:
+        e, pt, eta = (ak.values_astype(cons[k], np.float64) for k in ("e", "pt", "eta"))
+        readers.check_energies(e, pt, eta, plan, "constituent_e", path, first)
     scalars = [k for k in readers.JET_FIELDS if k in arrays and k not in readers.ENTRY_FIELDS]
     if plan.preset == "nested":
         per_event = ak.num(cons["pt"], axis=1)
@@ -187,7 +192,8 @@ def _jet_rows(arrays: dict[str, ak.Array], s: dict[str, Any], cfg: Config, plan:
         entry = np.arange(len(cons["pt"]))
         given = {k: ak.to_numpy(arrays[k]) for k in scalars}
     pt, eta, phi = (ak.values_astype(cons[k], np.float64) for k in ("pt", "eta", "phi"))
-    p4 = readers.four_momenta(pt, eta, phi, cons.get("e"), cons.get("mass"))
+    mass = cons.get("mass", plan.constants.get("constituent_mass"))
+    p4 = readers.four_momenta(pt, eta, phi, cons.get("e"), mass)
     momenta = ak.zip(p4)
     keep = _in_window(momenta, given, jet_cfg)
     jets = complete_jets(momenta[keep], {k: v[keep] for k, v in given.items()}, jet_cfg)
@@ -254,7 +260,7 @@ def _rows(arrays: dict[str, ak.Array], s: dict[str, Any], cfg: Config, plan: rea
     n = len(next(iter(arrays.values())))
     weights = check_weights(readers.entry_values(arrays, "weight", n, 1.0), plan, first, path) * scale
     build = _particle_rows if plan.preset in readers.PARTICLE_PRESETS else _jet_rows
-    rows, entry = build(arrays, s, cfg, plan, path)
+    rows, entry = build(arrays, s, cfg, plan, path, first)
     events = readers.entry_values(arrays, "event", n, np.nan)
     rows["weight"] = weights[entry]
     rows["event"] = np.where(np.isnan(events), first + np.arange(n), events).astype(np.int64)[entry]
@@ -280,6 +286,59 @@ def read_step(tree: Any, plan: readers.ReadPlan, chunk_entries: int, budget: int
         per_entry += (size or 0) / n
     by_bytes = int(budget // per_entry) if per_entry > 0 else 10_000
     return max(1, min(chunk_entries, 10_000, by_bytes))
+
+
+#: A chunk's jets (events) look like a pruned generator record (partons, or a few stable particles,
+#: instead of the final state) with fewer constituents (particles) than this on average, or with
+#: known PDG ids and not one hadron: final-state jets above ~100 GeV hold tens of particles, ~2/3 hadrons.
+PRUNED_MEAN = 7.0
+
+
+def has_pdgid(plan: readers.ReadPlan) -> bool:
+    """Whether the constituents (particles) read carry a PDG id (a branch or a constant)."""
+    if plan.preset not in readers.PARTICLE_PRESETS:
+        return "constituent_pdgid" in plan.fields
+    known = set(plan.fields) | set(plan.constants)
+    return any(f"{c}.pdgid" in known or (c == "Tower" and plan.preset == "delphes") for c in plan.collections)
+
+
+def constituent_summary(counts: np.ndarray, n_hadrons: int, n_known: int, what: str) -> tuple[str, bool]:
+    """A log line on the constituents of a chunk's rows, and whether they look like a pruned record.
+
+    Parameters
+    ----------
+    counts
+        Constituents (particles) of each row (jet or event) written.
+    n_hadrons, n_known
+        Constituents with a hadron's PDG id, and with a nonzero PDG id (0: none known).
+    what
+        ``"jet"`` or ``"event"``.
+    """
+    if len(counts) == 0:
+        return f"no {what}s", False
+    mean, least = float(counts.mean()), int(counts.min())
+    fraction = n_hadrons / n_known if n_known else None
+    text = (f"{mean:.1f} constituents per {what} (mean; min {least}), hadron fraction "
+            f"{'unknown (no PDG id)' if fraction is None else f'{fraction:.2f}'}")
+    return text, mean < PRUNED_MEAN or fraction == 0
+
+
+def _units_warning(arrays: dict[str, ak.Array], plan: readers.ReadPlan, s: dict[str, Any], sample: str,
+                   path: str) -> bool:
+    """Log one warning when the median pT read is outside :data:`readers.PT_MEDIAN_RANGE` (the
+    momenta look a thousand times off for the sample's ``units``); whether the median was known."""
+    median = readers.median_pt(arrays, plan)
+    if median is None:
+        return False
+    low, high = readers.PT_MEDIAN_RANGE
+    units = s.get("units") or "GeV"
+    if not low <= median <= high:
+        fix = {(True, "GeV"): "set units: MeV", (False, "MeV"): "set units: GeV"}.get(
+            (median > high, units), "check the pT branch mapped")
+        log.warning("%s: %s: median constituent pT %.4g GeV read with units %s is outside the plausible "
+                    "%g-%g GeV: the momenta look a thousand times off; %s", sample, path, median, units,
+                    low, high, fix)
+    return True
 
 
 def ingested_layout(kind: str) -> Layout:
@@ -314,16 +373,32 @@ def ingest(cfg: Config, sample: str, path: str, entry_start: int, entry_stop: in
     # weight = sigma / N over the whole sample, so that summed weights give the cross-section
     scale = s["cross_section"] / (sum(e - b for _, b, e in plan_chunks(s)) or 1) \
         if s.get("cross_section") is not None else 1.0
-    sum_w, nonzero = 0.0, False
+    sum_w, nonzero, units_checked = 0.0, False, False
+    counts, n_hadrons, n_known = [], 0, 0
+    what, items = ("jet", "constituents") if cfg.kind == "jets" else ("event", "particles")
     step = read_step(tree, plan, s["chunk_entries"])
     with TreeWriter(output, ingested_layout(cfg.kind)) as writer:
         for a, b in readers.iter_chunks(entry_start, entry_stop, step):
-            rows, w = _rows(readers.read_chunk(tree, plan, a, b, path), s, cfg, plan, a, path, scale)
+            arrays = readers.read_chunk(tree, plan, a, b, path)
+            units_checked = units_checked or _units_warning(arrays, plan, s, sample, path)
+            rows, w = _rows(arrays, s, cfg, plan, a, path, scale)
             sum_w, nonzero = sum_w + float(w.sum()), nonzero or bool((w != 0).any())
+            pdgid = rows[items].pdgid
+            counts.append(ak.to_numpy(ak.num(pdgid, axis=1)))
+            n_hadrons += int(ak.sum(readers.is_hadron(pdgid)))
+            n_known += int(ak.sum(pdgid != 0))
             writer.extend(_apply_cuts(rows, s.get("cuts", {}), where) if cfg.kind == "jets" else rows)
             log.info("%s: %s entries %d-%d: %d read, %d rows", sample, path, entry_start,
                      entry_stop, b - entry_start, writer.n_rows)
         check_nonzero_weights(nonzero, plan, entry_start, entry_stop, path)
+        summary, pruned = constituent_summary(np.concatenate(counts) if counts else np.zeros(0, int),
+                                              n_hadrons, n_known if has_pdgid(plan) else 0, what)
+        log.info("%s: %s entries %d-%d: %s", sample, path, entry_start, entry_stop, summary)
+        if pruned:
+            log.warning("%s: %s entries %d-%d: %s: this looks like a pruned generator record (partons or a "
+                        "few stable particles), not the final state: read the final-state particles (e.g. "
+                        "particle_cuts on status 1) or the full constituents", sample, path, entry_start,
+                        entry_stop, summary)
         writer.run = {"n_generated": entry_stop - entry_start, "n_written": writer.n_rows,
                       "sum_weights": sum_w, "sigma_pb": sum_w, "sigma_err_pb": 0.0, "n_shards": 1}
     log.info("%s: wrote %d rows to %s", sample, writer.n_written, output)
