@@ -3,6 +3,9 @@
 # config.yaml is used.
 import os
 import re
+import time
+
+START = time.time()
 
 if not config:
 
@@ -23,6 +26,14 @@ include: "workflow/rules/apply.smk"
 
 onstart:
     write_study_configs()
+
+
+onsuccess:
+    report_warnings(START)
+
+
+onerror:
+    report_warnings(START)
 
 
 rule all:

@@ -293,3 +293,23 @@ def test_the_default_target_of_an_apply_only_study_schedules_its_apply_jobs_and_
     assert f"input: results/score/samples/mine/part0.root, {model}" in out
     assert "output: results/score/apply/mine/part0.root" in out
     assert "images/" not in out and "model.keras" not in out.replace(str(model), "")
+
+
+@pytest.mark.slow
+def test_a_jobs_warning_reaches_the_console(tmp_path):
+    """A warning that changes a result (an LHE sample accepted short) is printed by snakemake at the
+    end of the run, naming the job's log, although the job succeeded."""
+    from .test_generate import _write_lhe
+
+    lhe = tmp_path / "short.lhe"
+    _write_lhe(lhe, 3)
+    raw = tiny_raw_config(study="warn")
+    raw["generation"]["batch_size"] = 2
+    raw["samples"][1] = {"name": "lhe", "class": "background", "lhe": str(lhe), "n_events": 5,
+                         "n_shards": 1, "lhe_accept_fewer": True}
+    raw["jets"].update(pt_min=100.0, pt_max=1000.0, eta_max=2.5)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
+    proc = _snakemake(tmp_path, "results/warn/samples/lhe/shard0.root")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [line] = [x for x in proc.stderr.splitlines() if x.startswith("jetimage: warning: ")]
+    assert "logs/warn/generate/lhe_0.log" in line and str(lhe) in line

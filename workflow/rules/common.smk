@@ -2,6 +2,7 @@
 # paths and the helper functions of the rules (functions live here, rules in the stage files).
 # Every rule serves every study through the {study} wildcard; what an example is (a jet or a
 # whole event) is the study's kind, read by the package, not by the rules.
+import glob
 import json
 import re
 import os
@@ -67,6 +68,20 @@ CHUNKS = {(name, s["name"]): plan_chunks(s) for name, cfg in STUDIES.items() for
 JETIMAGE = f"{shlex.quote(sys.executable)} -m jetimage"
 OUT = "results/{study}"
 LOGS = "logs/{study}"
+
+
+def report_warnings(since):
+    """Print on the console the warnings that this run's jobs logged (one line each, naming the log):
+    a job's warning may change a result (a sample accepted short, a figure written as null), and
+    Snakemake shows a job's log only when the job fails. Logs older than ``since`` are left out."""
+    for path in sorted(glob.glob("logs/**/*.log", recursive=True)):
+        if os.path.getmtime(path) < since:
+            continue
+        with open(path, errors="replace") as log:
+            for line in log:
+                if " WARNING: " in line:
+                    print(f"jetimage: warning: {path}: {line.split(' WARNING: ', 1)[1].rstrip()}",
+                          file=sys.stderr)
 
 
 class StudyConfig:
