@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
+import subprocess
+import sys
 
 import awkward as ak
 import numpy as np
@@ -12,7 +15,7 @@ import pytest
 import uproot
 
 import jetimage.formats.atomic
-from jetimage.formats.atomic import Termination, atomic_paths
+from jetimage.formats.atomic import Termination, atomic_paths, remove_stale_temporaries
 from jetimage.formats.root import EVENTS, RUN_BRANCHES, TreeWriter, iterate_tree, read_run
 
 
@@ -114,3 +117,18 @@ def test_a_sigterm_while_outputs_are_written_publishes_none_and_a_second_one_is_
             termination(signal.SIGTERM, None)
     assert exit_.value.code == 128 + signal.SIGTERM
     assert list(tmp_path.iterdir()) == []
+
+
+def test_temporaries_of_dead_processes_are_removed_whatever_their_target(tmp_path):
+    """A resumed training never rewrites the checkpoint whose write was killed: the folder is swept."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    host = socket.gethostname()
+    stale = tmp_path / f".epoch_001.{host}.{dead}.tmp.keras"
+    alive = tmp_path / f".epoch_002.{host}.{os.getpid()}.tmp.keras"
+    foreign = tmp_path / f".epoch_003.not-{host}.{dead}.tmp.keras"
+    kept = tmp_path / "epoch_001.keras"
+    for p in (stale, alive, foreign, kept):
+        p.write_bytes(b"x")
+    assert remove_stale_temporaries(tmp_path) == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in (alive, foreign, kept))

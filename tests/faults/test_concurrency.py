@@ -6,12 +6,16 @@ Long: ``JETIMAGE_FAULTS=1`` (``make test-faults``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil  # a dependency of Snakemake
 import pytest
 import yaml
 
@@ -28,7 +32,7 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 def _config(workdir: Path) -> dict:
     raw = tiny_raw_config(n_events=300, study="conc")
-    raw["train"].update(epochs=12, patience=50)  # a training long enough to act on
+    raw["train"].update(epochs=12, patience=50)
     workdir.mkdir()
     (workdir / "config.yaml").write_text(yaml.safe_dump(raw))
     return raw
@@ -51,6 +55,23 @@ def _with_another_study(changed: dict) -> dict:
     return {**shared, "studies": {"conc": conc, "b": small}}
 
 
+@contextlib.contextmanager
+def suspended_training(workdir: Path) -> Iterator[None]:
+    """Hold the training jobs running in ``workdir`` (SIGSTOP, then SIGCONT): the other invocations
+    then meet a running training however fast this machine trains."""
+    jobs = [p for p in psutil.process_iter(["cmdline", "cwd"])
+            if p.info["cwd"] == str(workdir) and "train" in (p.info["cmdline"] or [])]
+    assert jobs, f"no training process in {workdir}"
+    for p in jobs:
+        p.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for p in jobs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.send_signal(signal.SIGCONT)
+
+
 def test_invocations_while_training_change_nothing_and_metrics_match_an_undisturbed_run(tmp_path):
     quiet, busy = tmp_path / "undisturbed", tmp_path / "disturbed"
     raw = _config(quiet)
@@ -68,22 +89,23 @@ def test_invocations_while_training_change_nothing_and_metrics_match_an_undistur
     read = {p: p.read_bytes() for p in (busy / "results" / "conc").glob("**/*") if p.is_file()
             and (p.suffix in (".root", ".h5") or p.parent.name == "configs")}
     assert any(p.parent.name == "configs" for p in read) and any(p.suffix == ".h5" for p in read)
-    second = [("--dry-run",), (), ("--unlock",)]
-    results = {}
-    for args in second:
-        results[args] = subprocess.run(_snakemake(busy, tmp_path / "other.yaml", *args), capture_output=True,
-                                       text=True, timeout=600)
-        assert {p: p.read_bytes() for p in read} == read, f"{args} changed what the jobs read"
-    # a run of study b only, with a config that also changes conc: not locked out (other outputs);
-    # its start-up writes its own snapshots and nothing the running conc jobs read
-    other_run = subprocess.run(
-        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(busy), "--configfile",
-         str(tmp_path / "both.yaml"), "--cores", "1", "results/b/samples/wjets/shard0.root"],
-        capture_output=True, text=True, timeout=600)
-    assert other_run.returncode == 0, other_run.stderr[-3000:]
-    assert {p: p.read_bytes() for p in read} == read, "a run of another study changed what the jobs read"
-    assert len(list((busy / "results" / "conc" / "configs").glob("*.json"))) == 2  # its own and A's
-    assert "saved" not in train_log.read_text(), "the training ended before the invocations: make it longer"
+    with suspended_training(busy):
+        second = [("--dry-run",), (), ("--unlock",)]
+        results = {}
+        for args in second:
+            results[args] = subprocess.run(_snakemake(busy, tmp_path / "other.yaml", *args),
+                                           capture_output=True, text=True, timeout=600)
+            assert {p: p.read_bytes() for p in read} == read, f"{args} changed what the jobs read"
+        # a run of study b only, with a config that also changes conc: not locked out (other outputs);
+        # its start-up writes its own snapshots and nothing the running conc jobs read
+        other_run = subprocess.run(
+            [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(busy), "--configfile",
+             str(tmp_path / "both.yaml"), "--cores", "1", "results/b/samples/wjets/shard0.root"],
+            capture_output=True, text=True, timeout=600)
+        assert other_run.returncode == 0, other_run.stderr[-3000:]
+        assert {p: p.read_bytes() for p in read} == read, "another study's run changed what the jobs read"
+        assert len(list((busy / "results" / "conc" / "configs").glob("*.json"))) == 2  # its own and A's
+        assert "saved" not in train_log.read_text(), "the training ended before it was held"
     assert results[("--dry-run",)].returncode == 0, results[("--dry-run",)].stderr[-2000:]
     refused = results[()]
     assert refused.returncode != 0 and "lock" in (refused.stdout + refused.stderr).lower()

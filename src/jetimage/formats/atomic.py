@@ -19,7 +19,7 @@ from typing import Any
 from jetimage.formats.errors import OutputError
 
 __all__ = ["SPACE_MARGIN", "TERMINATION", "Termination", "atomic_path", "atomic_paths", "close_and_publish",
-           "ensure_space", "no_space"]
+           "ensure_space", "no_space", "remove_stale_temporaries"]
 
 
 #: Free space kept beyond what a write is known to need (HDF5 metadata, filesystem blocks).
@@ -67,6 +67,26 @@ def _remove_stale(path: Path, prefix: str, suffix: str) -> None:
             old.unlink(missing_ok=True)
         except PermissionError:  # alive, another user's
             pass
+
+
+def remove_stale_temporaries(directory: str | Path) -> list[Path]:
+    """Delete every temporary file in ``directory`` (:func:`atomic_path`'s names) left by a killed
+    process of this host, whatever its target: a resumed stage may never rewrite the target whose
+    write was killed (an epoch's checkpoint before the backup it resumes from). Returns them."""
+    host, removed = socket.gethostname(), []
+    for old in Path(directory).glob(".*.tmp*"):
+        head = old.name[:old.name.rfind(".tmp")]
+        owner, _, pid = head.rpartition(".")
+        if not pid.isdigit() or not owner.endswith("." + host):
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            old.unlink(missing_ok=True)
+            removed.append(old)
+        except PermissionError:  # alive, another user's
+            pass
+    return removed
 
 
 class Termination:

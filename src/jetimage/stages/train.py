@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from jetimage.config import Config, ConfigError
-from jetimage.formats.atomic import atomic_path, atomic_paths, ensure_space
+from jetimage.formats.atomic import atomic_path, atomic_paths, ensure_space, remove_stale_temporaries
 from jetimage.formats.errors import InputError
 from jetimage.formats.hdf5 import check_class_weights, read_columns
 from jetimage.training.data import (
@@ -311,6 +311,9 @@ def _resume(files: dict[str, Path], model: Any, fingerprint: dict[str, Any]) -> 
         log.info("resuming from the backup in %s after epoch %d", files["backup"], state["epoch"])
         trim_epochs_csv(files["epochs_csv"], state["epoch"])
     files["checkpoints"].mkdir(parents=True, exist_ok=True)
+    for folder in (files["checkpoints"], files["backup"], files["backup"].parent):
+        if folder.is_dir():  # writes of killed runs that this one may never redo
+            remove_stale_temporaries(folder)
     return state
 
 
