@@ -342,6 +342,7 @@ def test_intensity_e_and_channels(real_jets):
 
 
 ALL_CHANNELS = ["total", "charged", "neutral", "charged_count", "em", "had"]
+VERTEX_CHANNELS = ["total", "charged", "neutral", "charged_lv", "charged_pu", "neutral_lv"]
 
 
 def test_channel_flags_and_weights_per_particle():
@@ -421,6 +422,45 @@ def test_em_and_had_channels_numba_numpy_and_sums(deposit):
         np.testing.assert_allclose(sums[:, 1] + sums[:, 2], sums[:, 0], rtol=1e-5)
         # the pixels too: em + had never exceed the total
         assert (img[..., 4] + img[..., 5] <= img[..., 0] * (1 + 1e-5) + 1e-5).all()
+
+
+def with_pileup(jets: ak.Array, seed: int) -> ak.Array:
+    """``jets`` with an ``origin`` field (0) and, per jet, a few pileup particles (origin 1) added
+    around its axis; the jet fields (the centre: subjet 1) stay."""
+    rng = np.random.default_rng(seed)
+    rows = ak.to_list(jets)
+    for row in rows:
+        for c in row["constituents"]:
+            c["origin"] = 0
+        for _ in range(int(rng.integers(5, 15))):
+            pid = int(rng.choice([211, -211, 22, 130]))
+            row["constituents"].append({
+                "pt": float(rng.exponential(1.0) + 0.1), "eta": row["subjet1_eta"] + rng.uniform(-0.9, 0.9),
+                "phi": float(np.angle(np.exp(1j * (row["subjet1_phi"] + rng.uniform(-0.9, 0.9))))),
+                "e": 0.0, "charge": CHARGE[abs(pid)] * (1 if pid > 0 else -1), "pdgid": pid, "origin": 1})
+            c = row["constituents"][-1]
+            c["e"] = c["pt"] * np.cosh(c["eta"])
+    return ak.Array(rows)
+
+
+@pytest.mark.parametrize("deposit", ["moment", "ngp"])
+def test_vertex_channels_sum_and_the_leading_vertex_ones_ignore_pileup(deposit):
+    """charged_lv + charged_pu + neutral = total in every pixel; the leading-vertex channels of a
+    jet with pileup equal the charged and neutral images of the jet without it (same centre)."""
+    clean, _ = mixed_jets(5)
+    piled = with_pileup(clean, seed=5)
+    opts = {**OPTIONS, "channels": VERTEX_CHANNELS, "deposit": deposit}
+    for rotate, normalize in (("subjet", "l1"), ("none", "none")):
+        assert_same_images(piled, {**opts, "rotate": rotate, "normalize": normalize})
+    for mode, backend in (("lorentz", "numba"), ("lorentz", "numpy"), ("image", "numpy")):
+        img, _ = make_images(piled, {**opts, "mode": mode}, backend=backend)
+        ref, _ = make_images(clean, {**opts, "mode": mode}, backend=backend)
+        total, charged, neutral, c_lv, c_pu, n_lv = np.moveaxis(img, -1, 0)
+        np.testing.assert_allclose(c_lv + c_pu + neutral, total, rtol=1e-5, atol=1e-5)
+        assert c_pu.sum() > 0 and (neutral - n_lv).sum() > 0  # the pileup is in the images
+        np.testing.assert_allclose(c_lv + c_pu, charged, rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(c_lv, ref[..., 1], err_msg=f"{mode} {backend}")
+        np.testing.assert_array_equal(n_lv, ref[..., 2], err_msg=f"{mode} {backend}")
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])

@@ -57,7 +57,7 @@ import math
 import numpy as np
 from numba import njit
 
-from jetimage.images.channels import CHARGED, CODES, EM, HADRON
+from jetimage.images.channels import CHARGED, CODES, EM, HADRON, PILEUP
 
 #: Codes of the options passed to :func:`lorentz_images` (channels: :data:`jetimage.channels.CODES`).
 ROTATE_CODES = {"none": 0, "subjet": 1, "principal": 2}
@@ -66,7 +66,8 @@ DEPOSIT_CODES = {"ngp": 0, "moment": 1}
 NORMALIZE_CODES = {"none": 0, "l1": 1, "l2": 2}
 # channel codes and flag bits as compile-time constants of the kernel
 _TOTAL, _CHARGED_CH, _NEUTRAL = CODES["total"], CODES["charged"], CODES["neutral"]
-_COUNT, _EM_CH = CODES["charged_count"], CODES["em"]
+_COUNT, _EM_CH, _HAD_CH = CODES["charged_count"], CODES["em"], CODES["had"]
+_CHARGED_LV, _CHARGED_PU, _NEUTRAL_LV = CODES["charged_lv"], CODES["charged_pu"], CODES["neutral_lv"]
 
 #: As :data:`jetimage.preprocess.PARITY_TOLERANCE` (radians).
 PARITY_TOLERANCE = 1e-5
@@ -451,8 +452,16 @@ def lorentz_images(
                     wch[k, cc] = _F1 if charged else _F0
                 elif code == _EM_CH:
                     wch[k, cc] = value if (fl & EM) != 0 else _F0
-                else:  # had
+                elif code == _HAD_CH:
                     wch[k, cc] = value if (fl & HADRON) != 0 else _F0
+                else:  # the vertex channels
+                    pileup = (fl & PILEUP) != 0
+                    if code == _CHARGED_LV:
+                        wch[k, cc] = value if charged and not pileup else _F0
+                    elif code == _CHARGED_PU:
+                        wch[k, cc] = value if charged and pileup else _F0
+                    else:  # neutral_lv
+                        wch[k, cc] = _F0 if charged or pileup else value
         stencil = total_only and deposit == 1
         # the L1 norm of one total channel: the sum of what is deposited (the five moment
         # weights of a constituent add up to its intensity), no pass over the pixels
