@@ -1,0 +1,138 @@
+"""Pileup: minimum-bias events overlaid on hard events, and the particle-level mitigations that
+experiments run (charged-hadron subtraction, SoftKiller).
+
+Everything is columnar over a batch of events: ``(n_events, var)`` awkward records with ``px, py,
+pz, E`` (GeV), ``charge`` (e) and ``pdgid``, as :func:`jetimage.stages.generate.final_state` gives.
+Overlaid particles gain ``origin``: 0 for the hard event (the leading vertex), 1 for pileup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import awkward as ak
+import numpy as np
+
+__all__ = ["LEADING_VERTEX", "PILEUP", "Overlay", "chs", "leading_vertex", "overlay", "softkiller_cut",
+           "softkiller"]
+
+#: Values of the ``origin`` field.
+LEADING_VERTEX, PILEUP = 0, 1
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """Particles of hard events with their pileup, and what was overlaid.
+
+    Attributes
+    ----------
+    particles
+        ``(n_events, var)`` the hard event's particles (``origin`` 0, first, in their order) then
+        those of its pileup vertices (``origin`` 1).
+    n_pileup
+        ``(n_events,)`` int64 number of minimum-bias events overlaid on each (Poisson, mean mu).
+    picks
+        ``(sum n_pileup,)`` int64 the pool event of each pileup vertex, event by event.
+    """
+
+    particles: ak.Array
+    n_pileup: np.ndarray
+    picks: np.ndarray
+
+
+def _with_origin(particles: ak.Array, origin: int) -> ak.Array:
+    values = ak.values_astype(ak.zeros_like(particles.px), np.int32) + np.int32(origin)
+    return ak.with_field(particles, values, "origin")
+
+
+def overlay(hard: ak.Array, pool: ak.Array, mu: float, rng: np.random.Generator) -> Overlay:
+    """Overlay a Poisson number (mean ``mu``) of minimum-bias events on each hard event.
+
+    Each pileup vertex is a pool event drawn uniformly with replacement and rotated in phi by a
+    uniform angle, so that a pool reused many times does not repeat the same pattern (the
+    premixing of the experiments). The random numbers come from ``rng`` only, in a fixed order
+    (counts, picks, angles): the same seed gives the same overlay, and ``mu = 0`` draws zeros and
+    leaves the hard particles, in their order, untouched.
+
+    Parameters
+    ----------
+    hard
+        ``(n_events, var)`` hard-event particles ``px, py, pz, E, charge, pdgid``.
+    pool
+        ``(n_pool, var)`` minimum-bias events with the same fields.
+    mu
+        Mean number of pileup vertices per hard event.
+    """
+    n_events = len(hard)
+    n_pileup = rng.poisson(mu, n_events).astype(np.int64)
+    total = int(n_pileup.sum())
+    if total and len(pool) == 0:
+        raise ValueError("overlay: the minimum-bias pool is empty")
+    picks = rng.integers(0, max(len(pool), 1), total)
+    angle = rng.uniform(-np.pi, np.pi, total)
+    fields = [f for f in hard.fields if f in pool.fields]
+    vertices = pool[picks][fields] if total else pool[:0][fields]
+    cos, sin = np.cos(angle), np.sin(angle)  # broadcast per vertex over its particles
+    px, py = vertices.px * cos - vertices.py * sin, vertices.px * sin + vertices.py * cos
+    vertices = ak.with_field(ak.with_field(vertices, px, "px"), py, "py")
+    # the vertices of one hard event joined into one list: (n_events, var) pileup particles
+    per_event = ak.unflatten(ak.flatten(vertices, axis=1),
+                             np.bincount(np.repeat(np.arange(n_events), n_pileup),
+                                         weights=ak.to_numpy(ak.num(vertices)), minlength=n_events
+                                         ).astype(np.int64))
+    particles = ak.concatenate([_with_origin(hard[fields], LEADING_VERTEX),
+                                _with_origin(per_event, PILEUP)], axis=1)
+    return Overlay(particles, n_pileup, picks.astype(np.int64))
+
+
+def leading_vertex(particles: ak.Array) -> ak.Array:
+    """The particles of the hard event alone (``origin`` 0): the truth of pileup removal."""
+    return particles[particles.origin == LEADING_VERTEX]
+
+
+def chs(particles: ak.Array) -> ak.Array:
+    """Charged-hadron subtraction: remove the charged particles of pileup vertices (their tracks
+    point to another vertex); neutral pileup stays. Tracks exist within the tracker only: a
+    pileup study keeps its particles there (:data:`jetimage.images.channels.TRACKER_ETA`)."""
+    return particles[~((particles.charge != 0) & (particles.origin != LEADING_VERTEX))]
+
+
+def softkiller_cut(pt: ak.Array, eta: ak.Array, phi: ak.Array, grid_size: float = 0.4,
+                   eta_max: float = 2.5) -> np.ndarray:
+    """The SoftKiller pT threshold of each event (Cacciari, Salam, Soyez, arXiv:1407.0408).
+
+    The (eta, phi) plane within ``|eta| < eta_max`` is cut into tiles of about ``grid_size`` (the
+    numbers of tiles ``round(2 eta_max / grid_size)`` and ``round(2 pi / grid_size)``, at least
+    one, so that they cover it exactly); the threshold is the median of the tiles' highest
+    particle pT, an empty tile counting 0. With an even number of tiles the median is the upper
+    one (the tile at index ``n_tiles // 2`` in increasing order, as FastJet contrib's SoftKiller).
+
+    Parameters
+    ----------
+    pt, eta, phi
+        ``(n_events, var)`` particle pT (GeV), pseudorapidity (the rapidity of massless
+        particles) and azimuth (radians).
+
+    Returns
+    -------
+    np.ndarray
+        ``(n_events,)`` float64 thresholds (GeV); :func:`softkiller` keeps particles above them.
+    """
+    n_eta = max(1, round(2 * eta_max / grid_size))
+    n_phi = max(1, round(2 * np.pi / grid_size))
+    counts = ak.to_numpy(ak.num(pt))
+    event = np.repeat(np.arange(len(counts)), counts)
+    fpt, feta, fphi = (ak.to_numpy(ak.flatten(x)).astype(np.float64) for x in (pt, eta, phi))
+    inside = np.abs(feta) < eta_max
+    ieta = np.clip(((feta[inside] + eta_max) / (2 * eta_max) * n_eta).astype(np.int64), 0, n_eta - 1)
+    iphi = (np.floor((fphi[inside] + np.pi) / (2 * np.pi) * n_phi).astype(np.int64)) % n_phi
+    tile_max = np.zeros((len(counts), n_eta * n_phi))
+    np.maximum.at(tile_max, (event[inside], ieta * n_phi + iphi), fpt[inside])
+    return np.partition(tile_max, tile_max.shape[1] // 2, axis=1)[:, tile_max.shape[1] // 2]
+
+
+def softkiller(particles: ak.Array, grid_size: float = 0.4, eta_max: float = 2.5) -> ak.Array:
+    """The particles of each event above its :func:`softkiller_cut` (strictly: the particle that
+    sets the median goes, as in FastJet contrib). ``particles`` carry ``pt, eta, phi``."""
+    cut = softkiller_cut(particles.pt, particles.eta, particles.phi, grid_size, eta_max)
+    return particles[particles.pt > cut]

@@ -1,0 +1,102 @@
+"""Pileup overlay and particle-level mitigation (CHS, SoftKiller) against their definitions."""
+
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+import pytest
+
+from jetimage.physics.pileup import chs, leading_vertex, overlay, softkiller, softkiller_cut
+
+
+def events(n: int, seed: int, mean: float = 8.0) -> ak.Array:
+    """``(n, var)`` particle records ``px, py, pz, E, charge, pdgid`` (massless)."""
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(mean, n)
+    m = int(counts.sum())
+    pt, eta, phi = rng.exponential(2.0, m) + 0.1, rng.uniform(-2, 2, m), rng.uniform(-np.pi, np.pi, m)
+    pid = rng.choice([211, -211, 22, 130], m)
+    flat = ak.zip({"px": pt * np.cos(phi), "py": pt * np.sin(phi), "pz": pt * np.sinh(eta),
+                   "E": pt * np.cosh(eta), "charge": np.where(np.abs(pid) == 211, np.sign(pid), 0),
+                   "pdgid": pid})
+    return ak.unflatten(flat, counts)
+
+
+def test_mu_zero_leaves_the_hard_particles_as_they_are():
+    hard = events(50, 1)
+    out = overlay(hard, events(20, 2), 0.0, np.random.default_rng(3))
+    assert out.n_pileup.sum() == 0
+    assert ak.all(out.particles.origin == 0)
+    for f in hard.fields:
+        assert ak.to_list(out.particles[f]) == ak.to_list(hard[f])
+
+
+def test_overlay_adds_rotated_pool_events_and_is_reproducible():
+    hard, pool = events(400, 1), events(30, 2, mean=20.0)
+    out = overlay(hard, pool, 5.0, np.random.default_rng(7))
+    again = overlay(hard, pool, 5.0, np.random.default_rng(7))
+    assert ak.to_list(out.particles) == ak.to_list(again.particles)
+    assert abs(out.n_pileup.mean() - 5.0) < 0.3
+    assert np.array_equal(ak.to_numpy(ak.num(out.particles)),
+                          ak.to_numpy(ak.num(hard)) + np.bincount(
+                              np.repeat(np.arange(len(hard)), out.n_pileup),
+                              weights=ak.to_numpy(ak.num(pool))[out.picks], minlength=len(hard)))
+    lv = leading_vertex(out.particles)
+    assert ak.to_list(lv[hard.fields]) == ak.to_list(hard)
+    # the pileup of event 0 is its picked pool events, each rotated in phi (pT, pz, E kept)
+    pu = out.particles[0][out.particles[0].origin == 1]
+    assert out.n_pileup[0] > 0
+    picked = ak.concatenate([pool[i] for i in out.picks[:out.n_pileup[0]]])
+    np.testing.assert_allclose(np.hypot(pu.px, pu.py), np.hypot(picked.px, picked.py), rtol=1e-12)
+    np.testing.assert_array_equal(pu.pz, picked.pz)
+    assert not np.allclose(ak.to_numpy(pu.px), ak.to_numpy(picked.px))  # rotated
+
+
+def test_chs_removes_the_charged_pileup_only():
+    out = overlay(events(100, 1), events(30, 2), 10.0, np.random.default_rng(0)).particles
+    kept = chs(out)
+    charged_pu = (out.charge != 0) & (out.origin == 1)
+    assert ak.sum(charged_pu) > 0 and not ak.any((kept.charge != 0) & (kept.origin == 1))
+    assert ak.sum(ak.num(kept)) == ak.sum(ak.num(out)) - ak.sum(charged_pu)
+
+
+def test_softkiller_cut_on_a_hand_made_grid():
+    """eta_max 1, grid 1: 2 x 6 = 12 tiles. Seven hold particles with maxima 5, 4, 3, 2, 1.5, 1,
+    0.5, five are empty: sorted 0 0 0 0 0 0.5 1 1.5 2 3 4 5, the upper median (index 6) is 1."""
+    d_phi = 2 * np.pi / 6
+    centres = [(-0.5, -np.pi + (k + 0.5) * d_phi) for k in range(6)] + [(0.5, -np.pi + 0.5 * d_phi)]
+    maxima = [5.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.5]
+    pt, eta, phi = [], [], []
+    for (e, p), top in zip(centres, maxima, strict=True):
+        pt += [top, top / 3]  # each tile also holds a softer particle
+        eta += [e, e + 0.1]
+        phi += [p, p - 0.1]
+    pt += [0.9]  # outside the grid: no tile, but cut like every other particle
+    eta += [1.7]
+    phi += [0.0]
+    particles = ak.Array([{"pt": a, "eta": b, "phi": c} for a, b, c in zip(pt, eta, phi, strict=True)])
+    particles = ak.Array([particles, particles[:2]])  # a second event: one tile, cut 0
+    cut = softkiller_cut(particles.pt, particles.eta, particles.phi, grid_size=1.0, eta_max=1.0)
+    assert cut.tolist() == [1.0, 0.0]
+    kept = softkiller(particles, grid_size=1.0, eta_max=1.0)
+    assert sorted(ak.to_list(kept.pt[0])) == [4 / 3, 1.5, 5 / 3, 2.0, 3.0, 4.0, 5.0]  # 1 goes
+    assert sorted(ak.to_list(kept.pt[1])) == [5 / 3, 5.0]
+
+
+@pytest.mark.parametrize("n_tiles_eta", [1, 3])
+def test_softkiller_is_the_median_of_tile_maxima(n_tiles_eta):
+    """Against a direct per-event loop over the tiles (the definition, not the columnar code)."""
+    ev = events(30, n_tiles_eta, mean=60.0)
+    pt, phi = np.hypot(ev.px, ev.py), np.arctan2(ev.py, ev.px)
+    eta = np.arcsinh(ev.pz / pt)
+    grid = 2.0 / n_tiles_eta
+    cut = softkiller_cut(pt, eta, phi, grid_size=grid, eta_max=1.0)
+    n_phi = round(2 * np.pi / grid)
+    for k in range(len(ev)):
+        tiles = np.zeros((n_tiles_eta, n_phi))
+        for a, b, c in zip(ak.to_numpy(pt[k]), ak.to_numpy(eta[k]), ak.to_numpy(phi[k]), strict=True):
+            if abs(b) < 1.0:
+                i = min(int((b + 1.0) / 2.0 * n_tiles_eta), n_tiles_eta - 1)
+                j = int(np.floor((c + np.pi) / (2 * np.pi) * n_phi)) % n_phi
+                tiles[i, j] = max(tiles[i, j], a)
+        assert cut[k] == np.sort(tiles.ravel())[tiles.size // 2]
