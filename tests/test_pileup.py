@@ -100,3 +100,75 @@ def test_softkiller_is_the_median_of_tile_maxima(n_tiles_eta):
                 j = int(np.floor((c + np.pi) / (2 * np.pi) * n_phi)) % n_phi
                 tiles[i, j] = max(tiles[i, j], a)
         assert cut[k] == np.sort(tiles.ravel())[tiles.size // 2]
+
+
+@pytest.fixture(scope="module")
+def piled_samples(tmp_path_factory):
+    """A W sample generated without pileup, and on the same hard events (same seed) at mu 0 and 40."""
+    from jetimage import config
+    from jetimage.stages.generate import generate
+
+    from .conftest import tiny_raw_config
+
+    raw = tiny_raw_config(n_events=120)
+    raw["jets"]["eta_max"] = 1.5
+    w = next(s for s in raw["samples"] if s["name"] == "wjets")
+    w.update(n_shards=1, seed=11)
+    raw["samples"] += [{**w, "name": f"wjets_mu{mu}", "pileup": {"mu": mu, "pool_size": 200}}
+                       for mu in (0, 40)]
+    cfg = config.validate(raw)
+    out = tmp_path_factory.mktemp("pileup")
+    for name in ("wjets", "wjets_mu0", "wjets_mu40"):
+        generate(cfg, name, 0, out / f"{name}.root")
+    return {name: out / f"{name}.root" for name in ("wjets", "wjets_mu0", "wjets_mu40")}
+
+
+def _same(a, b) -> bool:
+    x, y = (ak.to_numpy(ak.flatten(v, axis=None)) for v in (a, b))
+    counts = [ak.to_list(ak.num(v, axis=1)) if v.ndim > 1 else [] for v in (a, b)]
+    return counts[0] == counts[1] and np.array_equal(x, y, equal_nan=True)
+
+
+def test_mu_zero_gives_the_pileup_free_jets_bit_for_bit(piled_samples):
+    import uproot
+
+    clean = uproot.open(piled_samples["wjets"])["jets"].arrays()
+    zero = uproot.open(piled_samples["wjets_mu0"])["jets"].arrays()
+    assert len(clean) > 10
+    for f in clean.fields:
+        assert _same(clean[f], zero[f]), f
+    assert np.all(zero.n_pileup == 0) and ak.all(zero.constituent_origin == 0)
+    for k in ("pt", "eta", "phi", "m"):
+        assert np.array_equal(zero[f"truth_{k}"], clean[f"jet_{k}"])
+
+
+def test_pileup_jets_keep_the_truth_jets_and_record_the_overlay(piled_samples):
+    import uproot
+
+    clean = uproot.open(piled_samples["wjets"])["jets"].arrays()
+    with uproot.open(piled_samples["wjets_mu40"]) as f:
+        piled, run = f["jets"].arrays(), f["run"].arrays(library="np")
+    # the same jets: selected on the truth jet, which is the pileup-free jet (those whose jet
+    # moved beyond R/2 with pileup, if any, are dropped)
+    order = np.argsort(ak.to_numpy(clean.jet_pt))
+    row = order[np.searchsorted(ak.to_numpy(clean.jet_pt), ak.to_numpy(piled.truth_pt), sorter=order)]
+    assert len(piled) >= 0.9 * len(clean) and np.all(np.diff(row) > 0)
+    for k in ("pt", "eta", "phi", "m"):
+        assert np.array_equal(piled[f"truth_{k}"], clean[f"jet_{k}"][row])
+    assert np.array_equal(piled.label, clean.label[row]) and np.array_equal(piled.event, clean.event[row])
+    assert 30 < np.mean(ak.to_numpy(piled.n_pileup)) < 50
+    assert np.median(piled.jet_pt - piled.truth_pt) > 5  # pileup adds pT
+    assert ak.mean(ak.mean(piled.constituent_origin, axis=1)) > 0.1
+    assert run["pileup_mu"][0] == 40 and run["pileup_pool"][0] == 200
+    assert run["pileup_vertices"][0] > 0
+
+
+def test_a_pileup_sample_needs_jets_inside_the_tracker():
+    from jetimage import config
+
+    from .conftest import tiny_raw_config
+
+    raw = tiny_raw_config()
+    raw["samples"][0]["pileup"] = {"mu": 60}
+    with pytest.raises(config.ConfigError, match=r"jets.eta_max: 2 \+ jets.R 1 .* keep jets.eta_max <= 1.5"):
+        config.validate(raw)

@@ -115,6 +115,11 @@ class Config(dict):
         return str(Path("results", self["study"], *parts))
 
 
+#: |eta| acceptance of the trackers of ATLAS and CMS (Run 2-3): charged particles beyond it have no
+#: track, so no known vertex.
+TRACKER_ETA = 2.5
+
+
 def derive_seed(*keys: int) -> int:
     """A 32-bit seed derived from integer keys with :class:`numpy.random.SeedSequence`."""
     return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0])
@@ -321,6 +326,10 @@ def _cross_checks(cfg: dict[str, Any]) -> Iterator[str]:
     jets = cfg["jets"]
     if jets["pt_max"] <= jets["pt_min"]:
         yield f"jets.pt_max: {jets['pt_max']} must be above jets.pt_min {jets['pt_min']}"
+    if any("pileup" in s for s in cfg["samples"]) and jets["eta_max"] + jets["R"] > TRACKER_ETA:
+        yield (f"jets.eta_max: {jets['eta_max']:g} + jets.R {jets['R']:g} reaches beyond the tracker "
+               f"(|eta| < {TRACKER_ETA:g}), where no track tells pileup from the leading vertex: with "
+               f"pileup, keep jets.eta_max <= {TRACKER_ETA - jets['R']:g}")
     if cfg["images"]["normalize"] == "boost" and cfg["images"]["mode"] != "lorentz":
         yield "images.normalize: boost needs images.mode: lorentz (it boosts the constituents)"
     names = [v["name"] for v in cfg["train"]["variants"]]
@@ -357,6 +366,9 @@ def _sample_checks(s: dict[str, Any], where: str, kind: str) -> Iterator[str]:
             if s.get(key):
                 yield (f"{where}.{key}: the {s['preset']} preset reads jets, not particle collections "
                        f"(use preset particles or delphes)")
+    if "pileup" in s and (kind != "jets" or not generated):
+        yield (f"{where}.pileup: pileup is overlaid on generated jets (kind jets, with pythia or lhe); "
+               "a file's pileup is in its particles")
     if kind == "events" and s["cuts"]:
         yield f"{where}.cuts: cuts select jets; a study of kind events selects events with events.selection"
     if "slha" in s:

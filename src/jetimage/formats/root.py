@@ -5,7 +5,7 @@ them), the one-entry ``run`` tree, and chunked readers bounded in entries and it
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from jetimage.formats.errors import InputError
 
 __all__ = ["BASKET_ITEMS", "CONSTITUENT_FIELDS", "COUNTER", "EVENTS", "EVENT_BRANCHES", "FATJET_FIELDS",
            "JETS", "JETS_TREE", "JET_BRANCHES", "JetTreeWriter", "LAYOUTS", "Layout", "PARTICLE_FIELDS",
+           "PILEUP_BRANCHES", "PILEUP_JETS", "PILEUP_RUN_BRANCHES",
            "PLAN_ENTRIES", "RUN_BRANCHES", "RUN_TREE", "TreeWriter", "check_branch_types", "entry_ranges",
            "iterate_jets", "iterate_tree", "read_jets", "read_run"]
 
@@ -91,18 +92,37 @@ class Layout:
     """A TTree layout: scalar branches and jagged collections, each with its counter.
 
     ``collections`` maps the record name used in memory (``constituents``) to the branch
-    prefix (``constituent``), the counter branch and the fields (name -> dtype).
+    prefix (``constituent``), the counter branch and the fields (name -> dtype). ``optional``
+    scalars and collection fields (``<prefix>_<field>``) are read where a file has them (the
+    branches of samples with pileup) and written by the layouts that list them as required.
     """
 
     tree: str
     scalars: dict[str, str]
     collections: dict[str, tuple[str, str, dict[str, str]]]
     title: str
+    optional: dict[str, str] = field(default_factory=dict)
 
+
+#: Scalar branches of jets with pileup: the same jet clustered from the leading vertex's particles
+#: alone (the truth of pileup removal; ``truth_tau21`` NaN below two constituents) and the number
+#: of pileup vertices of its event. Its constituents carry ``origin`` (0: leading vertex, 1: pileup).
+PILEUP_BRANCHES: dict[str, str] = {"truth_pt": "float64", "truth_eta": "float64", "truth_phi": "float64",
+                                   "truth_m": "float64", "truth_tau21": "float64", "n_pileup": "int32"}
+
+#: The ``run`` branches of a sample with pileup: its mean number of vertices, the minimum-bias pool's
+#: size and the vertices overlaid (the pool's reuse factor is ``pileup_vertices / pileup_pool``).
+PILEUP_RUN_BRANCHES = ("pileup_mu", "pileup_pool", "pileup_vertices")
 
 #: One entry per jet: the jet, its substructure and its trimmed constituents.
 JETS = Layout(JETS_TREE, JET_BRANCHES, {"constituents": ("constituent", COUNTER, CONSTITUENT_FIELDS)},
-              "jetimage jets: one entry per trimmed jet")
+              "jetimage jets: one entry per trimmed jet",
+              {**PILEUP_BRANCHES, "constituent_origin": "int32"})
+
+#: :data:`JETS` with pileup: every branch of :data:`PILEUP_BRANCHES` and the constituents' origin.
+PILEUP_JETS = Layout(JETS_TREE, {**JET_BRANCHES, **PILEUP_BRANCHES},
+                     {"constituents": ("constituent", COUNTER, {**CONSTITUENT_FIELDS, "origin": "int32"})},
+                     "jetimage jets with pileup: one entry per trimmed jet")
 
 
 #: One entry per event: every visible final-state particle and the anti-kT fat jets.
@@ -198,10 +218,10 @@ class TreeWriter:
 
     def _finish(self) -> None:
         self._flush()
-        if self.run is not None:
-            self._file.mktree(RUN_TREE, {k: "float64" for k in RUN_BRANCHES},
-                              title="jetimage sample summary")
-            self._file[RUN_TREE].extend({k: np.array([self.run[k]], np.float64) for k in RUN_BRANCHES})
+        if self.run is not None:  # the RUN_BRANCHES, then any others given (pileup)
+            names = [*RUN_BRANCHES, *(k for k in self.run if k not in RUN_BRANCHES)]
+            self._file.mktree(RUN_TREE, dict.fromkeys(names, "float64"), title="jetimage sample summary")
+            self._file[RUN_TREE].extend({k: np.array([self.run[k]], np.float64) for k in names})
 
     def __exit__(self, exc_type, exc, tb) -> None:
         close_and_publish(self._file, self._atomic, self._finish if exc_type is None else None,
@@ -332,14 +352,15 @@ def iterate_tree(
         entry with more than ``max_items`` items.
     """
     tree = tree or layout.tree
-    scalars = [b for b in layout.scalars if branches is None or b in branches]
+    base_scalars = [b for b in layout.scalars if branches is None or b in branches]
     wanted = {k: v for k, v in layout.collections.items() if branches is None or k in branches}
-    jagged = [f"{prefix}_{f}" for prefix, _, fields in wanted.values() for f in fields]
+    base_jagged = [f"{prefix}_{f}" for prefix, _, fields in wanted.values() for f in fields]
     for path in paths:
         t = _open_tree(str(path), tree)
-        missing = [b for b in scalars + jagged if b not in t]
+        missing = [b for b in base_scalars + base_jagged if b not in t]
         if missing:
             raise InputError(f"{path}: tree {tree!r} lacks branches {missing}")
+        scalars, jagged, extra = _with_optional(t, layout, base_scalars, wanted, branches)
         check_branch_types(t, scalars, jagged, path)
         if t.num_entries == 0:
             if read_run(path) is not None:
@@ -351,11 +372,27 @@ def iterate_tree(
                 chunk = _read_range(t, scalars + jagged, a, b)
                 fields = {name: chunk.pop(name) for name in scalars}
                 for key, (prefix, _, cfields) in wanted.items():
-                    fields[key] = ak.zip({f: chunk.pop(f"{prefix}_{f}") for f in cfields})
+                    fields[key] = ak.zip({f: chunk.pop(f"{prefix}_{f}") for f in [*cfields, *extra[key]]})
                 yield ak.zip(fields, depth_limit=1)
                 del fields  # or this chunk's arrays stay alive while the next one is read
         except (OSError, ValueError, uproot.DeserializationError) as err:
             raise _unreadable(path, tree, err) from err
+
+
+def _with_optional(t, layout: Layout, scalars: list[str], wanted: dict[str, tuple[str, str, dict[str, str]]],
+                   branches: Sequence[str] | None) -> tuple[list[str], list[str], dict[str, list[str]]]:
+    """The scalars and jagged branches to read from ``t``: the layout's, and its optional ones
+    that ``t`` has (the optional fields of each collection in ``extra``)."""
+    prefixes = tuple(f"{p}_" for p, _, _ in layout.collections.values())
+    scalars = scalars + [b for b in layout.optional if b in t and not b.startswith(prefixes)
+                         and (branches is None or b in branches)]
+    extra: dict[str, list[str]] = {}
+    jagged = [f"{prefix}_{f}" for prefix, _, fields in wanted.values() for f in fields]
+    for key, (prefix, _, fields) in wanted.items():
+        extra[key] = [b[len(prefix) + 1:] for b in layout.optional
+                      if b.startswith(f"{prefix}_") and b in t and b[len(prefix) + 1:] not in fields]
+        jagged += [f"{prefix}_{f}" for f in extra[key]]
+    return scalars, jagged, extra
 
 
 def iterate_jets(paths: Sequence[str | Path], branches: Sequence[str] | None = None,

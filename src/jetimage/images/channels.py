@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from jetimage.config.validation import TRACKER_ETA
+
 __all__ = [
     "CHANNELS", "CHARGED", "CODES", "EM", "HADRON", "PILEUP", "TRACKER_ETA", "channel_weights", "codes",
     "flags", "record_flags",
@@ -53,10 +55,6 @@ CHARGED = 1
 EM = 2
 HADRON = 4
 PILEUP = 8
-
-#: |eta| acceptance of the trackers of ATLAS and CMS (Run 2-3): charged particles beyond it have no
-#: track, so no known vertex.
-TRACKER_ETA = 2.5
 
 
 def _check(channels: Sequence[str]) -> None:

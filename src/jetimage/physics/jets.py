@@ -271,10 +271,12 @@ def build_jets(particles: ak.Array, jet_cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def particle_records(particles: ak.Array) -> ak.Array:
-    """``(n, var)`` records ``pt, eta, phi, e, charge, pdgid`` of particles given as ``px, py, pz, E``."""
+    """``(n, var)`` records ``pt, eta, phi, e, charge, pdgid`` (and ``origin``, where the particles
+    carry their vertex) of particles given as ``px, py, pz, E``."""
     kin = kinematics(particles.px, particles.py, particles.pz, particles.E)
+    extra = {"origin": particles.origin} if "origin" in particles.fields else {}
     return ak.zip({"pt": kin["pt"], "eta": kin["eta"], "phi": kin["phi"], "e": particles.E,
-                   "charge": particles.charge, "pdgid": particles.pdgid})
+                   "charge": particles.charge, "pdgid": particles.pdgid, **extra})
 
 
 def complete_jets(constituents: ak.Array, given: Mapping[str, np.ndarray], jet_cfg: Mapping[str, Any]

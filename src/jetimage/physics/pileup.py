@@ -59,7 +59,8 @@ def overlay(hard: ak.Array, pool: ak.Array, mu: float, rng: np.random.Generator)
     hard
         ``(n_events, var)`` hard-event particles ``px, py, pz, E, charge, pdgid``.
     pool
-        ``(n_pool, var)`` minimum-bias events with the same fields.
+        ``(n_pool, var)`` minimum-bias events with the same fields (unused, may be empty, at
+        ``mu = 0``).
     mu
         Mean number of pileup vertices per hard event.
     """
@@ -70,16 +71,18 @@ def overlay(hard: ak.Array, pool: ak.Array, mu: float, rng: np.random.Generator)
         raise ValueError("overlay: the minimum-bias pool is empty")
     picks = rng.integers(0, max(len(pool), 1), total)
     angle = rng.uniform(-np.pi, np.pi, total)
-    fields = [f for f in hard.fields if f in pool.fields]
-    vertices = pool[picks][fields] if total else pool[:0][fields]
-    cos, sin = np.cos(angle), np.sin(angle)  # broadcast per vertex over its particles
-    px, py = vertices.px * cos - vertices.py * sin, vertices.px * sin + vertices.py * cos
-    vertices = ak.with_field(ak.with_field(vertices, px, "px"), py, "py")
-    # the vertices of one hard event joined into one list: (n_events, var) pileup particles
-    per_event = ak.unflatten(ak.flatten(vertices, axis=1),
-                             np.bincount(np.repeat(np.arange(n_events), n_pileup),
-                                         weights=ak.to_numpy(ak.num(vertices)), minlength=n_events
-                                         ).astype(np.int64))
+    fields = list(hard.fields)
+    if total == 0:  # an empty list per event, of the hard particles' type
+        per_event = hard[fields][:, :0]
+    else:
+        vertices = pool[picks][fields]
+        cos, sin = np.cos(angle), np.sin(angle)  # broadcast per vertex over its particles
+        px, py = vertices.px * cos - vertices.py * sin, vertices.px * sin + vertices.py * cos
+        vertices = ak.with_field(ak.with_field(vertices, px, "px"), py, "py")
+        # the vertices of one hard event joined into one list: (n_events, var) pileup particles
+        sizes = np.bincount(np.repeat(np.arange(n_events), n_pileup), weights=ak.to_numpy(ak.num(vertices)),
+                            minlength=n_events).astype(np.int64)
+        per_event = ak.unflatten(ak.flatten(vertices, axis=1), sizes)
     particles = ak.concatenate([_with_origin(hard[fields], LEADING_VERTEX),
                                 _with_origin(per_event, PILEUP)], axis=1)
     return Overlay(particles, n_pileup, picks.astype(np.int64))

@@ -16,10 +16,12 @@ import awkward as ak
 import numpy as np
 
 from jetimage.config import Config, slha_path
-from jetimage.formats.root import LAYOUTS, TreeWriter
+from jetimage.config.validation import derive_seed
+from jetimage.formats.root import LAYOUTS, PILEUP_JETS, TreeWriter
 from jetimage.physics import jets as jetlib
 from jetimage.physics.events import event_rows
 from jetimage.physics.jets import build_jets
+from jetimage.physics.pileup import overlay
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +103,86 @@ def w_decay_quarks(batch: ak.Array) -> ak.Array:
     return ak.zip({"eta": kin["eta"], "phi": kin["phi"], "parent": prt.mother1[is_q]})
 
 
-def _jet_records(cfg: Config, s: dict[str, Any], pythia, batch: ak.Array, weights: np.ndarray
-                 ) -> dict[str, Any]:
+class Pileup:
+    """The pileup of one shard: its minimum-bias pool (its own Pythia run and seed) and the
+    random numbers of the overlay, both apart from the hard events' (which stay those of the
+    same sample without pileup)."""
+
+    def __init__(self, cfg: Config, s: dict[str, Any], shard: int) -> None:
+        self.mu, self.pool_size = float(s["pileup"]["mu"]), int(s["pileup"]["pool_size"])
+        keys = (cfg["seed"], s["seed"], shard, 0x9113)  # a stream of its own
+        self.rng = np.random.default_rng(keys)
+        self.vertices = 0
+        self.pool = ak.Array([[]]) if self.mu == 0 else self._pool(cfg, s, shard, keys)
+
+    def _pool(self, cfg: Config, s: dict[str, Any], shard: int, keys: tuple[int, ...]) -> ak.Array:
+        seed = derive_seed(*keys) % 900_000_000 + 1
+        log.info("%s shard %d: %d minimum-bias events for the pileup pool (mu %g), Pythia seed %d",
+                 s["name"], shard, self.pool_size, self.mu, seed)
+        pythia = make_pythia([*cfg["generation"]["common"], *s["pileup"]["pythia"]], seed,
+                             cfg["generation"]["sqrt_s"])
+        eta_max, batch_size = cfg["jets"]["particle_eta_max"], cfg["generation"]["batch_size"]
+        parts = []
+        for start in range(0, self.pool_size, batch_size):
+            batch = pythia.nextBatch(min(batch_size, self.pool_size - start), "skip")
+            parts.append(final_state(pythia, batch, eta_max))
+        return ak.concatenate(parts)
+
+    def run(self) -> dict[str, float]:
+        """The ``run`` tree's pileup branches (:data:`jetimage.formats.root.PILEUP_RUN_BRANCHES`)."""
+        return {"pileup_mu": self.mu, "pileup_pool": float(len(self.pool) if self.mu else 0),
+                "pileup_vertices": float(self.vertices)}
+
+
+def _match(truth: dict[str, Any], reco: dict[str, Any], max_dr: float) -> np.ndarray:
+    """For each truth jet, the row of the nearest reconstructed jet of its event within
+    ``max_dr`` (-1: none). Columnar over the pairs of the same event."""
+    t_event, r_event = truth["event"], reco["event"]
+    order = np.argsort(r_event, kind="stable")
+    lo, hi = (np.searchsorted(r_event[order], t_event, side) for side in ("left", "right"))
+    n = hi - lo
+    t_row = np.repeat(np.arange(len(t_event)), n)
+    r_row = order[np.repeat(lo, n) + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))]
+    dr = jetlib.delta_r(truth["jet_eta"][t_row], truth["jet_phi"][t_row], reco["jet_eta"][r_row],
+                        reco["jet_phi"][r_row])
+    o = np.lexsort((dr, t_row))  # by truth jet, nearest first
+    first = np.r_[True, t_row[o][1:] != t_row[o][:-1]] if len(o) else np.zeros(0, bool)
+    best, best_dr = np.full(len(t_event), -1), np.full(len(t_event), np.inf)
+    best[t_row[o][first]], best_dr[t_row[o][first]] = r_row[o][first], dr[o][first]
+    best[best_dr >= max_dr] = -1
+    return best
+
+
+def _with_pileup(cfg: Config, truth: dict[str, Any], particles: ak.Array, pileup: Pileup) -> dict[str, Any]:
+    """The jets clustered from the particles with their pileup, matched to the pileup-free
+    ``truth`` jets (selected on the truth jet, so every mu holds the same jets)."""
     jet_cfg = cfg["jets"]
-    jets = build_jets(final_state(pythia, batch, jet_cfg["particle_eta_max"]), jet_cfg)
+    over = overlay(particles, pileup.pool, pileup.mu, pileup.rng)
+    pileup.vertices += int(over.n_pileup.sum())
+    # every jet with pT above half the window's start, wherever it lies: pileup moves the jet
+    wide = {**jet_cfg, "pt_min": 0.5 * jet_cfg["pt_min"], "pt_max": np.inf, "eta_max": np.inf,
+            "n_leading": jet_cfg["n_leading"] + 2}
+    reco = build_jets(over.particles, wide)
+    row = _match(truth, reco, 0.5 * jet_cfg["R"])
+    keep = row >= 0
+    if not keep.all():
+        log.warning("%d of %d jets have no jet within dR < R/2 once pileup is added: dropped",
+                    int((~keep).sum()), len(keep))
+    out = {k: (v[row[keep]]) for k, v in reco.items()}
+    for k in ("pt", "eta", "phi", "m"):
+        out[f"truth_{k}"] = truth[f"jet_{k}"][keep]
+    out["truth_tau21"] = truth["tau21"][keep]
+    out["n_pileup"] = over.n_pileup[truth["event"][keep]].astype(np.int32)
+    for k in ("event", "label", "weight"):
+        out[k] = truth[k][keep]
+    return out
+
+
+def _jet_records(cfg: Config, s: dict[str, Any], pythia, batch: ak.Array, weights: np.ndarray,
+                 pileup: Pileup | None = None) -> dict[str, Any]:
+    jet_cfg = cfg["jets"]
+    particles = final_state(pythia, batch, jet_cfg["particle_eta_max"])
+    jets = build_jets(particles, jet_cfg)
     rows = jets["event"]
     jets["label"] = np.zeros(len(rows), dtype=np.int32)
     if s.get("truth", "none") == "W":
@@ -112,7 +190,7 @@ def _jet_records(cfg: Config, s: dict[str, Any], pythia, batch: ak.Array, weight
         jets["label"] = jetlib.truth_match(jets["jet_eta"], jets["jet_phi"], quarks.eta, quarks.phi,
                                            jet_cfg["truth_match_dr"], quarks.parent).astype(np.int32)
     jets["weight"] = weights[rows]
-    return jets
+    return jets if pileup is None else _with_pileup(cfg, jets, particles, pileup)
 
 
 def _event_records(cfg: Config, s: dict[str, Any], pythia, batch: ak.Array, weights: np.ndarray
@@ -186,13 +264,17 @@ def generate(cfg: Config, sample: str, shard: int, output: str | Path) -> int:
     first_event, n_events = shard_events(s["n_events"], s["n_shards"], shard)
     seed = cfg.shard_seed(sample, shard)
     log.info("%s shard %d: %d events, Pythia seed %d", sample, shard, n_events, seed)
+    pileup = Pileup(cfg, s, shard) if "pileup" in s else None
     pythia = make_pythia(pythia_commands(cfg, s, first_event), seed, cfg["generation"]["sqrt_s"])
-    with TreeWriter(output, LAYOUTS[cfg.kind]) as writer:
-        done, sum_w = _shard_loop(cfg, s, shard, pythia, writer, first_event, n_events)
+    with TreeWriter(output, LAYOUTS[cfg.kind] if pileup is None else PILEUP_JETS) as writer:
+        done, sum_w = _shard_loop(cfg, s, shard, pythia, writer, first_event, n_events, pileup)
         info = pythia.infoPython()
         writer.run = {"n_generated": done, "n_written": writer.n_rows, "sum_weights": sum_w,
                       "sigma_pb": info.sigmaGen() * 1e9, "sigma_err_pb": info.sigmaErr() * 1e9,
-                      "n_shards": s["n_shards"]}
+                      "n_shards": s["n_shards"], **(pileup.run() if pileup else {})}
+    if pileup is not None and pileup.mu:
+        log.info("%s shard %d: %d pileup vertices from a pool of %d (each reused %.1f times)", sample,
+                 shard, pileup.vertices, pileup.pool_size, pileup.vertices / max(len(pileup.pool), 1))
     log.info("%s shard %d: done, %d records of %d events; sigma_gen = %.4g +- %.2g pb", sample, shard,
              writer.n_written, done, writer.run["sigma_pb"], writer.run["sigma_err_pb"])
     return writer.n_written
@@ -221,9 +303,10 @@ def _lhe_shortfall(s: dict[str, Any], shard: int, first_event: int, read: int, a
 
 
 def _shard_loop(cfg: Config, s: dict[str, Any], shard: int, pythia, writer: TreeWriter,
-                first_event: int, n_events: int) -> tuple[int, float]:
+                first_event: int, n_events: int, pileup: Pileup | None = None) -> tuple[int, float]:
     """Generate the shard's events batch by batch into ``writer``: (events done, weight sum)."""
     batch_size, record = cfg["generation"]["batch_size"], RECORDS[cfg.kind]
+    extra = {"pileup": pileup} if pileup is not None else {}
     done, sum_w, n_bad, start = 0, 0.0, 0, time.perf_counter()
     while done < n_events:
         n = min(batch_size, n_events - done)
@@ -238,7 +321,7 @@ def _shard_loop(cfg: Config, s: dict[str, Any], shard: int, pythia, writer: Tree
         weights = ak.to_numpy(batch.info.weights[:, 0]).astype(np.float64) if len(batch) else np.ones(0)
         sum_w += float(weights.sum())
         n_bad += _forbidden(batch, s["forbid_final"])
-        rows = record(cfg, s, pythia, batch, weights)
+        rows = record(cfg, s, pythia, batch, weights, **extra)
         rows["event"] = first_event + done + rows["event"]
         writer.extend(rows)
         done += len(batch) if "lhe" in s else n

@@ -26,7 +26,7 @@ import numpy as np
 from jetimage.config import Config
 from jetimage.formats.errors import InputError
 from jetimage.formats.hdf5 import ImageWriter
-from jetimage.formats.root import EVENTS, iterate_jets, iterate_tree, read_run
+from jetimage.formats.root import EVENTS, PILEUP_BRANCHES, iterate_jets, iterate_tree, read_run
 from jetimage.images import channels as chan
 from jetimage.images import preprocess
 from jetimage.images.pixelize import Grid, pixelize_flat
@@ -42,8 +42,10 @@ JET_VARIABLES = ("event", "jet_pt", "jet_eta", "jet_phi", "jet_m", "tau21", "n_s
 
 
 def jet_columns(jets: ak.Array) -> dict[str, np.ndarray]:
-    """The per-jet columns stored beside the images, including the subjet distance ``delta_r``."""
+    """The per-jet columns stored beside the images, including the subjet distance ``delta_r`` and,
+    for jets with pileup, their truth jet and vertex count (:data:`PILEUP_BRANCHES`)."""
     out = {name: ak.to_numpy(jets[name]) for name in JET_VARIABLES}
+    out |= {name: ak.to_numpy(jets[name]) for name in PILEUP_BRANCHES if name in jets.fields}
     out["delta_r"] = delta_r(
         ak.to_numpy(jets.subjet1_eta), ak.to_numpy(jets.subjet1_phi),
         ak.to_numpy(jets.subjet2_eta), ak.to_numpy(jets.subjet2_phi),
