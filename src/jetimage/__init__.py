@@ -30,7 +30,8 @@ Images (:mod:`jetimage.images`) and models (:mod:`jetimage.models`)
     :mod:`~jetimage.models.zoo` (the Keras architectures).
 Physics (:mod:`jetimage.physics`)
     :mod:`~jetimage.physics.jets` (clustering, trimming, tau21, truth matching),
-    :mod:`~jetimage.physics.events` (fat jets, event variables, the cut-based selection).
+    :mod:`~jetimage.physics.events` (fat jets, event variables, the cut-based selection),
+    :mod:`~jetimage.physics.pileup` (the minimum-bias overlay, CHS, SoftKiller).
 Formats and configuration
     :mod:`~jetimage.formats.errors`, :mod:`~jetimage.formats.atomic`, :mod:`~jetimage.formats.root`,
     :mod:`~jetimage.formats.hdf5`, :mod:`~jetimage.formats.readers` (users' files by layout);

@@ -243,6 +243,82 @@ ZOO: dict[str, Callable[..., keras.Model]] = {
 }
 
 
+def unet(input_shape: tuple[int, int, int], filters: int = 16, depth: int = 2,
+         normalization: keras.layers.Layer | None = None, transform: str = "log1p") -> keras.Model:
+    """A U-Net (Ronneberger et al., arXiv:1505.04597) for pileup removal, pixel by pixel.
+
+    An encoder of ``depth`` levels [two 3x3 convolutions -> 2x2 max-pooling], doubling the
+    filters at each, a bottleneck, and a decoder that upsamples (2x2 transposed convolution) and
+    joins the encoder's map of the same size (the skip connections) before two convolutions.
+    Images whose sides are not multiples of ``2**depth`` (25 x 25) are zero-padded at the bottom
+    and right and cropped back. The output ``fraction`` (sigmoid, one channel, float32) is, per
+    pixel, the fraction of the pixel's neutral energy that comes from the leading vertex: pixel-wise
+    classification read as a fraction (:func:`unet_targets`), so the corrected neutral image is
+    ``fraction * neutral``.
+
+    Parameters
+    ----------
+    input_shape
+        ``(n_eta, n_phi, n_channels)``: the input channels, e.g. ``charged_lv``, ``charged_pu``,
+        ``neutral`` (PUMML's, arXiv:1707.08600).
+    """
+    inputs = keras.Input(shape=input_shape, name="images")
+    x = _stem(inputs, normalization, False, transform)
+    step = 2**depth
+    pad = (-input_shape[0] % step, -input_shape[1] % step)
+    if any(pad):
+        x = keras.layers.ZeroPadding2D(((0, pad[0]), (0, pad[1])), name="pad")(x)
+
+    def block(x: Any, n: int, name: str) -> Any:
+        for k in (0, 1):
+            x = keras.layers.Conv2D(n, 3, padding="same", activation="relu", name=f"{name}_conv{k}")(x)
+        return x
+
+    skips = []
+    for level in range(depth):
+        x = block(x, filters * 2**level, f"down{level}")
+        skips.append(x)
+        x = keras.layers.MaxPooling2D(2, name=f"pool{level}")(x)
+    x = block(x, filters * 2**depth, "bottleneck")
+    for level in reversed(range(depth)):
+        x = keras.layers.Conv2DTranspose(filters * 2**level, 2, strides=2, name=f"up{level}")(x)
+        x = keras.layers.Concatenate(name=f"skip{level}")([x, skips[level]])
+        x = block(x, filters * 2**level, f"dec{level}")
+    if any(pad):
+        x = keras.layers.Cropping2D(((0, pad[0]), (0, pad[1])), name="crop")(x)
+    out = keras.layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="fraction")(x)
+    return keras.Model(inputs, out, name="unet")
+
+
+def unet_targets(neutral: np.ndarray, neutral_lv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The U-Net's per-pixel target and loss weight from the ``neutral`` and ``neutral_lv`` images.
+
+    Parameters
+    ----------
+    neutral, neutral_lv
+        ``(n, n_eta, n_phi)`` neutral intensity of every vertex and of the leading vertex (GeV).
+
+    Returns
+    -------
+    fraction : np.ndarray
+        ``(n, n_eta, n_phi, 1)`` float32 ``neutral_lv / neutral`` (0 in empty pixels).
+    weight : np.ndarray
+        ``(n, n_eta, n_phi)`` float32 the pixel's neutral intensity over the mean of the
+        non-empty pixels: an energy-weighted per-pixel loss (Keras ``sample_weight``), where an
+        empty pixel weighs nothing.
+    """
+    neutral = np.asarray(neutral, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fraction = np.where(neutral > 0, np.asarray(neutral_lv, np.float64) / neutral, 0.0)
+    filled = neutral[neutral > 0]
+    weight = neutral / filled.mean() if filled.size else np.zeros_like(neutral)
+    return np.clip(fraction, 0.0, 1.0)[..., None].astype(np.float32), weight.astype(np.float32)
+
+
+#: Models whose output is an image (pixel by pixel), not a class score: name -> builder.
+PIXEL_ZOO: dict[str, Callable[..., keras.Model]] = {"unet": unet}
+
+
 def standardizer(train_images: np.ndarray) -> keras.layers.Normalization:
     """Per-pixel, per-channel standardization adapted on the training images only.
 
