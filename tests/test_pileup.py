@@ -172,3 +172,25 @@ def test_a_pileup_sample_needs_jets_inside_the_tracker():
     raw["samples"][0]["pileup"] = {"mu": 60}
     with pytest.raises(config.ConfigError, match=r"jets.eta_max: 2 \+ jets.R 1 .* keep jets.eta_max <= 1.5"):
         config.validate(raw)
+
+
+@pytest.mark.parametrize("mode", ["lorentz", "image"])
+def test_the_leading_vertex_channels_at_mu_40_are_the_pileup_free_images(piled_samples, mode):
+    """Every pixel's leading-vertex content is the pileup-free jet's: images of both on the same
+    centre (the jet with pileup's leading subjet), charged_lv/neutral_lv against charged/neutral."""
+    from jetimage.formats.root import read_jets
+    from jetimage.images.preprocess import make_images
+
+    clean, piled = read_jets([piled_samples["wjets"]]), read_jets([piled_samples["wjets_mu40"]])
+    order = np.argsort(ak.to_numpy(clean.jet_pt))
+    row = order[np.searchsorted(ak.to_numpy(clean.jet_pt), ak.to_numpy(piled.truth_pt), sorter=order)]
+    clean = clean[row]
+    for k in ("subjet1_eta", "subjet1_phi", "subjet2_eta", "subjet2_phi"):
+        clean = ak.with_field(clean, piled[k], k)
+    opts = {"n_eta": 25, "n_phi": 25, "pixel_eta": 0.1, "pixel_phi": 0.1, "intensity": "pt",
+            "centre": "leading_subjet", "rotate": "none", "flip": "none", "normalize": "none",
+            "mode": mode, "chunk_size": 1000}
+    lv, _ = make_images(piled, {**opts, "channels": ["charged_lv", "neutral_lv", "charged_pu", "neutral"]})
+    ref, _ = make_images(clean, {**opts, "channels": ["charged", "neutral"]})
+    np.testing.assert_array_equal(lv[..., :2], ref)
+    assert lv[..., 2].sum() > 0 and (lv[..., 3] - lv[..., 1]).sum() > 0  # and the pileup is there

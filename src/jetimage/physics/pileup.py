@@ -8,13 +8,17 @@ Overlaid particles gain ``origin``: 0 for the hard event (the leading vertex), 1
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import awkward as ak
 import numpy as np
 
-__all__ = ["LEADING_VERTEX", "PILEUP", "Overlay", "chs", "leading_vertex", "overlay", "softkiller_cut",
-           "softkiller"]
+from jetimage.physics import jets as jetlib
+
+__all__ = ["LEADING_VERTEX", "PILEUP", "Overlay", "chs", "leading_vertex", "match_jets", "overlay",
+           "piled_jets", "softkiller", "softkiller_cut"]
 
 #: Values of the ``origin`` field.
 LEADING_VERTEX, PILEUP = 0, 1
@@ -139,3 +143,82 @@ def softkiller(particles: ak.Array, grid_size: float = 0.4, eta_max: float = 2.5
     sets the median goes, as in FastJet contrib). ``particles`` carry ``pt, eta, phi``."""
     cut = softkiller_cut(particles.pt, particles.eta, particles.phi, grid_size, eta_max)
     return particles[particles.pt > cut]
+
+
+def match_jets(truth: Mapping[str, np.ndarray], reco: Mapping[str, np.ndarray], max_dr: float) -> np.ndarray:
+    """For each truth jet, the row of the nearest jet of ``reco`` in its event within ``max_dr``
+    (-1: none). ``event``, ``jet_eta``, ``jet_phi``: ``(n,)`` arrays of each. Columnar over the
+    pairs of jets of the same event."""
+    t_event, r_event = np.asarray(truth["event"]), np.asarray(reco["event"])
+    order = np.argsort(r_event, kind="stable")
+    lo, hi = (np.searchsorted(r_event[order], t_event, side) for side in ("left", "right"))
+    n = hi - lo
+    t_row = np.repeat(np.arange(len(t_event)), n)
+    r_row = order[np.repeat(lo, n) + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))]
+    dr = jetlib.delta_r(truth["jet_eta"][t_row], truth["jet_phi"][t_row], reco["jet_eta"][r_row],
+                        reco["jet_phi"][r_row])
+    o = np.lexsort((dr, t_row))  # by truth jet, nearest first
+    first = np.r_[True, t_row[o][1:] != t_row[o][:-1]] if len(o) else np.zeros(0, bool)
+    best, best_dr = np.full(len(t_event), -1), np.full(len(t_event), np.inf)
+    best[t_row[o][first]], best_dr[t_row[o][first]] = r_row[o][first], dr[o][first]
+    best[best_dr >= max_dr] = -1
+    return best
+
+
+def _cartesian(constituents: ak.Array) -> ak.Array:
+    return ak.zip({"px": constituents.pt * np.cos(constituents.phi),
+                   "py": constituents.pt * np.sin(constituents.phi),
+                   "pz": constituents.pt * np.sinh(constituents.eta), "E": constituents.e})
+
+
+def piled_jets(truth: dict[str, Any], particles: ak.Array, jet_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The pileup-free jets with the pileup that anti-kT adds to them.
+
+    The particles with their pileup are clustered and trimmed as every jet (any pT above half the
+    window's start, anywhere: pileup moves jets), and each truth jet is matched to the nearest
+    within dR < R/2 (unmatched ones are dropped). A jet's constituents are its truth jet's (the
+    leading vertex's part, unchanged: anti-kT's hard boundaries barely move with soft pileup) and
+    the pileup particles of its matched jet. Its variables are computed from them as
+    :func:`jetimage.physics.jets.complete_jets` does, and kept as they are where no pileup entered
+    (``mu = 0`` gives the pileup-free jets bit for bit). With ``jets.trim_fcut: 0`` nothing is
+    trimmed: the ungroomed jets that pileup studies compare methods on.
+
+    Parameters
+    ----------
+    truth
+        :func:`jetimage.physics.jets.build_jets` of the leading vertex's particles, with ``label``
+        and ``weight``.
+    particles
+        ``(n_events, var)`` the same events' particles with their pileup and ``origin``.
+
+    Returns
+    -------
+    dict
+        The matched jets as ``truth`` holds them (``event``, ``label``, ``weight`` of the truth
+        jet), with the truth jet's ``truth_pt``, ``truth_eta``, ``truth_phi``, ``truth_m``,
+        ``truth_tau21`` and constituents that carry ``origin``.
+    """
+    wide = {**jet_cfg, "pt_min": 0.5 * jet_cfg["pt_min"], "pt_max": np.inf, "eta_max": np.inf,
+            "n_leading": jet_cfg["n_leading"] + 2}
+    reco = jetlib.build_jets(particles, wide)
+    row = match_jets(truth, reco, 0.5 * jet_cfg["R"])
+    keep = row >= 0
+    out = {k: np.asarray(v)[keep] for k, v in truth.items() if k != "constituents"}
+    lv = truth["constituents"][keep]
+    lv = ak.with_field(lv, ak.values_astype(ak.zeros_like(lv.pt), np.int32), "origin")
+    pu = reco["constituents"][row[keep]]
+    pu = pu[pu.origin != LEADING_VERTEX]
+    both = ak.concatenate([lv, pu], axis=1)
+    both = both[ak.argsort(both.pt, ascending=False, stable=True)]
+    changed = ak.to_numpy(ak.num(pu)) > 0
+    if changed.any():
+        computed = jetlib.complete_jets(_cartesian(both[changed]), {}, jet_cfg)
+        for k, v in computed.items():
+            if k in out:
+                out[k] = out[k].astype(np.result_type(out[k], v))
+                out[k][changed] = v
+    for k in ("pt", "eta", "phi", "m"):
+        out[f"truth_{k}"] = np.asarray(truth[f"jet_{k}"])[keep]
+    out["truth_tau21"] = np.asarray(truth["tau21"])[keep]
+    out["constituents"] = both
+    return out

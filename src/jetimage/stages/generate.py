@@ -21,7 +21,7 @@ from jetimage.formats.root import LAYOUTS, PILEUP_JETS, TreeWriter
 from jetimage.physics import jets as jetlib
 from jetimage.physics.events import event_rows
 from jetimage.physics.jets import build_jets
-from jetimage.physics.pileup import overlay
+from jetimage.physics.pileup import overlay, piled_jets
 
 log = logging.getLogger(__name__)
 
@@ -134,48 +134,16 @@ class Pileup:
                 "pileup_vertices": float(self.vertices)}
 
 
-def _match(truth: dict[str, Any], reco: dict[str, Any], max_dr: float) -> np.ndarray:
-    """For each truth jet, the row of the nearest reconstructed jet of its event within
-    ``max_dr`` (-1: none). Columnar over the pairs of the same event."""
-    t_event, r_event = truth["event"], reco["event"]
-    order = np.argsort(r_event, kind="stable")
-    lo, hi = (np.searchsorted(r_event[order], t_event, side) for side in ("left", "right"))
-    n = hi - lo
-    t_row = np.repeat(np.arange(len(t_event)), n)
-    r_row = order[np.repeat(lo, n) + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))]
-    dr = jetlib.delta_r(truth["jet_eta"][t_row], truth["jet_phi"][t_row], reco["jet_eta"][r_row],
-                        reco["jet_phi"][r_row])
-    o = np.lexsort((dr, t_row))  # by truth jet, nearest first
-    first = np.r_[True, t_row[o][1:] != t_row[o][:-1]] if len(o) else np.zeros(0, bool)
-    best, best_dr = np.full(len(t_event), -1), np.full(len(t_event), np.inf)
-    best[t_row[o][first]], best_dr[t_row[o][first]] = r_row[o][first], dr[o][first]
-    best[best_dr >= max_dr] = -1
-    return best
-
-
 def _with_pileup(cfg: Config, truth: dict[str, Any], particles: ak.Array, pileup: Pileup) -> dict[str, Any]:
-    """The jets clustered from the particles with their pileup, matched to the pileup-free
-    ``truth`` jets (selected on the truth jet, so every mu holds the same jets)."""
-    jet_cfg = cfg["jets"]
+    """The pileup-free ``truth`` jets with the pileup of their events (:func:`piled_jets`)."""
     over = overlay(particles, pileup.pool, pileup.mu, pileup.rng)
     pileup.vertices += int(over.n_pileup.sum())
-    # every jet with pT above half the window's start, wherever it lies: pileup moves the jet
-    wide = {**jet_cfg, "pt_min": 0.5 * jet_cfg["pt_min"], "pt_max": np.inf, "eta_max": np.inf,
-            "n_leading": jet_cfg["n_leading"] + 2}
-    reco = build_jets(over.particles, wide)
-    row = _match(truth, reco, 0.5 * jet_cfg["R"])
-    keep = row >= 0
-    if not keep.all():
+    jets = piled_jets(truth, over.particles, cfg["jets"])
+    if len(jets["event"]) < len(truth["event"]):
         log.warning("%d of %d jets have no jet within dR < R/2 once pileup is added: dropped",
-                    int((~keep).sum()), len(keep))
-    out = {k: (v[row[keep]]) for k, v in reco.items()}
-    for k in ("pt", "eta", "phi", "m"):
-        out[f"truth_{k}"] = truth[f"jet_{k}"][keep]
-    out["truth_tau21"] = truth["tau21"][keep]
-    out["n_pileup"] = over.n_pileup[truth["event"][keep]].astype(np.int32)
-    for k in ("event", "label", "weight"):
-        out[k] = truth[k][keep]
-    return out
+                    len(truth["event"]) - len(jets["event"]), len(truth["event"]))
+    jets["n_pileup"] = over.n_pileup[jets["event"]].astype(np.int32)
+    return jets
 
 
 def _jet_records(cfg: Config, s: dict[str, Any], pythia, batch: ak.Array, weights: np.ndarray,
