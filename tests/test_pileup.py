@@ -6,7 +6,15 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from jetimage.physics.pileup import chs, leading_vertex, overlay, softkiller, softkiller_cut
+from jetimage.physics.pileup import (
+    chs,
+    grid_rho,
+    leading_vertex,
+    overlay,
+    softkiller,
+    softkiller_cut,
+    subtract_area,
+)
 
 
 def events(n: int, seed: int, mean: float = 8.0) -> ak.Array:
@@ -194,3 +202,56 @@ def test_the_leading_vertex_channels_at_mu_40_are_the_pileup_free_images(piled_s
     ref, _ = make_images(clean, {**opts, "channels": ["charged", "neutral"]})
     np.testing.assert_array_equal(lv[..., :2], ref)
     assert lv[..., 2].sum() > 0 and (lv[..., 3] - lv[..., 1]).sum() > 0  # and the pileup is there
+
+
+def _pseudojets(px, py, pz, e):
+    import fastjet
+
+    v = fastjet.vectorPJ()
+    for a, b, c, d in zip(px.tolist(), py.tolist(), pz.tolist(), e.tolist(), strict=True):
+        v.push_back(fastjet.PseudoJet(a, b, c, d))
+    return v
+
+
+@pytest.mark.parametrize("spacing", [0.55, 0.6])  # 99 and 80 tiles: an odd and an even median
+def test_grid_rho_is_fastjets_grid_median_estimator(spacing):
+    import fastjet
+
+    ev = events(6, 4, mean=800.0)
+    ev = ak.with_field(ev, np.sqrt(ev.E**2 + 0.14**2), "E")  # massive: rapidity is not eta
+    rho = grid_rho(ev.px, ev.py, ev.pz, ev.E, 2.5, spacing)
+    for k in range(len(ev)):
+        est = fastjet.GridMedianBackgroundEstimator(2.5, spacing)
+        est.set_particles(_pseudojets(*(ak.to_numpy(ev[f][k]) for f in ("px", "py", "pz", "E"))))
+        assert rho[k] == pytest.approx(est.rho(), rel=1e-12, abs=1e-12)
+    assert rho.min() > 0
+
+
+def test_area_subtraction_matches_fastjets_active_area_of_an_isolated_jet():
+    """A hard jet in uniform soft noise: FastJet's active area (explicit ghosts) and Subtractor
+    against the rigid-cone four-vector area; both remove the noise pT within a few percent."""
+    import fastjet
+
+    rng = np.random.default_rng(3)
+    n = 6000
+    pt, y, phi = rng.exponential(0.5, n), rng.uniform(-4, 4, n), rng.uniform(-np.pi, np.pi, n)
+    pt, y, phi = np.r_[pt, 300.0, 150.0], np.r_[y, 0.3, 0.5], np.r_[phi, 1.0, 1.2]
+    px, py, pz, e = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(y), pt * np.cosh(y)
+    particles = _pseudojets(px, py, pz, e)
+    area_def = fastjet.AreaDefinition(fastjet.active_area_explicit_ghosts,
+                                      fastjet.GhostedAreaSpec(4.5, 1, 0.01))
+    cs = fastjet.ClusterSequenceArea(particles, fastjet.JetDefinition(fastjet.antikt_algorithm, 1.0),
+                                     area_def)
+    jet = fastjet.sorted_by_pt(cs.inclusive_jets(100.0))[0]
+    est = fastjet.GridMedianBackgroundEstimator(2.5, 0.55)
+    est.set_particles(particles)
+    fj = fastjet.Subtractor(est)(jet)
+    rho = grid_rho(*(ak.Array([x]) for x in (px, py, pz, e)))
+    ours = subtract_area({"px": np.array([jet.px()]), "py": np.array([jet.py()]), "pz": np.array([jet.pz()]),
+                          "E": np.array([jet.E()])}, rho, 1.0)
+    assert jet.area() == pytest.approx(np.pi, rel=0.03)
+    assert np.hypot(ours["px"][0], ours["py"][0]) == pytest.approx(fj.pt(), rel=0.01)
+    # the hard 450 GeV, up to the noise's fluctuation within the jet (sigma sqrt(A), ~10 GeV here)
+    assert np.hypot(ours["px"][0], ours["py"][0]) == pytest.approx(450.0, rel=0.04)
+    assert subtract_area({"px": np.array([5.0]), "py": np.array([0.0]), "pz": np.array([0.0]),
+                          "E": np.array([5.0])}, np.array([10.0]), 1.0)["E"][0] == 0.0  # over-subtracted
