@@ -103,6 +103,16 @@ def _image_mass(args: argparse.Namespace) -> None:
     run_study(_cfg(args), inputs, args.output, args.plot)
 
 
+def _pileup(args: argparse.Namespace) -> None:
+    from jetimage.stages.pileup import pileup_study
+
+    inputs: dict[str, list[str]] = {}
+    for item in args.inputs:
+        sample, path = _name_value(item, "--inputs", "SAMPLE=ROOT_FILE")
+        inputs.setdefault(sample, []).append(path)
+    pileup_study(_cfg(args), inputs, args.output, args.table)
+
+
 def _plots(args: argparse.Namespace) -> None:
     from jetimage.stages import plots
 
@@ -163,6 +173,9 @@ STAGES: dict[str, tuple[str, Callable[[argparse.Namespace], None], list[tuple[st
                    [("--inputs", {"nargs": "+", "help": "SAMPLE=ROOT_FILE items"}),
                     ("--output", {"help": "output JSON"}),
                     ("--plot", {"help": "output figure path without suffix"})]),
+    "pileup": ("the pileup study: each mitigation's jet mass and pT against the truth jets, per mu", _pileup,
+               [("--inputs", {"nargs": "+", "help": "SAMPLE=ROOT_FILE items of samples with pileup"}),
+                ("--output", {"help": "output JSON"}), ("--table", {"help": "output Markdown table"})]),
     "plots": ("figures of the study's kind from the scores file, PDF and PNG", _plots,
               [("--scores", {"help": "scores .npz written by evaluate"}),
                ("--history", {"required": False, "help": "history.json of the training"}),

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import awkward as ak
+import fastjet
 import numpy as np
 
 from jetimage.physics import jets as jetlib
 
-__all__ = ["LEADING_VERTEX", "PILEUP", "Overlay", "area_four_vector", "chs", "grid_rho", "leading_vertex",
-           "match_jets", "overlay", "piled_jets", "softkiller", "softkiller_cut", "subtract_area"]
+__all__ = ["LEADING_VERTEX", "MITIGATIONS", "PILEUP", "Mitigation", "Overlay", "area_four_vector", "chs",
+           "corrected_jets", "event_densities", "grid_rho", "leading_vertex", "match_jets", "overlay",
+           "piled_jets", "softkiller", "softkiller_cut", "subtract_area"]
 
 #: Values of the ``origin`` field.
 LEADING_VERTEX, PILEUP = 0, 1
@@ -196,7 +198,8 @@ def piled_jets(truth: dict[str, Any], particles: ak.Array, jet_cfg: Mapping[str,
     dict
         The matched jets as ``truth`` holds them (``event``, ``label``, ``weight`` of the truth
         jet), with the truth jet's ``truth_pt``, ``truth_eta``, ``truth_phi``, ``truth_m``,
-        ``truth_tau21`` and constituents that carry ``origin``.
+        ``truth_tau21``, the densities of its event after CHS (``rho``, ``softkiller_cut``:
+        :func:`event_densities`) and constituents that carry ``origin``.
     """
     wide = {**jet_cfg, "pt_min": 0.5 * jet_cfg["pt_min"], "pt_max": np.inf, "eta_max": np.inf,
             "n_leading": jet_cfg["n_leading"] + 2}
@@ -220,8 +223,21 @@ def piled_jets(truth: dict[str, Any], particles: ak.Array, jet_cfg: Mapping[str,
     for k in ("pt", "eta", "phi", "m"):
         out[f"truth_{k}"] = np.asarray(truth[f"jet_{k}"])[keep]
     out["truth_tau21"] = np.asarray(truth["tau21"])[keep]
+    rho, cut = event_densities(particles)
+    out["rho"], out["softkiller_cut"] = rho[out["event"]], cut[out["event"]]
     out["constituents"] = both
     return out
+
+
+def event_densities(particles: ak.Array, tracker_eta: float = 2.5) -> tuple[np.ndarray, np.ndarray]:
+    """The pileup densities of each event after charged-hadron subtraction, within the tracker:
+    rho (:func:`grid_rho`, GeV per unit area) and the SoftKiller threshold (:func:`softkiller_cut`,
+    GeV), each ``(n_events,)``, from ``(n_events, var)`` particles with ``px, py, pz, E, charge,
+    origin``. The rows of a jet's event are what its area subtraction and SoftKiller use."""
+    kept = chs(particles)
+    kin = jetlib.kinematics(kept.px, kept.py, kept.pz, kept.E)
+    rho = grid_rho(kept.px, kept.py, kept.pz, kept.E, rap_max=tracker_eta)
+    return rho, softkiller_cut(kin["pt"], kin["eta"], kin["phi"], eta_max=tracker_eta)
 
 
 def grid_rho(px: ak.Array, py: ak.Array, pz: ak.Array, e: ak.Array, rap_max: float = 2.5,
@@ -297,3 +313,67 @@ def subtract_area(p4: Mapping[str, np.ndarray], rho: np.ndarray, radius: float) 
     for k in out:
         out[k][gone] = 0.0
     return out
+
+
+#: The particle-level pileup mitigations compared on the same jets: ``none`` (every particle),
+#: ``chs`` (charged-hadron subtraction), ``chs_area`` (CHS, then the jet's four-vector minus rho
+#: times its area), ``chs_softkiller`` (CHS, then SoftKiller's threshold) and ``truth`` (the
+#: leading vertex alone: what a perfect method gives).
+Mitigation = Literal["none", "chs", "chs_area", "chs_softkiller", "truth"]
+MITIGATIONS: tuple[Mitigation, ...] = get_args(Mitigation)
+
+
+def _subtract_subjets(constituents: ak.Array, rho: np.ndarray, subjet_radius: float) -> dict[str, np.ndarray]:
+    """The sum of each jet's kT subjets of ``subjet_radius``, each area-subtracted
+    (:func:`subtract_area`; a subjet with no pT left is dropped): ``px, py, pz, E`` of each jet."""
+    out = {k: np.zeros(len(constituents)) for k in ("px", "py", "pz", "E")}
+    ok = ak.to_numpy(ak.num(constituents) > 0)
+    if not ok.any():
+        return out
+    subjets = jetlib.cluster_sequence(constituents[ok], fastjet.kt_algorithm, subjet_radius).inclusive_jets()
+    counts = ak.to_numpy(ak.num(subjets))
+    flat = {k: ak.to_numpy(ak.flatten(subjets[k])) for k in ("px", "py", "pz", "E")}
+    sub = subtract_area(flat, np.repeat(rho[ok], counts), subjet_radius)
+    jet = np.repeat(np.arange(int(ok.sum())), counts)
+    for k in out:
+        out[k][ok] = np.bincount(jet, weights=sub[k], minlength=int(ok.sum()))
+    return out
+
+
+def corrected_jets(jets: ak.Array, method: Mitigation, radius: float, jet_cfg: Mapping[str, Any]
+                   ) -> dict[str, np.ndarray]:
+    """Jet pT, mass and tau21 after a pileup mitigation, from the jets' particles.
+
+    Parameters
+    ----------
+    jets
+        ``(n_jets,)`` records with ``constituents`` (``pt, eta, phi, e, charge, origin``) and the
+        event densities ``rho`` and ``softkiller_cut`` (:func:`piled_jets`). Trimmed jets
+        (``jets.trim_fcut > 0``) are area-subtracted subjet by subjet (kT subjets of radius
+        ``trim_R``, each minus rho times its area, those that go below zero dropped): a trimmed
+        jet's area is that of its subjets, not pi R^2.
+    method
+        One of :data:`MITIGATIONS`.
+    radius
+        The jet radius R (the area of ``chs_area``).
+
+    Returns
+    -------
+    dict
+        ``pt``, ``m`` (GeV) and ``tau21`` (NaN below two constituents; for ``chs_area`` that of the
+        CHS constituents: the area correction is of the four-vector), each ``(n_jets,)``.
+    """
+    if method not in MITIGATIONS:
+        raise ValueError(f"unknown pileup mitigation {method!r}; choose from {MITIGATIONS}")
+    c = jets.constituents
+    charged_pu = (c.charge != 0) & (c.origin != LEADING_VERTEX)
+    keep = {"none": ak.ones_like(c.pt, dtype=bool), "chs": ~charged_pu, "chs_area": ~charged_pu,
+            "chs_softkiller": ~charged_pu & (c.pt > jets.softkiller_cut),
+            "truth": c.origin == LEADING_VERTEX}[method]
+    p4 = jetlib.four_vector_sum(_cartesian(c[keep]))
+    if method == "chs_area" and jet_cfg["trim_fcut"] > 0:
+        p4 = _subtract_subjets(_cartesian(c[keep]), ak.to_numpy(jets.rho), jet_cfg["trim_R"])
+    elif method == "chs_area":
+        p4 = subtract_area(p4, ak.to_numpy(jets.rho), radius)
+    kin = jetlib.kinematics(p4["px"], p4["py"], p4["pz"], p4["E"])
+    return {"pt": kin["pt"], "m": kin["m"], "tau21": jetlib.tau21(_cartesian(c[keep]), r0=jet_cfg["R"])}
