@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import awkward as ak
 import numpy as np
 import pytest
@@ -283,3 +285,37 @@ def test_the_study_ranks_the_mitigations_against_the_truth(piled_samples, tmp_pa
     assert mu40["chs"]["mass_resolution"] < mu40["none"]["mass_resolution"]
     assert all(mu40[m]["mass_resolution_err"] > 0 for m in ("none", "chs", "chs_area", "chs_softkiller"))
     assert "| wjets_mu40 | 40 |" in md.read_text()
+
+
+@pytest.mark.slow
+def test_the_workflow_runs_a_small_pileup_study(tmp_path):
+    """The pileup rule of a study with pileup samples (no training needed for it): its table and
+    JSON per sample; the pileup-free samples are not in it."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    from .conftest import REPO, tiny_raw_config
+
+    raw = tiny_raw_config(n_events=80, study="pile")
+    raw["jets"]["eta_max"] = 1.5
+    raw["evaluate"]["bootstrap"] = 5
+    for s in list(raw["samples"]):
+        s.update(n_shards=1, seed=7 if s["class"] == "signal" else 8)
+        raw["samples"].append({**s, "name": f"{s['name']}_mu30", "pileup": {"mu": 30, "pool_size": 100}})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    proc = subprocess.run([snakemake, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+                           "--configfile", str(tmp_path / "config.yaml"), "--cores", "2",
+                           "results/pile/pileup.md"], capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "results" / "pile" / "pileup.json").read_text())
+    assert sorted(result["samples"]) == ["qcd_mu30", "wjets_mu30"]
+    assert result["mass"] == "trimmed" and result["samples"]["qcd_mu30"]["mu"] == 30
+    assert "| wjets_mu30 | 30 |" in (tmp_path / "results" / "pile" / "pileup.md").read_text()
+    dry = subprocess.run([snakemake, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+                          "--configfile", str(tmp_path / "config.yaml"), "--cores", "2", "--dry-run",
+                          "results/pile/pileup.md"], capture_output=True, text=True, timeout=600)
+    assert dry.returncode == 0 and "rule pileup" not in dry.stdout + dry.stderr  # up to date

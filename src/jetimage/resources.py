@@ -27,7 +27,8 @@ MIB = 2**20
 #: Safety factor on every estimate.
 MARGIN = 1.5
 #: The rules' former fixed requests (MB): an estimate never asks less.
-FLOOR_MB = {"ingest": 4000, "images": 4000, "image_mass": 8000, "train": 8000, "evaluate": 8000}
+FLOOR_MB = {"ingest": 4000, "images": 4000, "image_mass": 8000, "train": 8000, "evaluate": 8000,
+            "pileup": 4000}
 #: Resident memory of the interpreter with numpy, awkward, uproot and the compiled kernels (MiB).
 BASE_MIB = 250
 #: Resident memory with TensorFlow / Keras and a model loaded (MiB), and what evaluation's per-example
@@ -101,7 +102,7 @@ def _evaluate_bytes(cfg: Mapping[str, Any]) -> float:
 
 #: The working set of each rule (bytes) from the study's config.
 ESTIMATES = {"ingest": _ingest_bytes, "images": _images_bytes, "image_mass": _study_bytes,
-             "train": _train_bytes, "evaluate": _evaluate_bytes}
+             "train": _train_bytes, "evaluate": _evaluate_bytes, "pileup": _study_bytes}
 
 
 def estimate_mb(cfg: Mapping[str, Any], rule: str) -> int:

@@ -170,6 +170,11 @@ def sample_names(study):
     return STUDIES[study].sample_names
 
 
+def pileup_samples(study):
+    """The samples of a study that overlay pileup (pileup.smk)."""
+    return [s for s in sample_names(study) if "pileup" in STUDIES[study].sample(s)]
+
+
 def files_of_sample(study, name):
     """The trees of a sample: generated shards, or ingested chunks of the user's files."""
     if (study, name) in CHUNKS:
@@ -250,6 +255,8 @@ def study_targets(name):
     out += [f"results/{name}/plots/{f}.{ext}" for f in FIGURES[STUDIES[name].kind] for ext in ("pdf", "png")]
     if STUDIES[name].kind == "jets":
         out.append(f"results/{name}/plots/image_mass.png")
+    if pileup_samples(name):
+        out.append(f"results/{name}/pileup.md")
     return out + apply_targets(name)
 
 

@@ -114,6 +114,7 @@ class Pileup:
         self.rng = np.random.default_rng(keys)
         self.vertices = 0
         self.pool = ak.Array([[]]) if self.mu == 0 else self._pool(cfg, s, shard, keys)
+        self.mean_particles = float(ak.mean(ak.num(self.pool))) if self.mu else 0.0
 
     def _pool(self, cfg: Config, s: dict[str, Any], shard: int, keys: tuple[int, ...]) -> ak.Array:
         seed = derive_seed(*keys) % 900_000_000 + 1
@@ -134,16 +135,33 @@ class Pileup:
                 "pileup_vertices": float(self.vertices)}
 
 
+#: Pileup particles overlaid at once: a batch of hard events is overlaid in pieces of at most about
+#: this many, so that generation's memory is bounded whatever mu is (~1 KB per particle at the
+#: piece's peak: clustering, trimming and the particle records).
+OVERLAY_PARTICLES = 1_000_000
+
+
 def _with_pileup(cfg: Config, truth: dict[str, Any], particles: ak.Array, pileup: Pileup) -> dict[str, Any]:
-    """The pileup-free ``truth`` jets with the pileup of their events (:func:`piled_jets`)."""
-    over = overlay(particles, pileup.pool, pileup.mu, pileup.rng)
-    pileup.vertices += int(over.n_pileup.sum())
-    jets = piled_jets(truth, over.particles, cfg["jets"])
-    if len(jets["event"]) < len(truth["event"]):
+    """The pileup-free ``truth`` jets with the pileup of their events (:func:`piled_jets`), the
+    batch's events overlaid in pieces of at most about :data:`OVERLAY_PARTICLES` pileup particles."""
+    step = max(1, int(OVERLAY_PARTICLES // max(pileup.mu * pileup.mean_particles, 1.0)))
+    pieces = []
+    for a in range(0, len(particles), step):
+        rows = (truth["event"] >= a) & (truth["event"] < a + step)
+        piece = {k: v[rows] for k, v in truth.items()}
+        piece["event"] = piece["event"] - a
+        over = overlay(particles[a:a + step], pileup.pool, pileup.mu, pileup.rng)
+        pileup.vertices += int(over.n_pileup.sum())
+        jets = piled_jets(piece, over.particles, cfg["jets"])
+        jets["n_pileup"] = over.n_pileup[jets["event"]].astype(np.int32)
+        jets["event"] = jets["event"] + a
+        pieces.append(jets)
+    out = {k: (ak.concatenate([p[k] for p in pieces]) if k == "constituents"
+               else np.concatenate([p[k] for p in pieces])) for k in pieces[0]}
+    if len(out["event"]) < len(truth["event"]):
         log.warning("%d of %d jets have no jet within dR < R/2 once pileup is added: dropped",
-                    len(truth["event"]) - len(jets["event"]), len(truth["event"]))
-    jets["n_pileup"] = over.n_pileup[jets["event"]].astype(np.int32)
-    return jets
+                    len(truth["event"]) - len(out["event"]), len(truth["event"]))
+    return out
 
 
 def _jet_records(cfg: Config, s: dict[str, Any], pythia, batch: ak.Array, weights: np.ndarray,

@@ -1,0 +1,35 @@
+# Pileup: for studies with samples that overlay pileup, each mitigation's jet mass and pT against
+# the pileup-free truth jets, per sample (one mu each).
+
+
+rule pileup:
+    input:
+        lambda w: [p for s in pileup_samples(w.study) for p in files_of_sample(w.study, s)],
+    output:
+        json=f"{OUT}/pileup.json",
+        table=report(
+            f"{OUT}/pileup.md",
+            caption="../report/pileup.rst",
+            category="{study}",
+            subcategory="Pileup",
+        ),
+    log:
+        f"{LOGS}/pileup.log",
+    benchmark:
+        f"{OUT}/benchmarks/pileup.tsv"
+    params:
+        jetimage=JETIMAGE,
+        config=config_of,
+        labelled=lambda w: " ".join(
+            shlex.quote(f"{s}={p}") for s in pileup_samples(w.study) for p in files_of_sample(w.study, s)
+        ),
+        settings=section("jets", "evaluate", "seed"),
+    threads: 1
+    resources:
+        mem_mb=mem_mb("pileup"),
+        runtime=30,
+    conda:
+        "../envs/jetimage.yaml"
+    shell:
+        "{params.jetimage} pileup --config {params.config:q} --inputs {params.labelled}"
+        " --output {output.json:q} --table {output.table:q} > {log:q} 2>&1"
