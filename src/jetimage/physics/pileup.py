@@ -176,14 +176,15 @@ def _cartesian(constituents: ak.Array) -> ak.Array:
 def piled_jets(truth: dict[str, Any], particles: ak.Array, jet_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The pileup-free jets with the pileup that anti-kT adds to them.
 
-    The particles with their pileup are clustered and trimmed as every jet (any pT above half the
-    window's start, anywhere: pileup moves jets), and each truth jet is matched to the nearest
-    within dR < R/2 (unmatched ones are dropped). A jet's constituents are its truth jet's (the
-    leading vertex's part, unchanged: anti-kT's hard boundaries barely move with soft pileup) and
-    the pileup particles of its matched jet. Its variables are computed from them as
-    :func:`jetimage.physics.jets.complete_jets` does, and kept as they are where no pileup entered
-    (``mu = 0`` gives the pileup-free jets bit for bit). With ``jets.trim_fcut: 0`` nothing is
-    trimmed: the ungroomed jets that pileup studies compare methods on.
+    The particles with their pileup are clustered (anti-kT, every jet above half the window's
+    start, anywhere: pileup moves jets), each truth jet is matched to the nearest within dR < R/2
+    (unmatched ones are dropped), and the matched jets are trimmed as every jet. A jet's
+    constituents are its truth jet's (the leading vertex's part, unchanged: anti-kT's hard
+    boundaries barely move with soft pileup) and the pileup particles of its matched jet. Its
+    variables are computed from them as :func:`jetimage.physics.jets.complete_jets` does, and
+    kept as they are where no pileup entered (``mu = 0`` gives the pileup-free jets bit for bit).
+    With ``jets.trim_fcut: 0`` nothing is trimmed: the ungroomed jets that pileup studies compare
+    methods on.
 
     Parameters
     ----------
@@ -201,15 +202,18 @@ def piled_jets(truth: dict[str, Any], particles: ak.Array, jet_cfg: Mapping[str,
         ``truth_tau21``, the densities of its event after CHS (``rho``, ``softkiller_cut``:
         :func:`event_densities`) and constituents that carry ``origin``.
     """
-    wide = {**jet_cfg, "pt_min": 0.5 * jet_cfg["pt_min"], "pt_max": np.inf, "eta_max": np.inf,
-            "n_leading": jet_cfg["n_leading"] + 2}
-    reco = jetlib.build_jets(particles, wide)
-    row = match_jets(truth, reco, 0.5 * jet_cfg["R"])
+    # every jet above half the window's start, however many: at mu = 200 an R = 1 cone of pileup
+    # alone holds ~400 GeV, so a rank limit would lose the hard jets
+    jets = jetlib.cluster_jets(particles, jet_cfg["R"], 0.5 * jet_cfg["pt_min"], 2**31 - 1)
+    axes = jetlib.kinematics(jets.px, jets.py, jets.pz, jets.E)
+    row = match_jets(truth, {"event": ak.to_numpy(jets.event), "jet_eta": ak.to_numpy(axes["eta"]),
+                             "jet_phi": ak.to_numpy(axes["phi"])}, 0.5 * jet_cfg["R"])
     keep = row >= 0
     out = {k: np.asarray(v)[keep] for k, v in truth.items() if k != "constituents"}
     lv = truth["constituents"][keep]
     lv = ak.with_field(lv, ak.values_astype(ak.zeros_like(lv.pt), np.int32), "origin")
-    pu = reco["constituents"][row[keep]]
+    trimmed, _ = jetlib.trim(jets[row[keep]], jet_cfg["trim_R"], jet_cfg["trim_fcut"])
+    pu = jetlib.particle_records(trimmed)
     pu = pu[pu.origin != LEADING_VERTEX]
     both = ak.concatenate([lv, pu], axis=1)
     both = both[ak.argsort(both.pt, ascending=False, stable=True)]
