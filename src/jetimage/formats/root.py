@@ -107,11 +107,11 @@ class Layout:
 #: Scalar branches of jets with pileup: the same jet clustered from the leading vertex's particles
 #: alone (the truth of pileup removal; ``truth_tau21`` NaN below two constituents), the number
 #: of pileup vertices of its event, and the event's pileup densities after charged-hadron
-#: subtraction: ``rho`` (GeV per unit area) and the SoftKiller threshold (GeV). Its constituents
-#: carry ``origin`` (0: leading vertex, 1: pileup).
+#: subtraction: ``rho`` and ``rho_m`` (GeV per unit area) and the SoftKiller threshold (GeV).
+#: Its constituents carry ``origin`` (0: leading vertex, 1: pileup).
 PILEUP_BRANCHES: dict[str, str] = {"truth_pt": "float64", "truth_eta": "float64", "truth_phi": "float64",
                                    "truth_m": "float64", "truth_tau21": "float64", "n_pileup": "int32",
-                                   "rho": "float64", "softkiller_cut": "float64"}
+                                   "rho": "float64", "rho_m": "float64", "softkiller_cut": "float64"}
 
 #: The ``run`` branches of a sample with pileup: its mean number of vertices, the minimum-bias pool's
 #: size and the vertices overlaid (the pool's reuse factor is ``pileup_vertices / pileup_pool``).

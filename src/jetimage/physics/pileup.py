@@ -227,31 +227,35 @@ def piled_jets(truth: dict[str, Any], particles: ak.Array, jet_cfg: Mapping[str,
     for k in ("pt", "eta", "phi", "m"):
         out[f"truth_{k}"] = np.asarray(truth[f"jet_{k}"])[keep]
     out["truth_tau21"] = np.asarray(truth["tau21"])[keep]
-    rho, cut = event_densities(particles)
-    out["rho"], out["softkiller_cut"] = rho[out["event"]], cut[out["event"]]
+    for name, values in zip(("rho", "rho_m", "softkiller_cut"), event_densities(particles), strict=True):
+        out[name] = values[out["event"]]
     out["constituents"] = both
     return out
 
 
-def event_densities(particles: ak.Array, tracker_eta: float = 2.5) -> tuple[np.ndarray, np.ndarray]:
+def event_densities(particles: ak.Array, tracker_eta: float = 2.5
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The pileup densities of each event after charged-hadron subtraction, within the tracker:
-    rho (:func:`grid_rho`, GeV per unit area) and the SoftKiller threshold (:func:`softkiller_cut`,
-    GeV), each ``(n_events,)``, from ``(n_events, var)`` particles with ``px, py, pz, E, charge,
-    origin``. The rows of a jet's event are what its area subtraction and SoftKiller use."""
+    rho and rho_m (:func:`grid_rho`, GeV per unit area) and the SoftKiller threshold
+    (:func:`softkiller_cut`, GeV), each ``(n_events,)``, from ``(n_events, var)`` particles with
+    ``px, py, pz, E, charge, origin``. The rows of a jet's event are what its area subtraction and
+    SoftKiller use."""
     kept = chs(particles)
     kin = jetlib.kinematics(kept.px, kept.py, kept.pz, kept.E)
-    rho = grid_rho(kept.px, kept.py, kept.pz, kept.E, rap_max=tracker_eta)
-    return rho, softkiller_cut(kin["pt"], kin["eta"], kin["phi"], eta_max=tracker_eta)
+    rho, rho_m = grid_rho(kept.px, kept.py, kept.pz, kept.E, rap_max=tracker_eta)
+    return rho, rho_m, softkiller_cut(kin["pt"], kin["eta"], kin["phi"], eta_max=tracker_eta)
 
 
 def grid_rho(px: ak.Array, py: ak.Array, pz: ak.Array, e: ak.Array, rap_max: float = 2.5,
-             spacing: float = 0.55) -> np.ndarray:
-    """The pileup pT density rho of each event, as FastJet's ``GridMedianBackgroundEstimator``.
+             spacing: float = 0.55) -> tuple[np.ndarray, np.ndarray]:
+    """The pileup densities rho and rho_m of each event, as FastJet's ``GridMedianBackgroundEstimator``
+    (with ``set_compute_rho_m``).
 
     The rapidity-azimuth plane within ``|y| < rap_max`` is cut into ``int(2 rap_max / spacing +
     0.5)`` x ``int(2 pi / spacing + 0.5)`` tiles; rho is the median over the tiles of their summed
-    particle pT over their area (empty tiles count 0; with an even number the mean of the middle
-    two). A test checks it against FastJet's estimator itself.
+    particle pT over their area, rho_m that of their summed ``sqrt(m^2 + pT^2) - pT`` (the energy
+    that the particles' masses add; empty tiles count 0; with an even number of tiles the mean of
+    the middle two). A test checks both against FastJet's estimator itself.
 
     Parameters
     ----------
@@ -260,8 +264,8 @@ def grid_rho(px: ak.Array, py: ak.Array, pz: ak.Array, e: ak.Array, rap_max: flo
 
     Returns
     -------
-    np.ndarray
-        ``(n_events,)`` float64 rho (GeV per unit area).
+    rho, rho_m : np.ndarray
+        ``(n_events,)`` float64 (GeV per unit area).
     """
     n_y = max(1, int(2 * rap_max / spacing + 0.5))
     n_phi = max(1, int(2 * np.pi / spacing + 0.5))
@@ -272,11 +276,17 @@ def grid_rho(px: ak.Array, py: ak.Array, pz: ak.Array, e: ak.Array, rap_max: flo
     with np.errstate(divide="ignore", invalid="ignore"):
         y = 0.5 * np.log((fe + fpz) / (fe - fpz))
     inside = np.abs(y) < rap_max
-    iy = np.clip(((y[inside] + rap_max) / d_y).astype(np.int64), 0, n_y - 1)
-    iphi = (np.arctan2(fpy[inside], fpx[inside]) % (2 * np.pi) / d_phi).astype(np.int64) % n_phi
-    tiles = np.zeros((len(counts), n_y * n_phi))
-    np.add.at(tiles, (event[inside], iy * n_phi + iphi), np.hypot(fpx[inside], fpy[inside]))
-    return np.median(tiles, axis=1) / (d_y * d_phi)
+    fpx, fpy, fpz, fe, y = fpx[inside], fpy[inside], fpz[inside], fe[inside], y[inside]
+    iy = np.clip(((y + rap_max) / d_y).astype(np.int64), 0, n_y - 1)
+    iphi = (np.arctan2(fpy, fpx) % (2 * np.pi) / d_phi).astype(np.int64) % n_phi
+    pt = np.hypot(fpx, fpy)
+    m_delta = np.sqrt(np.maximum(fe * fe - fpz * fpz, 0.0)) - pt  # sqrt(m^2 + pT^2) - pT = mT - pT
+    out = []
+    for value in (pt, m_delta):
+        tiles = np.zeros((len(counts), n_y * n_phi))
+        np.add.at(tiles, (event[inside], iy * n_phi + iphi), value)
+        out.append(np.median(tiles, axis=1) / (d_y * d_phi))
+    return out[0], out[1]
 
 
 def area_four_vector(y: np.ndarray, phi: np.ndarray, radius: float) -> dict[str, np.ndarray]:
@@ -297,22 +307,28 @@ def area_four_vector(y: np.ndarray, phi: np.ndarray, radius: float) -> dict[str,
     return {"px": c * np.cos(phi), "py": c * np.sin(phi), "pz": h * np.sinh(y), "E": h * np.cosh(y)}
 
 
-def subtract_area(p4: Mapping[str, np.ndarray], rho: np.ndarray, radius: float) -> dict[str, np.ndarray]:
-    """Area-median subtraction (Cacciari, Salam, arXiv:0707.1378): ``p - rho A_mu`` of each jet, as
-    FastJet's ``Subtractor`` without rho_m; a jet whose pT would go below 0 becomes a null vector.
+def subtract_area(p4: Mapping[str, np.ndarray], rho: np.ndarray, radius: float,
+                  rho_m: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Area-median subtraction (Cacciari, Salam, arXiv:0707.1378): ``p - rho A_mu - rho_m (0, 0,
+    A_pz, A_E)`` of each jet, as FastJet's ``Subtractor`` (with ``set_use_rho_m`` when ``rho_m`` is
+    given: the particles' masses, which would otherwise stay in the jet mass); a jet whose pT would
+    go below 0 becomes a null vector.
 
     Parameters
     ----------
     p4
         ``px, py, pz, E``: ``(n,)`` the jets' four-momenta (GeV).
-    rho
-        ``(n,)`` the pT density of each jet's event (:func:`grid_rho`).
+    rho, rho_m
+        ``(n,)`` the densities of each jet's event (:func:`grid_rho`).
     """
     kin = jetlib.kinematics(p4["px"], p4["py"], p4["pz"], p4["E"])
     with np.errstate(divide="ignore", invalid="ignore"):
         y = 0.5 * np.log((p4["E"] + p4["pz"]) / (p4["E"] - p4["pz"]))
     area = area_four_vector(y, kin["phi"], radius)
     out = {k: np.asarray(p4[k], np.float64) - rho * area[k] for k in ("px", "py", "pz", "E")}
+    if rho_m is not None:
+        out["pz"] -= rho_m * area["pz"]
+        out["E"] -= rho_m * area["E"]
     gone = rho * np.hypot(area["px"], area["py"]) >= kin["pt"]  # as FastJet: more than the jet's pT
     for k in out:
         out[k][gone] = 0.0
@@ -327,7 +343,8 @@ Mitigation = Literal["none", "chs", "chs_area", "chs_softkiller", "truth"]
 MITIGATIONS: tuple[Mitigation, ...] = get_args(Mitigation)
 
 
-def _subtract_subjets(constituents: ak.Array, rho: np.ndarray, subjet_radius: float) -> dict[str, np.ndarray]:
+def _subtract_subjets(constituents: ak.Array, rho: np.ndarray, rho_m: np.ndarray, subjet_radius: float
+                      ) -> dict[str, np.ndarray]:
     """The sum of each jet's kT subjets of ``subjet_radius``, each area-subtracted
     (:func:`subtract_area`; a subjet with no pT left is dropped): ``px, py, pz, E`` of each jet."""
     out = {k: np.zeros(len(constituents)) for k in ("px", "py", "pz", "E")}
@@ -337,7 +354,7 @@ def _subtract_subjets(constituents: ak.Array, rho: np.ndarray, subjet_radius: fl
     subjets = jetlib.cluster_sequence(constituents[ok], fastjet.kt_algorithm, subjet_radius).inclusive_jets()
     counts = ak.to_numpy(ak.num(subjets))
     flat = {k: ak.to_numpy(ak.flatten(subjets[k])) for k in ("px", "py", "pz", "E")}
-    sub = subtract_area(flat, np.repeat(rho[ok], counts), subjet_radius)
+    sub = subtract_area(flat, np.repeat(rho[ok], counts), subjet_radius, np.repeat(rho_m[ok], counts))
     jet = np.repeat(np.arange(int(ok.sum())), counts)
     for k in out:
         out[k][ok] = np.bincount(jet, weights=sub[k], minlength=int(ok.sum()))
@@ -352,7 +369,7 @@ def corrected_jets(jets: ak.Array, method: Mitigation, radius: float, jet_cfg: M
     ----------
     jets
         ``(n_jets,)`` records with ``constituents`` (``pt, eta, phi, e, charge, origin``) and the
-        event densities ``rho`` and ``softkiller_cut`` (:func:`piled_jets`). Trimmed jets
+        event densities ``rho``, ``rho_m`` and ``softkiller_cut`` (:func:`piled_jets`). Trimmed jets
         (``jets.trim_fcut > 0``) are area-subtracted subjet by subjet (kT subjets of radius
         ``trim_R``, each minus rho times its area, those that go below zero dropped): a trimmed
         jet's area is that of its subjets, not pi R^2.
@@ -376,8 +393,9 @@ def corrected_jets(jets: ak.Array, method: Mitigation, radius: float, jet_cfg: M
             "truth": c.origin == LEADING_VERTEX}[method]
     p4 = jetlib.four_vector_sum(_cartesian(c[keep]))
     if method == "chs_area" and jet_cfg["trim_fcut"] > 0:
-        p4 = _subtract_subjets(_cartesian(c[keep]), ak.to_numpy(jets.rho), jet_cfg["trim_R"])
+        p4 = _subtract_subjets(_cartesian(c[keep]), ak.to_numpy(jets.rho), ak.to_numpy(jets.rho_m),
+                               jet_cfg["trim_R"])
     elif method == "chs_area":
-        p4 = subtract_area(p4, ak.to_numpy(jets.rho), radius)
+        p4 = subtract_area(p4, ak.to_numpy(jets.rho), radius, ak.to_numpy(jets.rho_m))
     kin = jetlib.kinematics(p4["px"], p4["py"], p4["pz"], p4["E"])
     return {"pt": kin["pt"], "m": kin["m"], "tau21": jetlib.tau21(_cartesian(c[keep]), r0=jet_cfg["R"])}
