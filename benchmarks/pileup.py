@@ -5,7 +5,8 @@ The same W events (the same seed) are generated without pileup and at ``--mu`` (
 the jets of ``config/pileup.yaml`` (R = 1.0 ungroomed, |eta| < 1.5); the pool's generation is
 included, as in a shard. Then the image stage (``make_sample_images``: reading, cleaning, the
 compiled kernel, the HDF5 writer) images both samples' jets with the study's four vertex channels.
-Times are wall seconds of this process; the generation also reports its peak resident memory.
+Times are wall seconds of this process (the image stage: best of 3, after a warm-up call that
+compiles the kernel); the generation also reports its peak resident memory.
 
 Usage::
 
@@ -25,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,12 +64,17 @@ def main() -> None:
             times[name] = time.perf_counter() - t
             print(f"{name}: generation {times[name]:.1f} s", flush=True)
         out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # a first call compiles the kernel
+        make_sample_images(cfg, "bare", [Path(tmp) / "bare.root"], Path(tmp) / "warm.h5")
         for name in ("bare", "piled"):
-            t = time.perf_counter()
-            root, h5 = Path(tmp) / f"{name}.root", Path(tmp) / f"{name}.h5"
-            n_jets[name] = make_sample_images(cfg, name, [root], h5)
-            jets[name] = n_jets[name] / (time.perf_counter() - t)
-            print(f"{name}: {n_jets[name]} jets imaged at {jets[name]:.0f} jets/s", flush=True)
+            best = np.inf
+            for _ in range(3):
+                t = time.perf_counter()
+                root, h5 = Path(tmp) / f"{name}.root", Path(tmp) / f"{name}.h5"
+                n_jets[name] = make_sample_images(cfg, name, [root], h5)
+                best = min(best, time.perf_counter() - t)
+            jets[name] = n_jets[name] / best
+            print(f"{name}: {n_jets[name]} jets imaged at {jets[name]:.0f} jets/s (best of 3)", flush=True)
     out["ms_per_event"] = [1e3 * times[k] / args.events for k in ("bare", "piled")]
     out["generation_ratio"] = times["piled"] / times["bare"]
     out["jets_per_s"] = [jets["bare"], jets["piled"]]
