@@ -151,6 +151,15 @@ def test_mu_zero_gives_the_pileup_free_jets_bit_for_bit(piled_samples):
     assert np.all(zero.n_pileup == 0) and ak.all(zero.constituent_origin == 0)
     for k in ("pt", "eta", "phi", "m"):
         assert np.array_equal(zero[f"truth_{k}"], clean[f"jet_{k}"])
+    # and so the images, with every preprocessing step
+    from jetimage.formats.root import read_jets
+    from jetimage.images.preprocess import make_images
+
+    cfg = piled_samples["config"]
+    opts = {**cfg["images"], "rotate": "subjet", "flip": "parity", "normalize": "l1",
+            "channels": ["total", "charged", "neutral"]}
+    images = [make_images(read_jets([piled_samples[k]]), opts)[0] for k in ("wjets", "wjets_mu0")]
+    assert images[0].shape[0] == len(clean) and np.array_equal(images[0], images[1])
 
 
 def test_pileup_jets_keep_the_truth_jets_and_record_the_overlay(piled_samples):
