@@ -8,13 +8,14 @@ Command line and workflow support
     :mod:`~jetimage.resources` (the rules' ``mem_mb``).
 Stages (:mod:`jetimage.stages`), one per Snakemake rule
     :mod:`~jetimage.stages.generate`, :mod:`~jetimage.stages.ingest`, :mod:`~jetimage.stages.images`,
-    :mod:`~jetimage.stages.image_mass`, :mod:`~jetimage.stages.train`,
+    :mod:`~jetimage.stages.image_mass`, :mod:`~jetimage.stages.pileup`, :mod:`~jetimage.stages.train`,
     :mod:`~jetimage.stages.evaluate`, :mod:`~jetimage.stages.plots`, :mod:`~jetimage.stages.apply`,
     :mod:`~jetimage.stages.export`.
 Evaluation (:mod:`jetimage.evaluation`)
     :mod:`~jetimage.evaluation.metrics` (ROC, rejection, bootstrap),
     :mod:`~jetimage.evaluation.likelihood`, :mod:`~jetimage.evaluation.fisher`,
-    :mod:`~jetimage.evaluation.baselines`, :mod:`~jetimage.evaluation.scoring`.
+    :mod:`~jetimage.evaluation.baselines`, :mod:`~jetimage.evaluation.scoring`,
+    :mod:`~jetimage.evaluation.pileup` (pileup removal against the truth jets).
 Training (:mod:`jetimage.training`)
     :mod:`~jetimage.training.data` (split, weights, streaming), :mod:`~jetimage.training.definition`
     (the model's input definition), :mod:`~jetimage.training.loading`,
@@ -31,7 +32,7 @@ Images (:mod:`jetimage.images`) and models (:mod:`jetimage.models`)
 Physics (:mod:`jetimage.physics`)
     :mod:`~jetimage.physics.jets` (clustering, trimming, tau21, truth matching),
     :mod:`~jetimage.physics.events` (fat jets, event variables, the cut-based selection),
-    :mod:`~jetimage.physics.pileup` (the minimum-bias overlay, CHS, SoftKiller).
+    :mod:`~jetimage.physics.pileup` (the minimum-bias overlay, CHS, SoftKiller, area subtraction).
 Formats and configuration
     :mod:`~jetimage.formats.errors`, :mod:`~jetimage.formats.atomic`, :mod:`~jetimage.formats.root`,
     :mod:`~jetimage.formats.hdf5`, :mod:`~jetimage.formats.readers` (users' files by layout);
