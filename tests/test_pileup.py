@@ -333,6 +333,9 @@ def test_the_workflow_runs_a_small_pileup_study(tmp_path):
     assert sorted(result["samples"]) == ["qcd_mu30", "wjets_mu30"]
     assert result["mass"] == "trimmed" and result["samples"]["qcd_mu30"]["mu"] == 30
     assert "| wjets_mu30 | 30 |" in (tmp_path / "results" / "pile" / "pileup.md").read_text()
+    png = tmp_path / "results" / "pile" / "plots" / "pileup_resolution.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
     dry = subprocess.run([snakemake, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
                           "--configfile", str(tmp_path / "config.yaml"), "--cores", "2", "--dry-run",
                           "results/pile/pileup.md"], capture_output=True, text=True, timeout=600)

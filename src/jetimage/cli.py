@@ -110,7 +110,7 @@ def _pileup(args: argparse.Namespace) -> None:
     for item in args.inputs:
         sample, path = _name_value(item, "--inputs", "SAMPLE=ROOT_FILE")
         inputs.setdefault(sample, []).append(path)
-    pileup_study(_cfg(args), inputs, args.output, args.table)
+    pileup_study(_cfg(args), inputs, args.output, args.table, args.plot)
 
 
 def _plots(args: argparse.Namespace) -> None:
@@ -175,7 +175,8 @@ STAGES: dict[str, tuple[str, Callable[[argparse.Namespace], None], list[tuple[st
                     ("--plot", {"help": "output figure path without suffix"})]),
     "pileup": ("the pileup study: each mitigation's jet mass and pT against the truth jets, per mu", _pileup,
                [("--inputs", {"nargs": "+", "help": "SAMPLE=ROOT_FILE items of samples with pileup"}),
-                ("--output", {"help": "output JSON"}), ("--table", {"help": "output Markdown table"})]),
+                ("--output", {"help": "output JSON"}), ("--table", {"help": "output Markdown table"}),
+                ("--plot", {"required": False, "help": "figure path without suffix (PDF and PNG)"})]),
     "plots": ("figures of the study's kind from the scores file, PDF and PNG", _plots,
               [("--scores", {"help": "scores .npz written by evaluate"}),
                ("--history", {"required": False, "help": "history.json of the training"}),

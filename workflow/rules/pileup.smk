@@ -13,6 +13,13 @@ rule pileup:
             category="{study}",
             subcategory="Pileup",
         ),
+        pdf=f"{OUT}/plots/pileup_resolution.pdf",
+        png=report(
+            f"{OUT}/plots/pileup_resolution.png",
+            caption="../report/pileup.rst",
+            category="{study}",
+            subcategory="Pileup",
+        ),
     log:
         f"{LOGS}/pileup.log",
     benchmark:
@@ -23,6 +30,7 @@ rule pileup:
         labelled=lambda w: " ".join(
             shlex.quote(f"{s}={p}") for s in pileup_samples(w.study) for p in files_of_sample(w.study, s)
         ),
+        stem=lambda w, output: os.path.splitext(output.pdf)[0],
         settings=section("jets", "evaluate", "seed"),
     threads: 1
     resources:
@@ -32,4 +40,4 @@ rule pileup:
         "../envs/jetimage.yaml"
     shell:
         "{params.jetimage} pileup --config {params.config:q} --inputs {params.labelled}"
-        " --output {output.json:q} --table {output.table:q} > {log:q} 2>&1"
+        " --output {output.json:q} --table {output.table:q} --plot {params.stem:q} > {log:q} 2>&1"

@@ -24,7 +24,7 @@ from jetimage.formats.errors import InputError
 from jetimage.formats.root import iterate_jets
 from jetimage.physics.pileup import MITIGATIONS, corrected_jets
 
-__all__ = ["pileup_study", "table"]
+__all__ = ["pileup_study", "plot_resolution", "table"]
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,40 @@ def table(result: Mapping[str, Any]) -> str:
     return head + "\n".join(rows) + "\n"
 
 
+def plot_resolution(result: Mapping[str, Any], stem: str | Path, sqrt_s_tev: float = 13.0) -> list[Path]:
+    """The jet-mass resolution against mu per method, one panel per class (W: signal, QCD:
+    background), with bootstrap error bars: ``<stem>.pdf`` and ``.png``."""
+    import matplotlib.pyplot as plt  # loads on first use only (the plots module selects Agg)
+
+    from jetimage.stages.plots import save_figure
+
+    present = {r["class"] for r in result["samples"].values()}
+    classes = [c for c in ("signal", "background") if c in present]
+    fig, axes = plt.subplots(1, len(classes), figsize=(7 * len(classes), 6), squeeze=False)
+    for ax, cls in zip(axes[0], classes, strict=True):
+        rows = sorted((r for r in result["samples"].values() if r["class"] == cls), key=lambda r: r["mu"])
+        mu = [r["mu"] for r in rows]
+        for m in MITIGATIONS:
+            if m == "truth":
+                continue
+            y = [r["methods"][m]["mass_resolution"] for r in rows]
+            err = [r["methods"][m]["mass_resolution_err"] or 0.0 for r in rows]
+            ax.errorbar(mu, [np.nan if v is None else v for v in y], yerr=err, marker="o", capsize=3, label=m)
+        ax.set_xlabel(r"$\mu$ (pileup vertices)")
+        ax.set_ylabel(r"jet-mass resolution [GeV]")
+        name = "W" if cls == "signal" else "QCD"
+        ax.set_title(f"{name} jets, {result['mass']} mass, R = {result['jets_R']:g}")
+        ax.set_ylim(bottom=0)
+        ax.legend()
+    return save_figure(fig, stem)
+
+
 def pileup_study(cfg: Config, inputs: Mapping[str, Sequence[str]], output: str | Path,
-                 markdown: str | Path) -> dict[str, Any]:
+                 markdown: str | Path, plot: str | Path | None = None) -> dict[str, Any]:
     """Run the study on ``inputs`` (sample -> ROOT files of its jets with pileup) and write
-    ``output`` (JSON: per sample its mu, class and, per method, :func:`correction_figures`) and
-    ``markdown`` (:func:`table`: mass resolution ± error (bias), GeV), atomically."""
+    ``output`` (JSON: per sample its mu, class and, per method, :func:`correction_figures`),
+    ``markdown`` (:func:`table`: mass resolution ± error (bias), GeV) and with ``plot`` the figure
+    of :func:`plot_resolution` (``<plot>.pdf``, ``.png``), each atomically."""
     samples = {}
     for k, (name, paths) in enumerate(inputs.items()):
         samples[name] = _sample_figures(cfg, name, list(paths), cfg["seed"] + k)
@@ -82,4 +111,6 @@ def pileup_study(cfg: Config, inputs: Mapping[str, Sequence[str]], output: str |
     with atomic_paths(output, markdown) as (tmp_json, tmp_md):
         tmp_json.write_text(json.dumps(json_safe(result), indent=1, allow_nan=False) + "\n")
         tmp_md.write_text(table(result))
+    if plot is not None:
+        plot_resolution(result, plot, cfg["generation"]["sqrt_s"] / 1000.0)
     return result
