@@ -28,7 +28,8 @@ Images (:mod:`jetimage.images`) and models (:mod:`jetimage.models`)
     :mod:`~jetimage.images.constituents`, :mod:`~jetimage.images.lorentz`,
     :mod:`~jetimage.images.detector`, :mod:`~jetimage.images.normalize`,
     :mod:`~jetimage.images.preprocess`, :mod:`~jetimage.images._kernels` (the compiled kernel);
-    :mod:`~jetimage.models.zoo` (the Keras architectures).
+    :mod:`~jetimage.models.zoo` (the Keras architectures), :mod:`~jetimage.models.p4m` (p4m
+    group-equivariant layers).
 Physics (:mod:`jetimage.physics`)
     :mod:`~jetimage.physics.jets` (clustering, trimming, tau21, truth matching),
     :mod:`~jetimage.physics.events` (fat jets, event variables, the cut-based selection),

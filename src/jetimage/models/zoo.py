@@ -233,6 +233,39 @@ def bhimji(input_shape: tuple[int, int, int], filters: int = 128, n_conv: int = 
     return keras.Model(inputs, _score(x), name="bhimji")
 
 
+def gcnn(input_shape: tuple[int, int, int], filters: int = 8, first_kernel: int = 5, n_group_conv: int = 2,
+         dense: int = 64, dropout: float = 0.2, normalization: keras.layers.Layer | None = None,
+         augment: bool = False, transform: str = "none") -> keras.Model:
+    """A p4m group-equivariant CNN (Cohen and Welling, arXiv:1602.07576) for square images.
+
+    A lifting convolution (``first_kernel``, ``filters``) and ``n_group_conv`` 3x3 group
+    convolutions, each followed by a group batch normalization and a ReLU, keep the 8 symmetries
+    of the pixel grid (rotations by 90 degrees, mirror images: :mod:`jetimage.models.p4m`); a
+    maximum over the group axis and an average over the plane make the features invariant, and a
+    dense layer (``dense``) scores them. The score is then the same for an image and its 7
+    transformed copies, exactly, provided what comes before the lifting is symmetric too: the
+    ``log1p`` transform is, a per-pixel ``normalization`` (``train.standardize``) is not. With the
+    defaults it has about a third of the convnet's parameters.
+    """
+    from jetimage.models.p4m import GroupBatchNorm, GroupConv, GroupPool, LiftingConv
+
+    if input_shape[0] != input_shape[1]:
+        raise ValueError(f"gcnn: the p4m symmetries map a square image onto itself; got {input_shape[:2]}")
+    inputs = keras.Input(shape=input_shape, name="images")
+    x = _stem(inputs, normalization, augment, transform)
+    x = LiftingConv(filters, first_kernel, name="lifting")(x)
+    for i in range(n_group_conv + 1):
+        if i:
+            x = GroupConv(filters, 3, name=f"group_conv{i}")(x)
+        x = GroupBatchNorm(name=f"group_norm{i}")(x)
+        x = keras.layers.Activation("relu", name=f"relu{i}")(x)
+    x = GroupPool(name="group_pool")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="plane_pool")(x)
+    x = keras.layers.Dense(dense, activation="relu", name="dense")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    return keras.Model(inputs, _score(x), name="gcnn")
+
+
 #: The model zoo: name -> builder(input_shape, normalization=..., augment=..., **hyper-parameters).
 ZOO: dict[str, Callable[..., keras.Model]] = {
     "convnet": convnet,
@@ -240,6 +273,7 @@ ZOO: dict[str, Callable[..., keras.Model]] = {
     "resnet": resnet,
     "mobilenet": mobilenet,
     "bhimji": bhimji,
+    "gcnn": gcnn,
 }
 
 

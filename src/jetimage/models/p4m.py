@@ -1,0 +1,143 @@
+"""Layers equivariant under p4m, the symmetry group of the square pixel grid (Cohen and Welling,
+arXiv:1602.07576): the 4 rotations by 90 degrees and their mirror images, 8 elements that map the
+pixels of a square image onto each other exactly. A jet's radiation pattern has no preferred
+direction in the (eta, phi) plane; these layers carry that symmetry in the network instead of
+preprocessing it away (rotation and flip of arXiv:1511.05190) or learning it from augmented data.
+
+A p4m feature map has shape ``(batch, height, width, channels, 8)``: one plane per channel and
+group element. The group element ``g = (m, r)`` acts on a plane as ``rot90^r(flip^m(plane))``
+(:func:`transform_planes`) and on a p4m map by that transformation of every plane and a permutation
+of the group axis, ``(L_h f)[g] = T_h f[h^-1 g]``. Written with ``keras.ops`` only: they run on
+every backend and save and load in safe mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+__all__ = ["ELEMENTS", "GroupBatchNorm", "GroupConv", "GroupPool", "LiftingConv", "compose", "inverse",
+           "transform_planes"]
+
+#: The 8 elements of p4m as (mirror, rotation), in the order of the group axis.
+ELEMENTS: tuple[tuple[int, int], ...] = tuple((m, r) for m in (0, 1) for r in range(4))
+
+
+def compose(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    """The element ``a b`` (apply ``b`` first): ``(m_a xor m_b, r_a + (-1)^m_a r_b mod 4)``, as a
+    mirror turns a rotation around."""
+    return (a[0] ^ b[0], (a[1] + (-1) ** a[0] * b[1]) % 4)
+
+
+def inverse(g: tuple[int, int]) -> tuple[int, int]:
+    """``g^-1``: a rotation turned back, a mirrored element its own inverse."""
+    return g if g[0] else (0, (-g[1]) % 4)
+
+
+def _index(g: tuple[int, int]) -> int:
+    return ELEMENTS.index(g)
+
+
+def transform_planes(x: Any, g: tuple[int, int], axes: tuple[int, int] = (1, 2)) -> Any:
+    """Apply ``g = (m, r)`` to the planes spanned by ``axes`` of ``x``: a flip of the first axis if
+    ``m``, then ``r`` counter-clockwise rotations by 90 degrees (square planes)."""
+    a, b = axes
+    if g[0]:
+        x = keras.ops.flip(x, axis=a)
+    for _ in range(g[1]):  # rot90: transpose the two axes, then flip the (new) first one
+        perm = list(range(len(x.shape)))
+        perm[a], perm[b] = perm[b], perm[a]
+        x = keras.ops.flip(keras.ops.transpose(x, perm), axis=a)
+    return x
+
+
+@keras.saving.register_keras_serializable(package="jetimage")
+class LiftingConv(keras.layers.Layer):
+    """Lifting convolution, plane -> p4m (equivariant: ``lift(T_h x)[g] = T_h lift(x)[h^-1 g]``).
+
+    One ``k x k`` filter bank, applied in its 8 transformed copies: output ``(batch, H, W,
+    filters, 8)`` from ``(batch, H, W, channels)``. ``k`` odd and ``same`` padding keep the
+    equivariance exact on square images. Parameters: ``k^2 channels filters + filters``.
+    """
+
+    def __init__(self, filters: int, kernel_size: int = 3, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size {kernel_size}: an odd size keeps the equivariance exact")
+        self.filters, self.kernel_size = filters, kernel_size
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        k = self.kernel_size
+        self.kernel = self.add_weight(name="kernel", shape=(k, k, int(input_shape[-1]), self.filters),
+                                      initializer="he_normal")
+        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+
+    def call(self, x: Any) -> Any:
+        # filters of element g: T_g psi, stacked as (k, k, C_in, filters, 8)
+        bank = keras.ops.stack([transform_planes(self.kernel, g, (0, 1)) for g in ELEMENTS], axis=-1)
+        k, c = self.kernel_size, self.kernel.shape[2]
+        y = keras.ops.conv(x, keras.ops.reshape(bank, (k, k, c, self.filters * 8)), padding="same")
+        y = keras.ops.reshape(y, (-1, y.shape[1], y.shape[2], self.filters, 8))
+        return y + keras.ops.reshape(self.bias, (self.filters, 1))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size}
+
+
+@keras.saving.register_keras_serializable(package="jetimage")
+class GroupConv(keras.layers.Layer):
+    """Group convolution, p4m -> p4m (equivariant: ``conv(L_h f) = L_h conv(f)``).
+
+    ``out[g] = sum_k f[k] * T_g psi[g^-1 k]``: each output element sees the filter transformed
+    by it, with its input group axis permuted. Parameters: ``k^2 8 channels filters + filters``.
+    """
+
+    def __init__(self, filters: int, kernel_size: int = 3, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size {kernel_size}: an odd size keeps the equivariance exact")
+        self.filters, self.kernel_size = filters, kernel_size
+        # for output g and input k: the index of g^-1 k
+        self._perm = np.array([[_index(compose(inverse(g), h)) for h in ELEMENTS] for g in ELEMENTS])
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        k = self.kernel_size
+        self.kernel = self.add_weight(name="kernel", shape=(k, k, int(input_shape[-2]), 8, self.filters),
+                                      initializer="he_normal")
+        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+
+    def call(self, f: Any) -> Any:
+        k, c = self.kernel_size, self.kernel.shape[2]
+        banks = []
+        for i, g in enumerate(ELEMENTS):
+            psi = keras.ops.take(self.kernel, self._perm[i], axis=3)  # [..., k, :] = psi[..., g^-1 k, :]
+            banks.append(transform_planes(psi, g, (0, 1)))
+        bank = keras.ops.stack(banks, axis=-1)  # (k, k, C_in, 8 in, filters, 8 out)
+        x = keras.ops.reshape(f, (-1, f.shape[1], f.shape[2], c * 8))
+        y = keras.ops.conv(x, keras.ops.reshape(bank, (k, k, c * 8, self.filters * 8)), padding="same")
+        y = keras.ops.reshape(y, (-1, y.shape[1], y.shape[2], self.filters, 8))
+        return y + keras.ops.reshape(self.bias, (self.filters, 1))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size}
+
+
+@keras.saving.register_keras_serializable(package="jetimage")
+class GroupBatchNorm(keras.layers.BatchNormalization):
+    """Batch normalization of p4m maps whose statistics and scale are per channel, shared over the
+    group axis (and the planes), so that it commutes with the group action."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("axis", -2)
+        super().__init__(**kwargs)
+
+
+@keras.saving.register_keras_serializable(package="jetimage")
+class GroupPool(keras.layers.Layer):
+    """Pooling over the group axis (max): p4m maps -> plane maps that transform as images,
+    ``pool(L_h f) = T_h pool(f)``; a spatial global pooling after it gives invariant features."""
+
+    def call(self, f: Any) -> Any:
+        return keras.ops.max(f, axis=-1)
