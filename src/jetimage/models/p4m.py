@@ -53,8 +53,35 @@ def transform_planes(x: Any, g: tuple[int, int], axes: tuple[int, int] = (1, 2))
     return x
 
 
+class _P4MConv(keras.layers.Layer):
+    """What both p4m convolutions share: an odd ``k x k`` kernel, a bias per filter (shared by the
+    8 elements, so that it commutes with the group action), and one ``conv`` of the stacked,
+    transformed filter bank ``(k, k, inputs, filters * 8)`` giving ``(batch, H, W, filters, 8)``."""
+
+    def __init__(self, filters: int, kernel_size: int = 3, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size {kernel_size}: an odd size keeps the equivariance exact")
+        self.filters, self.kernel_size = filters, kernel_size
+
+    def _weights(self, *kernel_shape: int) -> None:
+        k = self.kernel_size
+        self.kernel = self.add_weight(name="kernel", shape=(k, k, *kernel_shape, self.filters),
+                                      initializer="he_normal")
+        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+
+    def _convolve(self, x: Any, bank: Any) -> Any:
+        k = self.kernel_size
+        y = keras.ops.conv(x, keras.ops.reshape(bank, (k, k, x.shape[-1], self.filters * 8)), padding="same")
+        y = keras.ops.reshape(y, (-1, y.shape[1], y.shape[2], self.filters, 8))
+        return y + keras.ops.reshape(self.bias, (self.filters, 1))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size}
+
+
 @keras.saving.register_keras_serializable(package="jetimage")
-class LiftingConv(keras.layers.Layer):
+class LiftingConv(_P4MConv):
     """Lifting convolution, plane -> p4m (equivariant: ``lift(T_h x)[g] = T_h lift(x)[h^-1 g]``).
 
     One ``k x k`` filter bank, applied in its 8 transformed copies: output ``(batch, H, W,
@@ -62,32 +89,17 @@ class LiftingConv(keras.layers.Layer):
     equivariance exact on square images. Parameters: ``k^2 channels filters + filters``.
     """
 
-    def __init__(self, filters: int, kernel_size: int = 3, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size {kernel_size}: an odd size keeps the equivariance exact")
-        self.filters, self.kernel_size = filters, kernel_size
-
     def build(self, input_shape: tuple[int, ...]) -> None:
-        k = self.kernel_size
-        self.kernel = self.add_weight(name="kernel", shape=(k, k, int(input_shape[-1]), self.filters),
-                                      initializer="he_normal")
-        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+        self._weights(int(input_shape[-1]))
 
     def call(self, x: Any) -> Any:
         # filters of element g: T_g psi, stacked as (k, k, C_in, filters, 8)
-        bank = keras.ops.stack([transform_planes(self.kernel, g, (0, 1)) for g in ELEMENTS], axis=-1)
-        k, c = self.kernel_size, self.kernel.shape[2]
-        y = keras.ops.conv(x, keras.ops.reshape(bank, (k, k, c, self.filters * 8)), padding="same")
-        y = keras.ops.reshape(y, (-1, y.shape[1], y.shape[2], self.filters, 8))
-        return y + keras.ops.reshape(self.bias, (self.filters, 1))
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size}
+        return self._convolve(x, keras.ops.stack([transform_planes(self.kernel, g, (0, 1)) for g in ELEMENTS],
+                                                 axis=-1))
 
 
 @keras.saving.register_keras_serializable(package="jetimage")
-class GroupConv(keras.layers.Layer):
+class GroupConv(_P4MConv):
     """Group convolution, p4m -> p4m (equivariant: ``conv(L_h f) = L_h conv(f)``).
 
     ``out[g] = sum_k f[k] * T_g psi[g^-1 k]``: each output element sees the filter transformed
@@ -95,33 +107,18 @@ class GroupConv(keras.layers.Layer):
     """
 
     def __init__(self, filters: int, kernel_size: int = 3, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size {kernel_size}: an odd size keeps the equivariance exact")
-        self.filters, self.kernel_size = filters, kernel_size
+        super().__init__(filters, kernel_size, **kwargs)
         # for output g and input k: the index of g^-1 k
         self._perm = np.array([[_index(compose(inverse(g), h)) for h in ELEMENTS] for g in ELEMENTS])
 
     def build(self, input_shape: tuple[int, ...]) -> None:
-        k = self.kernel_size
-        self.kernel = self.add_weight(name="kernel", shape=(k, k, int(input_shape[-2]), 8, self.filters),
-                                      initializer="he_normal")
-        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+        self._weights(int(input_shape[-2]), 8)
 
     def call(self, f: Any) -> Any:
-        k, c = self.kernel_size, self.kernel.shape[2]
-        banks = []
-        for i, g in enumerate(ELEMENTS):
-            psi = keras.ops.take(self.kernel, self._perm[i], axis=3)  # [..., k, :] = psi[..., g^-1 k, :]
-            banks.append(transform_planes(psi, g, (0, 1)))
-        bank = keras.ops.stack(banks, axis=-1)  # (k, k, C_in, 8 in, filters, 8 out)
-        x = keras.ops.reshape(f, (-1, f.shape[1], f.shape[2], c * 8))
-        y = keras.ops.conv(x, keras.ops.reshape(bank, (k, k, c * 8, self.filters * 8)), padding="same")
-        y = keras.ops.reshape(y, (-1, y.shape[1], y.shape[2], self.filters, 8))
-        return y + keras.ops.reshape(self.bias, (self.filters, 1))
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size}
+        banks = [transform_planes(keras.ops.take(self.kernel, self._perm[i], axis=3), g, (0, 1))
+                 for i, g in enumerate(ELEMENTS)]  # psi[..., g^-1 k, :] as input k, then T_g
+        x = keras.ops.reshape(f, (-1, f.shape[1], f.shape[2], f.shape[3] * 8))
+        return self._convolve(x, keras.ops.stack(banks, axis=-1))  # (k, k, C_in, 8 in, filters, 8 out)
 
 
 @keras.saving.register_keras_serializable(package="jetimage")
