@@ -290,14 +290,20 @@ def test_an_event_classifier_scores_one_entry_per_event(event_config, generated_
         assert cols["n_fatjets"].dtype == np.int32  # the same branch types whatever passed
 
 
+def entry_counts(pattern: list[int], n_jets: int) -> np.ndarray:
+    """Jets per entry, ``pattern`` repeated, summing to ``n_jets`` (the last entry cut short)."""
+    counts = np.resize(pattern, n_jets)
+    counts = counts[: np.searchsorted(np.cumsum(counts), n_jets) + 1]
+    counts[-1] -= counts.sum() - n_jets
+    return counts
+
+
 def test_nested_jets_get_one_score_per_jet_of_each_entry(study, generated, tmp_path):
     """Events holding jets (the nested layout): the friend tree has, per input entry, one score per
     jet of the entry in the window, in the entry's order, beside the jet pT read from the file."""
     name = sorted(generated)[0]
     source = read_jets([generated[name]])
-    counts = np.resize([2, 0, 1, 3], len(source))
-    counts = counts[: np.searchsorted(np.cumsum(counts), len(source)) + 1]
-    counts[-1] -= counts.sum() - len(source)
+    counts = entry_counts([2, 0, 1, 3], len(source))
     c = source.constituents
     with uproot.recreate(tmp_path / "nested.root") as f:
         f["events"] = {f"constituent_{k}": ak.unflatten(c[k], counts) for k in ("pt", "eta", "phi", "e")}
@@ -322,9 +328,7 @@ def test_an_rntuple_input_is_scored_and_its_friend_joined_with_awkward(study, ge
     docs/jets.md shows."""
     name = sorted(generated)[0]
     source = read_jets([generated[name]])
-    counts = np.resize([1, 2, 0, 3], len(source))
-    counts = counts[: np.searchsorted(np.cumsum(counts), len(source)) + 1]
-    counts[-1] -= counts.sum() - len(source)
+    counts = entry_counts([1, 2, 0, 3], len(source))
     c = source.constituents
     user = tmp_path / "mydata.root"
     with uproot.recreate(user) as f:

@@ -67,13 +67,19 @@ def _expected_jets(p: ak.Array, cfg) -> dict:
     return build_jets(p4, cfg["jets"])
 
 
-def _ingest_and_image(cfg, name: str, path, tmp_path) -> ak.Array:
+def _ingest_parts(cfg, name: str, tmp_path) -> list:
+    """The sample's files ingested chunk by chunk (after its checks pass): the chunk files."""
     s = cfg.sample(name)
     assert list(check_sample(s, "samples[1]", cfg.kind)) == []
     parts = []
     for i, (f, a, b) in enumerate(plan_chunks(s)):
         parts.append(tmp_path / f"{name}{i}.root")
         ingest(cfg, name, f, a, b, parts[-1])
+    return parts
+
+
+def _ingest_and_image(cfg, name: str, path, tmp_path) -> ak.Array:
+    parts = _ingest_parts(cfg, name, tmp_path)
     jets = read_jets(parts)
     out = tmp_path / f"{name}.h5"
     assert make_sample_images(cfg, name, parts, out) == len(jets) > 0
@@ -335,13 +341,7 @@ def _write_jets(path, c: ak.Array, e: ak.Array | None = None, scale: float = 1.0
 
 
 def _ingest_jets(cfg, name: str, tmp_path) -> ak.Array:
-    s = cfg.sample(name)
-    assert list(check_sample(s, "samples[1]", cfg.kind)) == []
-    parts = []
-    for i, (f, a, b) in enumerate(plan_chunks(s)):
-        parts.append(tmp_path / f"{name}{i}.root")
-        ingest(cfg, name, f, a, b, parts[-1])
-    return read_jets(parts)
+    return read_jets(_ingest_parts(cfg, name, tmp_path))
 
 
 def _p4(pt, eta, phi, mass) -> dict:

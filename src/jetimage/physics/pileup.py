@@ -391,11 +391,11 @@ def corrected_jets(jets: ak.Array, method: Mitigation, radius: float, jet_cfg: M
     keep = {"none": ak.ones_like(c.pt, dtype=bool), "chs": ~charged_pu, "chs_area": ~charged_pu,
             "chs_softkiller": ~charged_pu & (c.pt > jets.softkiller_cut),
             "truth": c.origin == LEADING_VERTEX}[method]
-    p4 = jetlib.four_vector_sum(_cartesian(c[keep]))
+    kept = _cartesian(c[keep])
+    p4 = jetlib.four_vector_sum(kept)
     if method == "chs_area" and jet_cfg["trim_fcut"] > 0:
-        p4 = _subtract_subjets(_cartesian(c[keep]), ak.to_numpy(jets.rho), ak.to_numpy(jets.rho_m),
-                               jet_cfg["trim_R"])
+        p4 = _subtract_subjets(kept, ak.to_numpy(jets.rho), ak.to_numpy(jets.rho_m), jet_cfg["trim_R"])
     elif method == "chs_area":
         p4 = subtract_area(p4, ak.to_numpy(jets.rho), radius, ak.to_numpy(jets.rho_m))
     kin = jetlib.kinematics(p4["px"], p4["py"], p4["pz"], p4["E"])
-    return {"pt": kin["pt"], "m": kin["m"], "tau21": jetlib.tau21(_cartesian(c[keep]), r0=jet_cfg["R"])}
+    return {"pt": kin["pt"], "m": kin["m"], "tau21": jetlib.tau21(kept, r0=jet_cfg["R"])}
