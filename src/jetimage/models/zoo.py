@@ -4,7 +4,8 @@ Models are plain backend-agnostic Keras 3 (``keras.layers`` only, no Lambda laye
 they save to ``.keras`` and load back in safe mode, on TensorFlow or JAX. Every builder takes
 ``input_shape`` ``(n_eta, n_phi, n_channels)``, an optional adapted ``normalization`` layer
 applied to the (transformed) pixels, ``transform`` (``none`` or ``log1p``, inside the model)
-and ``augment`` (random flips and rotations while training only);
+``augment`` (random flips and rotations while training only) and ``variables`` (an adapted
+:func:`variable_standardizer`: a second input of physics variables joined to the dense head);
 it returns a model whose output ``score`` is a sigmoid probability of the signal class, in
 float32 also under a mixed-precision policy.
 """
@@ -59,6 +60,24 @@ def _score(x: Any) -> Any:
     return keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="score")(x)
 
 
+def _head(inputs: Any, x: Any, name: str, variables: keras.layers.Normalization | None = None,
+          units: int = 64) -> keras.Model:
+    """The model from its image input and image features ``x`` (the output of its dense head).
+
+    With ``variables`` (an adapted :func:`variable_standardizer`) the model takes a second input,
+    ``variables`` ``(n_variables,)``: the example's physics variables, standardized inside the model
+    with the training split's statistics, are joined to the image features and a dense layer of
+    ``units`` (ReLU) scores both. The inputs are then the dict ``{"images", "variables"}``.
+    """
+    if variables is None:
+        return keras.Model(inputs, _score(x), name=name)
+    n = int(variables.mean.shape[-1])
+    extra = keras.Input(shape=(n,), name="variables")
+    x = keras.layers.Concatenate(name="join_variables")([x, variables(extra)])
+    x = keras.layers.Dense(units, activation="relu", name="combined")(x)
+    return keras.Model({"images": inputs, "variables": extra}, _score(x), name=name)
+
+
 def convnet(
     input_shape: tuple[int, int, int],
     filters: int = 32,
@@ -68,6 +87,7 @@ def convnet(
     normalization: keras.layers.Layer | None = None,
     augment: bool = False,
     transform: str = "none",
+    variables: keras.layers.Normalization | None = None,
 ) -> keras.Model:
     """The ConvNet of de Oliveira et al., arXiv:1511.05190 (section 4).
 
@@ -95,7 +115,7 @@ def convnet(
     x = keras.layers.LayerNormalization(name="norm")(x)
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dense(dense, activation="relu", name="dense")(x)
-    return keras.Model(inputs, _score(x), name="convnet")
+    return _head(inputs, x, "convnet", variables)
 
 
 def _maxout_dense(x: Any, units: int, pieces: int, name: str) -> Any:
@@ -119,6 +139,7 @@ def maxout(
     normalization: keras.layers.Layer | None = None,
     augment: bool = False,
     transform: str = "none",
+    variables: keras.layers.Normalization | None = None,
 ) -> keras.Model:
     """The MaxOut network of arXiv:1511.05190 (section 4).
 
@@ -133,7 +154,7 @@ def maxout(
         x = keras.layers.Dropout(dropout, name=f"dropout{i}")(x)
     for i, n in enumerate(dense):
         x = keras.layers.Dense(n, activation="relu", name=f"dense{i}")(x)
-    return keras.Model(inputs, _score(x), name="maxout")
+    return _head(inputs, x, "maxout", variables)
 
 
 def resnet(
@@ -145,6 +166,7 @@ def resnet(
     normalization: keras.layers.Layer | None = None,
     augment: bool = False,
     transform: str = "none",
+    variables: keras.layers.Normalization | None = None,
 ) -> keras.Model:
     """A small residual CNN (He et al., arXiv:1512.03385, pre-activation blocks).
 
@@ -176,7 +198,7 @@ def resnet(
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     x = keras.layers.Dense(dense, activation="relu", name="dense")(x)
-    return keras.Model(inputs, _score(x), name="resnet")
+    return _head(inputs, x, "resnet", variables)
 
 
 def mobilenet(
@@ -188,6 +210,7 @@ def mobilenet(
     normalization: keras.layers.Layer | None = None,
     augment: bool = False,
     transform: str = "none",
+    variables: keras.layers.Normalization | None = None,
 ) -> keras.Model:
     """A MobileNet-style CNN (Howard et al., arXiv:1704.04861) of depthwise-separable blocks.
 
@@ -211,11 +234,11 @@ def mobilenet(
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     x = keras.layers.Dense(dense, activation="relu", name="dense")(x)
-    return keras.Model(inputs, _score(x), name="mobilenet")
+    return _head(inputs, x, "mobilenet", variables)
 
 
 def bhimji(input_shape: tuple[int, int, int], filters: int = 128, n_conv: int = 3, dropout: float = 0.5,
-           dense: int = 512, **stem: Any) -> keras.Model:
+           dense: int = 512, variables: keras.layers.Normalization | None = None, **stem: Any) -> keras.Model:
     """The CNN of Bhimji et al., arXiv:1711.03573, for whole-event images.
 
     ``n_conv`` x [3x3 convolution with ``filters`` maps (ReLU) -> 2x2 max pooling], dropout,
@@ -230,12 +253,13 @@ def bhimji(input_shape: tuple[int, int, int], filters: int = 128, n_conv: int = 
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     x = keras.layers.Dense(dense, activation="relu", name="dense")(x)
-    return keras.Model(inputs, _score(x), name="bhimji")
+    return _head(inputs, x, "bhimji", variables)
 
 
 def gcnn(input_shape: tuple[int, int, int], filters: int = 8, first_kernel: int = 5, n_group_conv: int = 2,
          dense: int = 64, dropout: float = 0.2, normalization: keras.layers.Layer | None = None,
-         augment: bool = False, transform: str = "none") -> keras.Model:
+         augment: bool = False, transform: str = "none",
+         variables: keras.layers.Normalization | None = None) -> keras.Model:
     """A p4m group-equivariant CNN (Cohen and Welling, arXiv:1602.07576) for square images.
 
     A lifting convolution (``first_kernel``, ``filters``) and ``n_group_conv`` 3x3 group
@@ -263,7 +287,7 @@ def gcnn(input_shape: tuple[int, int, int], filters: int = 8, first_kernel: int 
     x = keras.layers.GlobalAveragePooling2D(name="plane_pool")(x)
     x = keras.layers.Dense(dense, activation="relu", name="dense")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
-    return keras.Model(inputs, _score(x), name="gcnn")
+    return _head(inputs, x, "gcnn", variables)
 
 
 #: The model zoo: name -> builder(input_shape, normalization=..., augment=..., **hyper-parameters).
@@ -364,6 +388,20 @@ def standardizer(train_images: np.ndarray) -> keras.layers.Normalization:
     """
     layer = keras.layers.Normalization(axis=(1, 2, 3), name="standardize")
     layer.adapt(train_images)
+    return layer
+
+
+def variable_standardizer(train_variables: np.ndarray) -> keras.layers.Normalization:
+    """Standardization of the example variables, adapted on the training split only.
+
+    Parameters
+    ----------
+    train_variables
+        ``(n, n_variables)`` the variables of the training examples (their units: GeV for masses
+        and momenta).
+    """
+    layer = keras.layers.Normalization(axis=-1, name="standardize_variables")
+    layer.adapt(np.asarray(train_variables, np.float32))
     return layer
 
 
