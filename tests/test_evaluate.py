@@ -12,6 +12,7 @@ from jetimage.config import validate
 from jetimage.evaluation.baselines import TAGGERS
 from jetimage.evaluation.likelihood import likelihood_ratio, likelihood_ratio_2d, pt_weights, quantile_edges
 from jetimage.evaluation.metrics import FastROC, auc, json_safe, rejection_at, roc_curve, tagger_metrics
+from jetimage.evaluation.two_stage import load_two_stage
 from jetimage.formats.errors import InputError
 from jetimage.formats.hdf5 import ImageWriter, read_images
 from jetimage.stages.evaluate import evaluate
@@ -190,7 +191,7 @@ def test_evaluate_writes_every_tagger_with_uncertainties_as_valid_json(toy_model
     tmp, paths = toy_model
     (tmp / "pre.json").write_text('{"lorentz": {"flip": 2.0}}')
     metrics = evaluate(_toy_config(), paths, tmp / "model.keras", tmp / "metrics.json",
-                       tmp / "scores.npz", tmp / "pre.json")
+                       tmp / "scores.npz", tmp / "pre.json", two_stage_path=tmp / "cnn_bdt.pkl")
     text = (tmp / "metrics.json").read_text()
     assert "Infinity" not in text and "NaN" not in text
     on_disk = json.loads(text)
@@ -212,6 +213,10 @@ def test_evaluate_writes_every_tagger_with_uncertainties_as_valid_json(toy_model
     for name in ("mass", "tau21", "delta_r", "mass_tau21", "fisher", "cnn", "cnn_mass"):
         assert metrics[name]["auc"] > 0.75, name
     assert metrics["mass_tau21"]["auc"] > max(metrics["mass"]["auc"], metrics["tau21"]["auc"]) - 0.005
+    # the two-stage tagger (CNN score, mass, tau21 in a BDT) is saved and scores as in the metrics
+    tagger = load_two_stage(tmp / "cnn_bdt.pkl")
+    assert tagger.features == ["cnn", "jet_m", "tau21"]
+    assert metrics["cnn_bdt"]["auc"] > metrics["cnn"]["auc"] - 0.02
     scores = np.load(tmp / "scores.npz")
     assert scores["mean_image_signal"].shape == (9, 9)
     assert scores["mean_image_signal"][4, 7] > scores["mean_image_background"][4, 7] + 10
@@ -273,10 +278,16 @@ def test_event_study_is_scored_against_the_cut_based_selection(toy_model, tmp_pa
     raw = tiny_event_config()
     raw["images"]["channels"] = ["em"]  # the toy model scores one-channel 9x9 images
     cfg = validate(raw)
-    m = evaluate(cfg, paths, tmp / "model.keras", tmp_path / "metrics.json", tmp_path / "scores.npz")
+    m = evaluate(cfg, paths, tmp / "model.keras", tmp_path / "metrics.json", tmp_path / "scores.npz",
+                 two_stage_path=tmp_path / "cnn_bdt.pkl")
     assert json.loads((tmp_path / "metrics.json").read_text())["factor"] == pytest.approx(m["factor"])
+    # every CNN-based tagger has its factor; the BDT adds the event variables to the CNN score
+    assert set(m["factors"]) == {"cnn", "cnn_bdt"}
+    assert m["factors"]["cnn"]["factor"] == pytest.approx(m["factor"])
+    assert load_two_stage(tmp_path / "cnn_bdt.pkl").variables == ["n_fatjets", "mj", "lead_pt", "deta12"]
+    assert m["cnn_bdt"]["auc"] > 0.95 and np.isfinite(m["factors"]["cnn_bdt"]["factor"])
     assert {"cnn", "n_fatjets", "mj", "factor", "factor_err", "cut_sig_eff", "n_test"} <= set(m)
-    assert not set(TAGGERS) - {"cnn"} & set(m), "no jet baseline in an event study"
+    assert not set(TAGGERS) - {"cnn", "cnn_bdt"} & set(m), "no jet baseline in an event study"
     for name in ("cnn", "n_fatjets", "mj"):
         assert m[name]["auc"] > 0.6, name
         assert set(m[name]["rejection"]) == {"0.3", "0.5"} and m[name]["auc_err"] > 0
@@ -372,7 +383,8 @@ def test_negative_weights_are_kept_and_every_figure_stays_in_range(toy_model, tm
         f["weights"][...] = np.where(rng.random(len(w)) < 0.2, -0.5, w)
 
     paths = _edited_copies(toy_model, tmp_path, edit)
-    m = evaluate(_toy_config(), paths, toy_model[0] / "model.keras", tmp_path / "m.json", tmp_path / "s.npz")
+    m = evaluate(_toy_config(), paths, toy_model[0] / "model.keras", tmp_path / "m.json", tmp_path / "s.npz",
+                 two_stage_path=tmp_path / "b.pkl")
     on_disk = json.loads((tmp_path / "m.json").read_text())
     for name in TAGGERS:
         assert on_disk[name]["auc"] is None or 0.0 <= on_disk[name]["auc"] <= 1.0, name

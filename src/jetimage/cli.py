@@ -81,7 +81,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     _start_keras_quietly()
     from jetimage.stages.evaluate import evaluate
 
-    evaluate(cfg, args.inputs, args.model, args.metrics, args.scores, args.image_mass, variants)
+    evaluate(cfg, args.inputs, args.model, args.metrics, args.scores, args.image_mass, variants,
+             args.two_stage)
 
 
 def _name_value(item: str, flag: str, form: str) -> tuple[str, str]:
@@ -167,7 +168,9 @@ STAGES: dict[str, tuple[str, Callable[[argparse.Namespace], None], list[tuple[st
                   ("--scores", {"required": False, "help": "output .npz with the test-split scores"}),
                   ("--image-mass", {"required": False, "help": "image_mass.json of the image-mass study"}),
                   ("--variants", {"nargs": "+", "required": False,
-                                  "help": "NAME=MODEL items: train.variants models, scored as cnn_NAME"})]),
+                                  "help": "NAME=MODEL items: train.variants models, scored as cnn_NAME"}),
+                  ("--two-stage", {"required": False,
+                                   "help": "output .pkl: the two-stage tagger (evaluate.two_stage)"})]),
     "image_mass": ("the image-mass study: the jet mass after each preprocessing step, both modes (jets)",
                    _image_mass,
                    [("--inputs", {"nargs": "+", "help": "SAMPLE=ROOT_FILE items"}),

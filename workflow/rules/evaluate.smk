@@ -15,6 +15,7 @@ rule evaluate:
             subcategory="Metrics",
         ),
         scores=f"{OUT}/scores.npz",
+        two_stage=f"{OUT}/model/cnn_bdt.pkl",
     log:
         f"{LOGS}/evaluate.log",
     benchmark:
@@ -34,4 +35,5 @@ rule evaluate:
     shell:
         "{params.jetimage} evaluate --config {params.config:q} --inputs {input.images:q}"
         " --model {input.model:q} --metrics {output.metrics:q} --scores {output.scores:q}"
+        " --two-stage {output.two_stage:q}"
         " {params.image_mass} {params.variants} > {log:q} 2>&1"

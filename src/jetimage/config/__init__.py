@@ -7,6 +7,7 @@ content, the file its jobs read.
 """
 
 from .validation import (
+    EXAMPLE_VARIABLES,
     SCHEMA_PATH,
     Config,
     ConfigError,
@@ -19,5 +20,5 @@ from .validation import (
     validate_studies,
 )
 
-__all__ = ["Config", "ConfigError", "Kind", "SCHEMA_PATH", "derive_seed", "load", "load_studies",
-           "slha_path", "validate", "validate_studies"]
+__all__ = ["Config", "ConfigError", "EXAMPLE_VARIABLES", "Kind", "SCHEMA_PATH", "derive_seed", "load",
+           "load_studies", "slha_path", "validate", "validate_studies"]

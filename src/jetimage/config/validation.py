@@ -25,8 +25,8 @@ import jsonschema
 import numpy as np
 import yaml
 
-__all__ = ["Config", "ConfigError", "Kind", "SCHEMA_PATH", "SafeLoader", "YTE_KEY", "derive_seed", "load",
-           "load_studies", "readable", "validate", "validate_studies"]
+__all__ = ["Config", "ConfigError", "EXAMPLE_VARIABLES", "Kind", "SCHEMA_PATH", "SafeLoader", "YTE_KEY",
+           "derive_seed", "load", "load_studies", "readable", "validate", "validate_studies"]
 
 #: The JSON Schema of the configuration (package data, so an installed wheel validates too).
 SCHEMA_PATH = Path(str(resources.files("jetimage.config") / "schema.yaml"))
@@ -118,6 +118,14 @@ class Config(dict):
 #: |eta| acceptance of the trackers of ATLAS and CMS (Run 2-3): charged particles beyond it have no
 #: track, so no known vertex.
 TRACKER_ETA = 2.5
+
+
+#: The physics variables of an example per kind (HDF5 columns beside the images, branches of the
+#: study's tree) that a model (``train.variables``) or the two-stage tagger can take.
+EXAMPLE_VARIABLES: dict[str, tuple[str, ...]] = {
+    "jets": ("jet_pt", "jet_eta", "jet_m", "tau21", "delta_r", "n_subjets"),
+    "events": ("n_fatjets", "mj", "lead_pt", "deta12"),
+}
 
 
 def derive_seed(*keys: int) -> int:
@@ -332,11 +340,7 @@ def _cross_checks(cfg: dict[str, Any]) -> Iterator[str]:
                f"pileup, keep jets.eta_max <= {TRACKER_ETA - jets['R']:g}")
     if cfg["images"]["normalize"] == "boost" and cfg["images"]["mode"] != "lorentz":
         yield "images.normalize: boost needs images.mode: lorentz (it boosts the constituents)"
-    names = [v["name"] for v in cfg["train"]["variants"]]
-    if len(set(names)) != len(names):
-        yield f"train.variants: duplicate names in {names}"
-    if names and cfg["kind"] != "jets":
-        yield "train.variants: mass-decorrelated CNNs need the jet mass: kind jets only"
+    yield from _variant_checks(cfg)
     split = cfg["train"]["split"]
     if abs(sum(split.values()) - 1.0) > 1e-6:
         yield f"train.split: fractions must sum to 1, got {sum(split.values()):g}"
@@ -344,6 +348,26 @@ def _cross_checks(cfg: dict[str, Any]) -> Iterator[str]:
         yield ("evaluate.bootstrap: 1 replica gives no uncertainty (a standard deviation needs 2): use 0 for "
                "none or at least 2 (default 100)")
     yield from _same_files(cfg["samples"])
+
+
+def _variant_checks(cfg: dict[str, Any]) -> Iterator[str]:
+    """The variants' names and methods, and every list of example variables against the kind's."""
+    variants = cfg["train"]["variants"]
+    names = [v["name"] for v in variants]
+    if len(set(names)) != len(names):
+        yield f"train.variants: duplicate names in {names}"
+    for i, v in enumerate(variants):
+        if v.get("method", "none") != "none" and cfg["kind"] != "jets":
+            yield (f"train.variants[{i}].method: {v['method']} decorrelates from the jet mass: kind jets "
+                   "only (method none trains the nominal CNN with its own variables)")
+    kind, have = cfg["kind"], EXAMPLE_VARIABLES[cfg["kind"]]
+    lists = [("train.variables", cfg["train"]["variables"]),
+             ("evaluate.two_stage", cfg["evaluate"]["two_stage"]),
+             *((f"train.variants[{i}].variables", v.get("variables") or []) for i, v in enumerate(variants))]
+    for key, names in lists:
+        for name in names:
+            if name not in have:
+                yield f"{key}: {name!r} is no variable of kind {kind}; have {list(have)}"
 
 
 def _sample_checks(s: dict[str, Any], where: str, kind: str) -> Iterator[str]:

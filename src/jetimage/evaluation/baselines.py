@@ -9,6 +9,8 @@ Jets (arXiv:1511.05190, arXiv:1407.5675):
 - ``fisher``: Fisher's linear discriminant on the pixels (training split);
 - ``cnn_mass``: the 2D binned likelihood ratio of the CNN output and the mass, fit on the
   validation split (the CNN was trained on the training split, so its scores there are biased);
+- ``cnn_bdt``: the CNN output and the ``evaluate.two_stage`` variables in a boosted decision tree
+  fit on the validation split (:mod:`jetimage.evaluation.two_stage`; both kinds);
 - ``tau21_ddt``: the designed decorrelated tau21' = tau21 - M rho' (arXiv:1603.00027), with
   rho' = log(m^2 / (pT * 1 GeV)) and the slope M fit to the QCD profile of the training split.
 
@@ -55,7 +57,7 @@ BASELINES: dict[str, tuple[str, tuple[float, float]]] = {
 
 
 #: Every tagger of ``metrics.json``, in the order of the plots' legends.
-TAGGERS = ("cnn", "cnn_mass", "fisher", "mass_tau21", "tau21", "delta_r", "mass", "tau21_ddt")
+TAGGERS = ("cnn", "cnn_mass", "cnn_bdt", "fisher", "mass_tau21", "tau21", "delta_r", "mass", "tau21_ddt")
 
 
 def _class_sigma(paths: Sequence[str | Path]) -> dict[int, float]:
@@ -211,4 +213,4 @@ KINDS = {"jets": (_jet_examples, _jet_baselines), "events": (_event_examples, _e
 
 
 #: Every tagger of ``metrics.json`` per kind, in the order of the plots' legends.
-TAGGERS_OF = {"jets": TAGGERS, "events": ("cnn", "n_fatjets", "mj")}
+TAGGERS_OF = {"jets": TAGGERS, "events": ("cnn", "cnn_bdt", "n_fatjets", "mj")}

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from jetimage.training.data import iterate_rows
+from jetimage.training.data import iterate_rows, model_inputs
 
 __all__ = ["ImageSummary", "predict"]
 
@@ -55,8 +55,11 @@ class ImageSummary:
 
 def predict(model: Any, paths: Sequence[str | Path], rows: np.ndarray,
             summary: tuple[ImageSummary, np.ndarray, np.ndarray] | None = None,
-            batch_size: int = 256) -> np.ndarray:
+            batch_size: int = 256, variables: np.ndarray | None = None) -> np.ndarray:
     """Model scores ``(len(rows),)`` of the sorted ``rows``, streamed from the image files.
+
+    ``variables``: ``(n_total, n_variables)`` the physics variables of every global row, for a model
+    that takes them beside the image (:func:`jetimage.training.data.example_variables`).
 
     With ``summary = (ImageSummary, labels, weights)`` (per global row) the images are also
     accumulated into the summary, in the same pass. Memory: a block of 4096 images plus the
@@ -64,7 +67,8 @@ def predict(model: Any, paths: Sequence[str | Path], rows: np.ndarray,
     """
     out = []
     for r, images in iterate_rows(paths, rows):
-        score = model.predict(images, batch_size=batch_size, verbose=0).ravel().astype(np.float64)
+        x = model_inputs(images, variables, r)
+        score = model.predict(x, batch_size=batch_size, verbose=0).ravel().astype(np.float64)
         if summary is not None:
             summary[0].add(images, score, summary[1][r], summary[2][r])
         out.append(score)

@@ -42,11 +42,12 @@ from jetimage.formats.root import LAYOUTS, iterate_tree, read_run
 from jetimage.images import preprocess
 from jetimage.physics.events import event_variables
 from jetimage.stages.images import clean_jets, event_images, jet_columns
-from jetimage.training.definition import check_study
+from jetimage.training.definition import check_study, model_variables
 from jetimage.training.loading import load_model
 
-__all__ = ["Alignment", "FRIEND_TREE", "ROW_TYPES", "alignment", "apply", "check_entry_range", "check_output",
-           "friend_columns", "is_friend_file", "score_tree", "write_friend"]
+__all__ = ["Alignment", "FRIEND_TREE", "ROW_TYPES", "VARIABLE_BRANCHES", "alignment", "apply",
+           "check_entry_range", "check_output", "check_variables", "friend_columns", "is_friend_file",
+           "score_tree", "write_friend"]
 
 
 log = logging.getLogger(__name__)
@@ -60,36 +61,76 @@ FRIEND_TREE = "jetimage"
 Alignment = Literal["per_jet", "event_jets", "per_event"]
 
 
-def _predict(model: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """``(n,)`` float64 scores of ``(n, n_eta, n_phi, n_channels)`` images (evaluate's batching)."""
+def _predict(model: Any, images: np.ndarray, variables: np.ndarray | None = None,
+             batch_size: int = 256) -> np.ndarray:
+    """``(n,)`` float64 scores of ``(n, n_eta, n_phi, n_channels)`` images, with the ``(n, k)``
+    physics variables of a model that takes them (evaluate's batching)."""
     if len(images) == 0:
         return np.zeros(0)
-    return model.predict(images, batch_size=batch_size, verbose=0).ravel().astype(np.float64)
+    x = images if variables is None else {"images": images, "variables": variables.astype(np.float32)}
+    return model.predict(x, batch_size=batch_size, verbose=0).ravel().astype(np.float64)
 
 
-def _score_jets(cfg: Config, model: Any, chunk: ak.Array, first_row: int) -> dict[str, np.ndarray]:
+def _score_rows(model: Any, images: np.ndarray, columns: dict[str, np.ndarray], rows: np.ndarray,
+                names: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(score, passed)`` of ``n`` rows, of which ``rows`` have ``images``: a row whose physics
+    variables (``names``, from ``columns``) are not all finite is not scored."""
+    variables = np.stack([np.asarray(columns[k], np.float64)[rows] for k in names], axis=1) if names else None
+    ok = np.isfinite(variables).all(axis=1) if variables is not None else np.ones(len(rows), bool)
+    score, passed = np.full(n, np.nan), np.zeros(n, bool)
+    score[rows[ok]] = _predict(model, images[ok], None if variables is None else variables[ok])
+    passed[rows[ok]] = True
+    return score, passed
+
+
+def _score_jets(cfg: Config, model: Any, chunk: ak.Array, first_row: int, names: Sequence[str] = ()
+                ) -> dict[str, np.ndarray]:
     """Per row of a ``jets`` chunk: ``score`` (NaN if unusable), ``passed`` and the jet variables."""
     n = len(chunk)
     usable, _ = clean_jets(ak.with_field(chunk, np.arange(n), "row"))
-    scored = ak.to_numpy(usable.row)
     images, _ = preprocess.make_images(usable, cfg["images"])
-    score = np.full(n, np.nan)
-    score[scored] = _predict(model, images)
-    passed = np.zeros(n, bool)
-    passed[scored] = True
     columns = jet_columns(chunk)
+    score, passed = _score_rows(model, images, columns, ak.to_numpy(usable.row), names, n)
     return {"score": score, "passed": passed, "label": ak.to_numpy(chunk.label).astype(np.int32),
             **columns, "row": first_row + np.arange(n)}
 
 
-def _score_events(cfg: Config, model: Any, chunk: ak.Array, first_row: int) -> dict[str, np.ndarray]:
+def _score_events(cfg: Config, model: Any, chunk: ak.Array, first_row: int, names: Sequence[str] = ()
+                  ) -> dict[str, np.ndarray]:
     """Per row of an ``events`` chunk: ``score``, ``passed`` and the event variables."""
     v = event_variables(chunk.fatjets, cfg["events"]["selection"])
     n = len(chunk)
-    return {"score": _predict(model, event_images(chunk.particles, cfg["images"])),
-            "passed": np.ones(n, bool), "event": ak.to_numpy(chunk.event),
-            **{k: np.asarray(v[k]) for k in ("n_fatjets", "mj", "lead_pt", "deta12")},
+    columns = {k: np.asarray(v[k]) for k in ("n_fatjets", "mj", "lead_pt", "deta12")}
+    score, passed = _score_rows(model, event_images(chunk.particles, cfg["images"]), columns, np.arange(n),
+                                names, n)
+    return {"score": score, "passed": passed, "event": ak.to_numpy(chunk.event), **columns,
             "cut_pass": np.asarray(v["cut_pass"], bool), "row": first_row + np.arange(n)}
+
+
+#: The branches of the study's tree each physics variable of a model is computed from.
+VARIABLE_BRANCHES: dict[str, tuple[str, ...]] = {
+    "jet_pt": ("jet_pt",), "jet_eta": ("jet_eta",), "jet_m": ("jet_m",), "tau21": ("tau21",),
+    "n_subjets": ("n_subjets",), "delta_r": ("subjet1_eta", "subjet1_phi", "subjet2_eta", "subjet2_phi"),
+    "n_fatjets": ("n_fatjets",), "mj": ("fatjet_m",), "lead_pt": ("fatjet_pt",), "deta12": ("fatjet_eta",),
+}
+
+
+def check_variables(path: str | Path, tree: str, names: Sequence[str]) -> None:
+    """Refuse a tree without a branch that a physics variable of the model is computed from.
+
+    Raises
+    ------
+    InputError
+        One line naming the file, the tree, the branch and the variable.
+    """
+    with uproot.open(path) as f:
+        have = set(f[tree].keys()) if tree in f else set()
+    for name in names:
+        for branch in VARIABLE_BRANCHES.get(name, (name,)):
+            if branch not in have:
+                raise InputError(f"{path}: tree {tree!r} has no branch {branch!r}, from which the model's "
+                                 f"physics variable {name!r} is read: map it (samples[].branches) or apply "
+                                 "a model trained without it (train.variables)")
 
 
 #: The branches of :func:`score_tree` per kind and their types (the same in every friend file,
@@ -104,8 +145,11 @@ ROW_TYPES: dict[str, dict[str, str]] = {
 }
 
 
-def score_tree(cfg: Config, model: Any, path: str | Path) -> dict[str, np.ndarray]:
-    """Score every row of the study's tree in ``path`` (a shard or an ingested chunk).
+def score_tree(cfg: Config, model: Any, path: str | Path, variables: Sequence[str] = ()
+               ) -> dict[str, np.ndarray]:
+    """Score every row of the study's tree in ``path`` (a shard or an ingested chunk), giving the
+    model the physics ``variables`` of each row beside its image when it takes them
+    (:func:`check_variables` first).
 
     Returns
     -------
@@ -123,10 +167,11 @@ def score_tree(cfg: Config, model: Any, path: str | Path) -> dict[str, np.ndarra
         empty = tree in f and f[tree].num_entries == 0
     if empty:
         return {k: np.zeros(0, t) for k, t in types.items()}
+    check_variables(path, tree, variables)
     score = _score_jets if cfg.kind == "jets" else _score_events
     parts, done = [], 0
     for chunk in iterate_tree([path], LAYOUTS[cfg.kind], step_size=cfg["images"]["chunk_size"]):
-        parts.append(score(cfg, model, chunk, done))
+        parts.append(score(cfg, model, chunk, done, variables))
         done += len(chunk)
     return {k: np.concatenate([p[k] for p in parts]).astype(t) for k, t in types.items()}
 
@@ -280,9 +325,9 @@ def apply(cfg: Config, sample: str, tree_path: str | Path, model_path: str | Pat
                           "is read from files: give the chunk's --start and --stop entries")
     if read and start is not None and stop is not None:
         check_entry_range(tree_path, start, stop)
-    check_study(cfg, model_path)
+    definition = check_study(cfg, model_path)
     model = load_model(model_path)
-    rows = score_tree(cfg, model, tree_path)
+    rows = score_tree(cfg, model, tree_path, model_variables(definition))
     how = alignment(cfg, s)
     # read implies start and stop (checked above)
     n_entries = stop - start if read and start is not None and stop is not None else len(rows["score"])

@@ -19,13 +19,15 @@ import numpy as np
 
 from jetimage.config import Config, derive_seed
 from jetimage.decorrelation.sculpting import mass_edges, sculpting_metrics
-from jetimage.evaluation.baselines import BASELINES, KINDS, TAGGERS_OF, Examples
+from jetimage.evaluation.baselines import BASELINES, KINDS, TAGGERS_OF, Examples, cut_based
 from jetimage.evaluation.metrics import BOOTSTRAP_STREAM, json_safe, null_keys, tagger_metrics
 from jetimage.evaluation.scoring import ImageSummary, predict
+from jetimage.evaluation.two_stage import TwoStage, fit_two_stage
 from jetimage.formats.atomic import atomic_paths
 from jetimage.formats.errors import InputError
-from jetimage.formats.hdf5 import check_class_weights, image_attrs
-from jetimage.training.definition import check_definition, stored_definition
+from jetimage.formats.hdf5 import check_class_weights, image_attrs, read_columns
+from jetimage.training.data import example_variables
+from jetimage.training.definition import check_definition, model_variables, stored_definition
 from jetimage.training.loading import load_model
 
 __all__ = ["check_inputs", "evaluate", "example_index", "finite_scores", "sculpting_edges"]
@@ -82,7 +84,8 @@ def finite_scores(scores: np.ndarray, model_path: str | Path, part: str = "test"
 def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
              metrics_path: str | Path, scores_path: str | Path | None = None,
              image_mass_path: str | Path | None = None,
-             variants: Mapping[str, str | Path] | None = None) -> dict[str, Any]:
+             variants: Mapping[str, str | Path] | None = None,
+             two_stage_path: str | Path | None = None) -> dict[str, Any]:
     """Score the test split with the CNN and the baselines of the study's kind; write ``metrics.json``.
 
     Returns
@@ -106,7 +109,13 @@ def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     back to the ROOT trees (and to the friend trees of ``jetimage apply``).
 
     ``variants`` maps ``train.variants`` names to their models: each is scored as the tagger
-    ``cnn_<name>`` beside the others.
+    ``cnn_<name>`` beside the others. A model that takes physics variables beside the image (its
+    input definition names them) is given them from the image files' columns.
+
+    With ``evaluate.two_stage`` variables, the two-stage tagger ``cnn_bdt`` (the CNN's score and
+    those variables in a boosted tree, :func:`fit_two_stage`, fit on the validation split) is scored
+    too and saved to ``two_stage_path``. Kind events: ``factors`` holds, for every CNN-based tagger,
+    its signal efficiency at the cut-based background efficiency over the cut-based one.
     """
     read_examples, baselines = KINDS[cfg.kind]
     ex = read_examples(cfg, inputs)
@@ -118,36 +127,84 @@ def evaluate(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     sel = ex.selected[te]
     summary = ImageSummary(cfg["images"]["channels"])
     w_summary = np.where(ex.selected, ex.weights, 0.0)
-    cnn = {"test": finite_scores(predict(model, inputs, te, (summary, ex.labels, w_summary)), model_path)}
-    if cfg.kind == "jets":
-        va = ex.split["validation"]
-        cnn["validation"] = finite_scores(predict(model, inputs, va[ex.selected[va]]), model_path,
-                                          "validation")
+    own = _variables(model_path, inputs)
+    cnn = {"test": finite_scores(predict(model, inputs, te, (summary, ex.labels, w_summary), variables=own),
+                                 model_path)}
+    va = ex.split["validation"]
+    va = va[ex.selected[va]]
+    cnn["validation"] = finite_scores(predict(model, inputs, va, variables=own), model_path, "validation")
     scores, extra = baselines(cfg, inputs, ex, cnn)
     scores = {"cnn": cnn["test"], **scores}
-    for name, path in (variants or {}).items():  # the mass-decorrelated CNNs (train.variants)
+    two_stage = _two_stage(cfg, inputs, ex, cnn, va) if two_stage_path is not None else None
+    if two_stage is not None:
+        scores["cnn_bdt"] = two_stage[0]
+    for name, path in (variants or {}).items():  # the other CNNs (train.variants)
         variant = load_model(path)
         check_inputs(path, attrs)
-        scores[f"cnn_{name}"] = finite_scores(predict(variant, inputs, te), path)
+        own = _variables(path, inputs)
+        scores[f"cnn_{name}"] = finite_scores(predict(variant, inputs, te, variables=own), path)
     mass = ex.columns["jet_m"][te][sel].astype(np.float64) if cfg.kind == "jets" else None
     metrics = _metrics(cfg, scores, ex.labels[te][sel], ex.weights[te][sel], sel, mass)
     metrics.update(extra)
+    if cfg.kind == "events":
+        metrics["factors"] = _factors(cfg, inputs, ex, scores)
     if image_mass_path is not None:
         metrics["preprocessing"] = json.loads(Path(image_mass_path).read_text())
     if nulls := null_keys(metrics):
         log.warning("%s: null (not computable from the test split) for %s", metrics_path, ", ".join(nulls))
-    outputs = [metrics_path] if scores_path is None else [metrics_path, scores_path]
-    with atomic_paths(*outputs) as tmps:  # both files or neither
-        tmps[0].write_text(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n")
+    outputs = [p for p in (metrics_path, scores_path, two_stage_path) if p is not None]
+    with atomic_paths(*outputs) as tmps:  # every file or none
+        written = dict(zip(outputs, tmps, strict=True))
+        written[metrics_path].write_text(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n")
         if scores_path is not None:
             columns = {k: v[te] for k, v in ex.columns.items()}
             if cfg.kind == "jets":
                 columns = {"mass": columns.pop("jet_m"), **columns}
             # numpy's stubs match a ** of arrays against savez's allow_pickle: bool
-            np.savez(tmps[1], labels=ex.labels[te], weights=ex.weights[te], in_window=sel,
+            np.savez(written[scores_path], labels=ex.labels[te], weights=ex.weights[te], in_window=sel,
                      **{f"score_{k}": v for k, v in scores.items()}, **columns,  # type: ignore[arg-type]
                      **summary.result(), **example_index(inputs, te))  # type: ignore[arg-type]
+        if two_stage_path is not None:  # without evaluate.two_stage: a tagger of no classifier
+            (two_stage[1] if two_stage else TwoStage([], None)).save(written[two_stage_path])
     return metrics
+
+
+def _variables(model_path: str | Path, inputs: Sequence[str | Path]) -> np.ndarray | None:
+    """The physics variables of every row that the model takes beside the image (None: none)."""
+    return example_variables(inputs, model_variables(stored_definition(model_path)))
+
+
+def _two_stage(cfg: Config, inputs: Sequence[str | Path], ex: Examples, cnn: dict[str, np.ndarray],
+               va: np.ndarray) -> tuple[np.ndarray, TwoStage] | None:
+    """The test scores of the two-stage tagger and the tagger, fit on the validation examples
+    ``va`` (None without ``evaluate.two_stage``)."""
+    names = cfg["evaluate"]["two_stage"]
+    if not names:
+        return None
+    columns = read_columns(inputs, names)
+    x = np.stack([columns[n].astype(np.float64) for n in names], axis=1)
+    used = np.concatenate([va, ex.split["test"]])
+    if not np.isfinite(x[used]).all():
+        log.warning("evaluate.two_stage: some examples have non-finite %s: cnn_bdt not computed", names)
+        return None
+    tagger = fit_two_stage(cnn["validation"], x[va], names, ex.labels[va], ex.weights[va],
+                           derive_seed(cfg["seed"], BOOTSTRAP_STREAM, 2))
+    log.info("two-stage tagger cnn_bdt: CNN score and %s, %d trees fit on %d validation examples",
+             ", ".join(names), tagger.classifier.n_iter_, len(va))
+    return tagger.score(cnn["test"], x[ex.split["test"]]), tagger
+
+
+def _factors(cfg: Config, inputs: Sequence[str | Path], ex: Examples, scores: dict[str, np.ndarray]
+             ) -> dict[str, Any]:
+    """Events: per CNN-based tagger, its factor over the cut-based selection with its error."""
+    te = ex.split["test"]
+    y, w, cut = ex.labels[te], ex.weights[te], ex.columns["cut_pass"][te].astype(bool)
+    out = {}
+    for name in [n for n in scores if n.startswith("cnn")]:
+        r = cut_based(cfg, inputs, scores[name], y, w, cut, (ex.labels, ex.weights))
+        out[name] = {"factor": r["factor"], "factor_err": r.get("factor_err", float("nan")),
+                     "sig_eff_at_cut_bkg_eff": r["cnn_sig_eff_at_cut_bkg_eff"]}
+    return out
 
 
 def example_index(paths: Sequence[str | Path], rows: np.ndarray) -> dict[str, np.ndarray]:

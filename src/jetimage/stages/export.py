@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from jetimage.formats.atomic import atomic_path
-from jetimage.training.definition import read_definition
+from jetimage.formats.errors import InputError
+from jetimage.training.definition import model_variables, read_definition
 from jetimage.training.loading import load_model
 
 log = logging.getLogger(__name__)
@@ -74,15 +75,20 @@ def exportable(model: Any) -> Any:
 def export_onnx(model_path: str | Path, output: str | Path) -> None:
     """Write the model as ONNX (``keras.Model.export(format="onnx")``, tf2onnx), atomically.
 
-    The input is ``images`` ``(batch, n_eta, n_phi, n_channels)`` float32, the output the
-    ``(batch, 1)`` signal probability. The input definition (:func:`input_definition`) is stored
-    as the ONNX metadata property ``jetimage_inputs`` (JSON).
+    The input is ``images`` ``(batch, n_eta, n_phi, n_channels)`` float32 and, for a model with
+    physics variables, ``variables`` ``(batch, n_variables)`` float32 in the order of the
+    definition's ``variables``; the output the ``(batch, 1)`` signal probability. The input
+    definition (:func:`input_definition`) is stored as the ONNX metadata property
+    ``jetimage_inputs`` (JSON).
     """
     import onnx  # deferred: only the export needs it
 
     definition = read_definition(model_path)
     copy = exportable(load_model(model_path))
-    copy.predict(np.zeros((1, *definition["input_shape"]), np.float32), verbose=0)  # builds the graph
+    images = np.zeros((1, *definition["input_shape"]), np.float32)
+    names = model_variables(definition)
+    dummy = images if not names else {"images": images, "variables": np.zeros((1, len(names)), np.float32)}
+    copy.predict(dummy, verbose=0)  # builds the graph
     with atomic_path(output) as tmp:
         copy.export(str(tmp), format="onnx", verbose=False)
         proto = onnx.load(str(tmp))
@@ -92,10 +98,22 @@ def export_onnx(model_path: str | Path, output: str | Path) -> None:
     log.info("exported %s to %s", model_path, output)
 
 
-def onnx_scores(onnx_path: str | Path, images: np.ndarray) -> np.ndarray:
-    """``(n,)`` scores of ``(n, n_eta, n_phi, n_channels)`` images with ONNX Runtime (CPU)."""
+def onnx_scores(onnx_path: str | Path, images: np.ndarray, variables: np.ndarray | None = None) -> np.ndarray:
+    """``(n,)`` scores of ``(n, n_eta, n_phi, n_channels)`` images (and their ``(n, n_variables)``
+    physics variables, for a model that takes them) with ONNX Runtime (CPU).
+
+    Raises
+    ------
+    InputError
+        Naming the file when the model's inputs and the given arrays do not agree.
+    """
     import onnxruntime as ort  # deferred: only scoring an exported model needs it
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return session.run(None, {name: images.astype(np.float32, copy=False)})[0].ravel().astype(np.float64)
+    names = [i.name for i in session.get_inputs()]
+    given = {"images": images} if variables is None else {"images": images, "variables": variables}
+    if len(names) != len(given) or (len(names) == 2 and set(names) != set(given)):
+        raise InputError(f"{onnx_path}: the model takes the inputs {names}, given {sorted(given)}")
+    feed = ({names[0]: images} if len(names) == 1 else given)
+    feed = {k: np.asarray(v, np.float32) for k, v in feed.items()}
+    return session.run(None, feed)[0].ravel().astype(np.float64)

@@ -32,6 +32,8 @@ from jetimage.stages.evaluate import sculpting_edges  # noqa: E402
 LABELS = {
     "cnn": "CNN (jet image)",
     "cnn_mass": "CNN + mass",
+    "cnn_vars": "CNN + variables (one network)",
+    "cnn_bdt": "CNN + variables (BDT)",
     "fisher": "Fisher discriminant (image)",
     "mass_tau21": r"Mass + $\tau_{21}$",
     "tau21": r"$\tau_{21}$",

@@ -27,6 +27,7 @@ from jetimage.training.data import (
     balanced_weights,
     check_classes,
     dataset_split,
+    example_variables,
     standardization_sample,
     train_seed,
 )
@@ -211,10 +212,10 @@ def _set_epoch_callback(streams: Sequence[Any]) -> Any:
     return SetEpoch()
 
 
-def _streams(cfg: Config, inputs: Sequence[str | Path], labels: np.ndarray, weights: np.ndarray
-             ) -> tuple[Any, Any]:
+def _streams(cfg: Config, inputs: Sequence[str | Path], labels: np.ndarray, weights: np.ndarray,
+             variables: np.ndarray | None = None) -> tuple[Any, Any]:
     """The training stream (shuffled per epoch) and the validation stream of the split, in batches
-    of ``train.batch_size``."""
+    of ``train.batch_size`` (with the physics ``variables`` of every row beside the images, if any)."""
     tcfg = cfg["train"]
     split = dataset_split(cfg, len(labels))
     classes = labels if labels.ndim == 1 else labels[:, 0]  # DisCo's targets carry the mass beside
@@ -222,7 +223,7 @@ def _streams(cfg: Config, inputs: Sequence[str | Path], labels: np.ndarray, weig
         check_classes(classes, split[part], part, inputs)
         check_class_weights(classes, weights, split[part], part, inputs)
     common = dict(block_rows=tcfg["block_rows"], blocks_per_group=tcfg["shuffle_blocks"],
-                  workers=tcfg["workers"])
+                  workers=tcfg["workers"], variables=variables)
     train_data = ImageStream.create(inputs, split["train"], labels, weights, tcfg["batch_size"],
                                     shuffle=True, seed=train_seed(cfg, 1), **common)
     # validation batches of twice the training batch: the activations of a batch, not the
@@ -249,10 +250,15 @@ def _compiled_model(cfg: Config, train_data: Any, n_gpus: int, lam: float | None
         if tcfg["standardize"]:
             sample = standardization_sample(train_data, tcfg["standardize_sample"], train_seed(cfg, 1))
             norm = zoo.standardizer(zoo.transform_pixels(sample, tcfg["transform"]))
-        shape = tuple(train_data[0][0].shape[1:])
+        variables = None
+        if train_data.variables is not None:  # statistics of the training split only
+            rows = np.concatenate(train_data.blocks)
+            variables = zoo.variable_standardizer(train_data.variables[rows])
+        first = train_data[0][0]
+        shape = tuple((first["images"] if isinstance(first, dict) else first).shape[1:])
         model = zoo.build(tcfg["model"], shape, normalization=norm, augment=tcfg["augment"],
-                             transform=tcfg["transform"],
-                             **({} if dropout is None else {"dropout": dropout}))
+                          transform=tcfg["transform"], variables=variables,
+                          **({} if dropout is None else {"dropout": dropout}))
         loss, metrics = objective(lam)
         model.compile(
             optimizer=keras.optimizers.Adam(float(tcfg["learning_rate"])),  # Keras refuses an int
@@ -348,8 +354,8 @@ def _callbacks(cfg: Config, train_data: Any, files: dict[str, Path], model_path:
 def variant_objective(var: dict[str, Any] | None) -> tuple[float | None, float | None]:
     """(DisCo lambda, dropout rate) of a variant: DisCo trains without dropout unless told,
     because dropout noise hides the output's mass dependence from the per-batch dCorr^2."""
-    if var is None:
-        return None, None
+    if var is None or var["method"] == "none":
+        return None, var.get("dropout") if var else None
     disco = var["method"] == "disco"
     dropout = var.get("dropout")
     return (var["lambda"] if disco else None), (0.0 if dropout is None and disco else dropout)
@@ -373,7 +379,7 @@ def variant_of(cfg: Config, name: str | None) -> dict[str, Any] | None:
 
 
 #: Keys of a ``train.variants`` entry that override the ``train`` key of the same name.
-VARIANT_OVERRIDES = ("batch_size", "seed", "epochs", "learning_rate", "patience")
+VARIANT_OVERRIDES = ("batch_size", "seed", "epochs", "learning_rate", "patience", "variables")
 
 
 def variant_config(cfg: Config, var: dict[str, Any] | None) -> Config:
@@ -393,11 +399,12 @@ def training_targets(cfg: Config, inputs: Sequence[str | Path], variant: dict[st
     """``(labels (n,), targets, weights (n,))`` of every row: targets are the labels, or for a
     DisCo variant ``(n, 2)`` (label, jet mass in GeV); weights are the event weights balanced per
     class, planed for a planing variant (:func:`jetimage.decorrelation.planing_weights`)."""
-    extra = ["jet_m", "jet_pt"] if variant is not None else []
+    decorrelated = variant is not None and variant["method"] != "none"
+    extra = ["jet_m", "jet_pt"] if decorrelated else []
     cols = read_columns(inputs, ["labels", "weights", *extra])
     labels = cols["labels"].astype(np.float32)
     weights = balanced_weights(labels, cols["weights"])
-    if variant is None:
+    if variant is None or not decorrelated:
         return labels, labels, weights
     mass = cols["jet_m"].astype(np.float64)
     if variant["method"] == "planing":
@@ -454,9 +461,11 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     n_gpus = accelerators()
     if n_gpus > 0 and tcfg["mixed_precision"]:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    train_data, val_data = _streams(cfg, inputs, targets, weights)
-    log.info("training %s on %d images (%d signal), validating on %d, backend %s, devices %s",
-             tcfg["model"], train_data.n, int(labels[np.concatenate(train_data.blocks)].sum())
+    variables = example_variables(inputs, tcfg["variables"])
+    train_data, val_data = _streams(cfg, inputs, targets, weights, variables)
+    with_variables = f" with {', '.join(tcfg['variables'])}" if tcfg["variables"] else ""
+    log.info("training %s%s on %d images (%d signal), validating on %d, backend %s, devices %s",
+             tcfg["model"], with_variables, train_data.n, int(labels[np.concatenate(train_data.blocks)].sum())
              if train_data.blocks else 0, val_data.n, keras.backend.backend(), _devices())
     model = _compiled_model(cfg, train_data, n_gpus, *variant_objective(var))
     if init is not None:

@@ -20,8 +20,8 @@ from jetimage.formats.errors import InputError
 from jetimage.formats.hdf5 import contiguous_reads, finite_images
 
 __all__ = ["ImageStream", "SPLIT_STREAM", "TRAIN_STREAM", "balanced_weights", "check_classes",
-           "dataset_split", "file_identity", "file_rows", "split_indices", "standardization_sample",
-           "train_seed", "iterate_rows"]
+           "dataset_split", "example_variables", "file_identity", "file_rows", "model_inputs",
+           "split_indices", "standardization_sample", "train_seed", "iterate_rows"]
 
 
 #: Seed streams derived from the master seed.
@@ -74,7 +74,7 @@ class ImageStream:
     def create(paths: Sequence[str | Path], rows: np.ndarray, labels: np.ndarray,
                weights: np.ndarray, batch_size: int, block_rows: int = 1024,
                blocks_per_group: int = 16, shuffle: bool = True, seed: int = 0,
-               workers: int = 1) -> Any:
+               workers: int = 1, variables: np.ndarray | None = None) -> Any:
         """Build the dataset.
 
         Parameters
@@ -90,15 +90,20 @@ class ImageStream:
             Images per batch (the last batch of an epoch may be smaller).
         workers
             Threads reading batches ahead (``keras.utils.PyDataset`` workers).
+        variables
+            ``(n_total, n_variables)`` physics variables of all rows (:func:`example_variables`), or
+            None: with them a batch's inputs are :func:`model_inputs`' dict, else the images.
         """
         import keras
 
         class _Stream(StreamBatches, keras.utils.PyDataset):
             pass
 
-        return _Stream(paths, rows, labels, weights, batch_size, block_rows, blocks_per_group,
-                       shuffle, seed, workers=workers, use_multiprocessing=False,
-                       max_queue_size=max(4, 2 * workers))
+        stream = _Stream(paths, rows, labels, weights, batch_size, block_rows, blocks_per_group,
+                         shuffle, seed, workers=workers, use_multiprocessing=False,
+                         max_queue_size=max(4, 2 * workers))
+        stream.variables = None if variables is None else np.asarray(variables, np.float32)
+        return stream
 
 
 class StreamBatches:
@@ -185,14 +190,16 @@ class StreamBatches:
             self._cache[g] = out
             return out
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    variables: np.ndarray | None = None
+
+    def __getitem__(self, index: int) -> tuple[Any, np.ndarray, np.ndarray]:
         try:
             return self._batch(index)
         except InputError as err:
             self.error = self.error or err
             raise
 
-    def _batch(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _batch(self, index: int) -> tuple[Any, np.ndarray, np.ndarray]:
         lo = index * self.batch_size
         hi = min(lo + self.batch_size, self.n)
         parts, rows = [], []
@@ -204,13 +211,53 @@ class StreamBatches:
             rows.append(self.groups[g][a:b])
             lo, g = end, g + 1
         r = np.concatenate(rows)
-        return np.concatenate(parts), self.labels[r], self.weights[r]
+        return model_inputs(np.concatenate(parts), self.variables, r), self.labels[r], self.weights[r]
 
     def close(self) -> None:
         """Close the HDF5 files."""
         for f in self._files.values():
             f.close()
         self._files = {}
+
+
+def model_inputs(images: np.ndarray, variables: np.ndarray | None, rows: np.ndarray) -> Any:
+    """What a model takes for ``images`` of the global ``rows``: the images, or, for a model with
+    physics variables, ``{"images": images, "variables": variables[rows]}``."""
+    if variables is None:
+        return images
+    return {"images": images, "variables": variables[rows]}
+
+
+def example_variables(paths: Sequence[str | Path], names: Sequence[str]) -> np.ndarray | None:
+    """The physics variables ``names`` of every row of the image files, ``(n_total, len(names))``
+    float32 (None for no names), in the order of ``names``.
+
+    Raises
+    ------
+    InputError
+        Naming the file, the dataset and the first row when a variable is missing or not finite
+        (a standardization over NaN makes every score NaN).
+    """
+    if not names:
+        return None
+    import h5py
+
+    parts = []
+    for path in paths:
+        with h5py.File(path, "r") as f:
+            missing = [n for n in names if n not in f]
+            if missing:
+                raise InputError(f"{path}: no dataset {missing[0]!r} (a physics variable of the model, "
+                                 f"train.variables); rerun the images rule or choose other variables")
+            block = np.stack([f[n][...].astype(np.float64) for n in names], axis=1)
+        bad = ~np.isfinite(block)
+        if bad.any():
+            row, col = (int(i[0]) for i in np.nonzero(bad))
+            raise InputError(f"{path}: dataset {names[col]!r} row {row} is {block[row, col]} "
+                             f"({int(bad[:, col].sum())} such rows): a model cannot take a variable that is "
+                             "not finite; choose other variables (train.variables)")
+        parts.append(block.astype(np.float32))
+    return np.concatenate(parts)
 
 
 def file_rows(paths: Sequence[str | Path]) -> list[int]:

@@ -2,10 +2,10 @@
 
 :func:`save_definition` stores, inside the ``.keras`` archive (the member ``jetimage_inputs.json``,
 which Keras ignores when loading), the study's kind, the image grid and channels, the
-preprocessing, the jet definition, the in-model pixel transform and standardization, and the input
-shape (:func:`input_definition`). :func:`check_definition` compares it with the study that applies
-the model, or with the attributes of an HDF5 image file, and raises a one-line error naming the
-first setting made differently.
+preprocessing, the jet definition, the in-model pixel transform and standardization, the physics
+variables the model takes beside the image, and the input shape (:func:`input_definition`).
+:func:`check_definition` compares it with the study that applies the model, or with the attributes
+of an HDF5 image file, and raises a one-line error naming the first setting made differently.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from jetimage.config import Config, ConfigError
 from jetimage.formats.errors import InputError
 
 __all__ = ["DEFINITION_MEMBER", "IMAGE_KEYS", "JET_KEYS", "check_definition", "check_study",
-           "input_definition", "read_definition", "save_definition", "stored_definition"]
+           "input_definition", "model_variables", "read_definition", "save_definition", "stored_definition"]
 
 
 #: Member of the ``.keras`` archive holding the model's input definition (JSON).
@@ -47,13 +47,15 @@ def input_definition(cfg: Config) -> dict[str, Any]:
     dict
         ``kind``; ``images`` (the settings of :data:`IMAGE_KEYS`); ``jets`` (kind jets:
         :data:`JET_KEYS`); ``train``: ``transform`` and ``standardize`` (inside the model);
-        ``input_shape`` ``[n_eta, n_phi, n_channels]``; ``study``.
+        ``input_shape`` ``[n_eta, n_phi, n_channels]``; ``variables``: the names of the physics
+        variables of the second input, in its order (empty: images only); ``study``.
     """
     images = {k: cfg["images"][k] for k in IMAGE_KEYS[cfg.kind]}
     out: dict[str, Any] = {
         "kind": cfg.kind, "study": cfg["study"], "images": images,
         "train": {k: cfg["train"][k] for k in ("model", "transform", "standardize")},
         "input_shape": [images["n_eta"], images["n_phi"], len(images["channels"])],
+        "variables": list(cfg["train"]["variables"]),
     }
     if cfg.kind == "jets":
         out["jets"] = {k: cfg["jets"][k] for k in JET_KEYS}
@@ -85,6 +87,12 @@ def stored_definition(model_path: str | Path) -> dict[str, Any] | None:
             return json.loads(z.read(DEFINITION_MEMBER))
     except (zipfile.BadZipFile, OSError, ValueError) as err:
         raise InputError(f"{path}: not a readable .keras model ({type(err).__name__}: {err})") from err
+
+
+def model_variables(definition: Mapping[str, Any] | None) -> list[str]:
+    """The physics variables a model takes beside its image (empty for an image-only model, or one
+    whose definition predates them)."""
+    return list((definition or {}).get("variables") or [])
 
 
 def read_definition(model_path: str | Path) -> dict[str, Any]:
