@@ -97,17 +97,18 @@ def test_the_gcnn_refuses_a_rectangular_image_and_an_even_kernel():
 
 
 @pytest.mark.slow
-def test_the_gcnn_exports_to_onnx_and_onnx_runtime_equals_keras(tmp_path):
+@pytest.mark.parametrize("name", ["gcnn", "cyclic"])
+def test_the_invariant_models_export_to_onnx_and_onnx_runtime_equals_keras(name, tmp_path):
     import onnxruntime as ort
 
     from jetimage.stages.export import exportable
 
     keras.utils.set_random_seed(3)
-    model = gcnn((11, 11, 1), filters=4)
+    model = ZOO[name]((11, 11, 1), filters=4, augment="p4m")  # the augmentation is left out at inference
     x = np.abs(images(4, 11, 1))
     copy = exportable(model)
     copy.predict(x[:1], verbose=0)  # builds the graph
-    copy.export(str(tmp_path / "gcnn.onnx"), format="onnx", verbose=False)
-    session = ort.InferenceSession(str(tmp_path / "gcnn.onnx"))
+    copy.export(str(tmp_path / f"{name}.onnx"), format="onnx", verbose=False)
+    session = ort.InferenceSession(str(tmp_path / f"{name}.onnx"))
     out = session.run(None, {session.get_inputs()[0].name: x})[0]
     np.testing.assert_allclose(out, model.predict(x, verbose=0), atol=1e-5)

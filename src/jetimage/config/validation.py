@@ -223,6 +223,8 @@ def _study(raw: dict[str, Any], source: str, prefix: str = "") -> Config:
     _fill_defaults(cfg, study_schema(), cfg.get("kind", "jets"))
     if cfg["images"].get("boost_energy", 0) is None:  # the middle of the jet pT window
         cfg["images"]["boost_energy"] = 0.5 * (cfg["jets"]["pt_min"] + cfg["jets"]["pt_max"])
+    if isinstance(cfg["train"]["augment"], bool):  # older configurations: true meant flips and rotations
+        cfg["train"]["augment"] = "rotations" if cfg["train"]["augment"] else "none"
     problems = list(_cross_checks(cfg))
     if problems:
         where = f"{source}: {prefix}." if prefix else f"{source}: "

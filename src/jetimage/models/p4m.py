@@ -9,6 +9,11 @@ group element. The group element ``g = (m, r)`` acts on a plane as ``rot90^r(fli
 (:func:`transform_planes`) and on a p4m map by that transformation of every plane and a permutation
 of the group axis, ``(L_h f)[g] = T_h f[h^-1 g]``. Written with ``keras.ops`` only: they run on
 every backend and save and load in safe mode.
+
+Besides the equivariant layers, two other ways to use the same 8 elements: :class:`RandomP4M`
+augments the training images with a random element each, and :class:`P4MCopies` with
+:class:`CopyPool` runs one network on the 8 transformed copies of an image and pools their features
+(the cyclic model of the zoo, after Dieleman et al., arXiv:1503.07077).
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ from typing import Any
 import keras
 import numpy as np
 
-__all__ = ["ELEMENTS", "GroupBatchNorm", "GroupConv", "GroupPool", "LiftingConv", "compose", "inverse",
-           "transform_planes"]
+__all__ = ["ELEMENTS", "CopyPool", "GroupBatchNorm", "GroupConv", "GroupPool", "LiftingConv", "P4MCopies",
+           "RandomP4M", "compose", "inverse", "transform_planes"]
 
 #: The 8 elements of p4m as (mirror, rotation), in the order of the group axis.
 ELEMENTS: tuple[tuple[int, int], ...] = tuple((m, r) for m in (0, 1) for r in range(4))
@@ -138,3 +143,92 @@ class GroupPool(keras.layers.Layer):
 
     def call(self, f: Any) -> Any:
         return keras.ops.max(f, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="jetimage")
+class RandomP4M(keras.layers.Layer):
+    """Augmentation by the exact symmetries of the square grid: while training, each image of a
+    batch is replaced by ``T_g`` of itself, ``g`` drawn uniformly from the 8 elements of p4m.
+
+    Unlike a continuous rotation (``keras.layers.RandomRotation``) it moves whole pixels only:
+    nothing is interpolated and no corner is cut off, so every augmented image is one the
+    detector could have recorded under a rotation by a multiple of 90 degrees or a mirror image.
+    The identity at inference (``training`` false): an exported model holds no trace of it.
+
+    Parameters
+    ----------
+    seed
+        Seed of the layer's ``keras.random.SeedGenerator`` (its state is a variable of the model,
+        so a resumed training continues the same draws); None draws one from Keras' global seed
+        (``keras.utils.set_random_seed``).
+    """
+
+    def __init__(self, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x: Any, training: bool | None = None) -> Any:
+        if not training:
+            return x
+        draw = keras.random.randint((keras.ops.shape(x)[0],), 0, len(ELEMENTS), seed=self.seed_generator)
+        draw = keras.ops.reshape(draw, (-1,) + (1,) * (len(x.shape) - 1))
+        out = x  # element 0 is the identity; each other element replaces the images that drew it
+        for i, g in enumerate(ELEMENTS[1:], start=1):
+            out = keras.ops.where(keras.ops.equal(draw, i), transform_planes(x, g), out)
+        return out
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="jetimage")
+class P4MCopies(keras.layers.Layer):
+    """The 8 transformed copies ``T_g x`` of every image, stacked along the batch axis:
+    ``(batch, H, W, C)`` -> ``(batch * 8, H, W, C)``, rows ``8 b .. 8 b + 7`` the copies of image
+    ``b`` in the order of :data:`ELEMENTS` (square images).
+
+    The copies of ``T_h x`` are those of ``x`` in another order (``T_g T_h = T_gh``): a network
+    applied to every copy and pooled over them by :class:`CopyPool` is invariant under p4m
+    (Dieleman et al., arXiv:1503.07077, with the 8 elements as the viewpoints).
+    """
+
+    def call(self, x: Any) -> Any:
+        copies = keras.ops.stack([transform_planes(x, g) for g in ELEMENTS], axis=1)
+        return keras.ops.reshape(copies, (-1, *x.shape[1:]))
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[Any, ...]:
+        return (None, *input_shape[1:])
+
+
+@keras.saving.register_keras_serializable(package="jetimage")
+class CopyPool(keras.layers.Layer):
+    """Pooling over the 8 copies of :class:`P4MCopies`: features ``(batch * 8, ...)`` ->
+    ``(batch, ...)``, their mean or maximum over the copies of each image. Both are symmetric
+    functions of the copies, so the pooled features are invariant under p4m (Dieleman et al.,
+    arXiv:1503.07077).
+
+    Parameters
+    ----------
+    mode
+        ``mean`` or ``max``.
+    """
+
+    def __init__(self, mode: str = "mean", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if mode not in ("mean", "max"):
+            raise ValueError(f"CopyPool: mode {mode!r}; use mean or max")
+        self.mode = mode
+
+    def call(self, x: Any) -> Any:
+        copies = keras.ops.reshape(x, (-1, len(ELEMENTS), *x.shape[1:]))
+        return keras.ops.mean(copies, axis=1) if self.mode == "mean" else keras.ops.max(copies, axis=1)
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[Any, ...]:
+        return (None, *input_shape[1:])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "mode": self.mode}

@@ -4,7 +4,8 @@ Models are plain backend-agnostic Keras 3 (``keras.layers`` only, no Lambda laye
 they save to ``.keras`` and load back in safe mode, on TensorFlow or JAX. Every builder takes
 ``input_shape`` ``(n_eta, n_phi, n_channels)``, an optional adapted ``normalization`` layer
 applied to the (transformed) pixels, ``transform`` (``none`` or ``log1p``, inside the model)
-``augment`` (random flips and rotations while training only) and ``variables`` (an adapted
+``augment`` (``none``, ``rotations`` or ``p4m``: random flips and rotations, or a random one of
+the 8 symmetries of the square grid, while training only) and ``variables`` (an adapted
 :func:`variable_standardizer`: a second input of physics variables joined to the dense head);
 it returns a model whose output ``score`` is a sigmoid probability of the signal class, in
 float32 also under a mixed-precision policy.
@@ -17,6 +18,16 @@ from typing import Any
 
 import keras
 import numpy as np
+
+from jetimage.models.p4m import (
+    CopyPool,
+    GroupBatchNorm,
+    GroupConv,
+    GroupPool,
+    LiftingConv,
+    P4MCopies,
+    RandomP4M,
+)
 
 
 @keras.saving.register_keras_serializable(package="jetimage")
@@ -40,17 +51,34 @@ def transform_pixels(images: np.ndarray, how: str) -> np.ndarray:
     return np.log1p(np.maximum(images, 0.0)) if how == "log1p" else images
 
 
-def _stem(inputs: Any, normalization: keras.layers.Layer | None = None, augment: bool = False,
-          transform: str = "none") -> Any:
-    """Augmentation (training only) on the raw pixels, the pixel transform, then the standardization."""
-    x = inputs
-    if augment:
+#: Training-time augmentations (``train.augment``): none, random flips with continuous rotations, or
+#: a random one of the 8 exact symmetries of the square grid (:class:`jetimage.models.p4m.RandomP4M`).
+AUGMENTATIONS = ("none", "rotations", "p4m")
+
+
+def _augment(x: Any, augment: str | bool = "none") -> Any:
+    """The augmentation layers (identities at inference) on the raw pixels; ``True`` and ``False``
+    (older configurations) mean ``rotations`` and ``none``."""
+    how = ("rotations" if augment else "none") if isinstance(augment, bool) else augment
+    if how not in AUGMENTATIONS:
+        raise ValueError(f"train.augment: unknown augmentation {augment!r}; use one of {AUGMENTATIONS}")
+    if how == "rotations":
         # arXiv:1503.07077-style symmetries of the jet image: flips in eta and phi and
-        # rotations about the image centre; empty pixels fill the corners. Both layers are
-        # identities at inference.
+        # rotations about the image centre; empty pixels fill the corners.
         x = keras.layers.RandomFlip("horizontal_and_vertical", name="augment_flip")(x)
         x = keras.layers.RandomRotation(0.5, fill_mode="constant", fill_value=0.0,
                                         name="augment_rotation")(x)
+    elif how == "p4m":
+        if x.shape[1] != x.shape[2]:
+            raise ValueError(f"train.augment: p4m maps a square image onto itself; got {tuple(x.shape[1:3])}")
+        x = RandomP4M(name="augment_p4m")(x)
+    return x
+
+
+def _stem(inputs: Any, normalization: keras.layers.Layer | None = None, augment: str | bool = "none",
+          transform: str = "none") -> Any:
+    """Augmentation (training only) on the raw pixels, the pixel transform, then the standardization."""
+    x = _augment(inputs, augment)
     if transform == "log1p":
         x = Log1p(name="log1p")(x)
     return normalization(x) if normalization is not None else x
@@ -85,7 +113,7 @@ def convnet(
     dropout: float = 0.2,
     dense: int = 64,
     normalization: keras.layers.Layer | None = None,
-    augment: bool = False,
+    augment: str | bool = "none",
     transform: str = "none",
     variables: keras.layers.Normalization | None = None,
 ) -> keras.Model:
@@ -104,18 +132,23 @@ def convnet(
     normalization
         An optional (adapted) ``keras.layers.Normalization`` applied to the raw pixels first.
     augment
-        Random flips and rotations of the input while training.
+        Augmentation of the input while training: ``none``, ``rotations`` (random flips and
+        rotations) or ``p4m`` (a random one of the 8 symmetries of the square grid).
     """
     inputs = keras.Input(shape=input_shape, name="images")
-    x = _stem(inputs, normalization, augment, transform)
+    x = _convnet_features(_stem(inputs, normalization, augment, transform), filters, first_kernel, dropout)
+    x = keras.layers.Dense(dense, activation="relu", name="dense")(x)
+    return _head(inputs, x, "convnet", variables)
+
+
+def _convnet_features(x: Any, filters: int, first_kernel: int, dropout: float) -> Any:
+    """The convolutional units of :func:`convnet`, its normalization and the flattened features."""
     for i, (kernel, pool) in enumerate([(first_kernel, 2), (3, 3), (3, 3)]):
         x = keras.layers.Conv2D(filters, kernel, padding="same", activation="relu", name=f"conv{i}")(x)
         x = keras.layers.MaxPooling2D(pool, padding="same", name=f"pool{i}")(x)
         x = keras.layers.Dropout(dropout, name=f"dropout{i}")(x)
     x = keras.layers.LayerNormalization(name="norm")(x)
-    x = keras.layers.Flatten()(x)
-    x = keras.layers.Dense(dense, activation="relu", name="dense")(x)
-    return _head(inputs, x, "convnet", variables)
+    return keras.layers.Flatten(name="flatten")(x)
 
 
 def _maxout_dense(x: Any, units: int, pieces: int, name: str) -> Any:
@@ -137,7 +170,7 @@ def maxout(
     dense: tuple[int, int] = (64, 25),
     dropout: float = 0.2,
     normalization: keras.layers.Layer | None = None,
-    augment: bool = False,
+    augment: str | bool = "none",
     transform: str = "none",
     variables: keras.layers.Normalization | None = None,
 ) -> keras.Model:
@@ -164,7 +197,7 @@ def resnet(
     dense: int = 64,
     dropout: float = 0.2,
     normalization: keras.layers.Layer | None = None,
-    augment: bool = False,
+    augment: str | bool = "none",
     transform: str = "none",
     variables: keras.layers.Normalization | None = None,
 ) -> keras.Model:
@@ -208,7 +241,7 @@ def mobilenet(
     dense: int = 64,
     dropout: float = 0.2,
     normalization: keras.layers.Layer | None = None,
-    augment: bool = False,
+    augment: str | bool = "none",
     transform: str = "none",
     variables: keras.layers.Normalization | None = None,
 ) -> keras.Model:
@@ -258,7 +291,7 @@ def bhimji(input_shape: tuple[int, int, int], filters: int = 128, n_conv: int = 
 
 def gcnn(input_shape: tuple[int, int, int], filters: int = 8, first_kernel: int = 5, n_group_conv: int = 2,
          dense: int = 64, dropout: float = 0.2, normalization: keras.layers.Layer | None = None,
-         augment: bool = False, transform: str = "none",
+         augment: str | bool = "none", transform: str = "none",
          variables: keras.layers.Normalization | None = None) -> keras.Model:
     """A p4m group-equivariant CNN (Cohen and Welling, arXiv:1602.07576) for square images.
 
@@ -271,8 +304,6 @@ def gcnn(input_shape: tuple[int, int, int], filters: int = 8, first_kernel: int 
     ``log1p`` transform is, a per-pixel ``normalization`` (``train.standardize``) is not. With the
     defaults it has about a third of the convnet's parameters.
     """
-    from jetimage.models.p4m import GroupBatchNorm, GroupConv, GroupPool, LiftingConv
-
     if input_shape[0] != input_shape[1]:
         raise ValueError(f"gcnn: the p4m symmetries map a square image onto itself; got {input_shape[:2]}")
     inputs = keras.Input(shape=input_shape, name="images")
@@ -290,6 +321,40 @@ def gcnn(input_shape: tuple[int, int, int], filters: int = 8, first_kernel: int 
     return _head(inputs, x, "gcnn", variables)
 
 
+def cyclic(input_shape: tuple[int, int, int], filters: int = 32, first_kernel: int = 11, dropout: float = 0.2,
+           dense: int = 64, pool: str = "mean", normalization: keras.layers.Layer | None = None,
+           augment: str | bool = "none", transform: str = "none",
+           variables: keras.layers.Normalization | None = None) -> keras.Model:
+    """The convnet run on the 8 p4m copies of a square image, pooled: invariant by construction.
+
+    After Dieleman et al., arXiv:1503.07077, who feed rotated and mirrored views of a galaxy image
+    through one CNN with shared weights: here the views are the 8 symmetries of the square pixel
+    grid (rotations by 90 degrees and their mirror images, :class:`jetimage.models.p4m.P4MCopies`),
+    the CNN is the convolutional part of :func:`convnet` (same layers, same weights for every
+    copy), and the flattened features of the 8 copies are pooled by their ``mean`` or ``max``
+    (:class:`jetimage.models.p4m.CopyPool`, ``pool``) before the dense layer (``dense``) and the
+    score. The copies of a transformed image are the copies of the image in another order, so the
+    score is invariant under p4m; the copies are made of the raw pixels, before ``transform`` and
+    ``normalization``, so it is invariant also with a per-pixel standardization
+    (``train.standardize``). The parameters are the convnet's (the weights are shared), the
+    computation of its convolutions 8 times. ``augment`` acts before the copies (``p4m`` is then
+    redundant, ``rotations`` adds the angles between multiples of 90 degrees).
+
+    Raises
+    ------
+    ValueError
+        For an image that is not square (the rotations by 90 degrees would not map it onto itself).
+    """
+    if input_shape[0] != input_shape[1]:
+        raise ValueError(f"cyclic: the p4m symmetries map a square image onto itself; got {input_shape[:2]}")
+    inputs = keras.Input(shape=input_shape, name="images")
+    x = P4MCopies(name="p4m_copies")(_augment(inputs, augment))
+    x = _convnet_features(_stem(x, normalization, "none", transform), filters, first_kernel, dropout)
+    x = CopyPool(pool, name="copy_pool")(x)
+    x = keras.layers.Dense(dense, activation="relu", name="dense")(x)
+    return _head(inputs, x, "cyclic", variables)
+
+
 #: The model zoo: name -> builder(input_shape, normalization=..., augment=..., **hyper-parameters).
 ZOO: dict[str, Callable[..., keras.Model]] = {
     "convnet": convnet,
@@ -298,6 +363,7 @@ ZOO: dict[str, Callable[..., keras.Model]] = {
     "mobilenet": mobilenet,
     "bhimji": bhimji,
     "gcnn": gcnn,
+    "cyclic": cyclic,
 }
 
 
