@@ -15,6 +15,7 @@ Evaluation (:mod:`jetimage.evaluation`)
     :mod:`~jetimage.evaluation.metrics` (ROC, rejection, bootstrap),
     :mod:`~jetimage.evaluation.likelihood`, :mod:`~jetimage.evaluation.fisher`,
     :mod:`~jetimage.evaluation.baselines`, :mod:`~jetimage.evaluation.scoring`,
+    :mod:`~jetimage.evaluation.two_stage` (the CNN score and physics variables in a boosted tree),
     :mod:`~jetimage.evaluation.pileup` (pileup removal against the truth jets).
 Training (:mod:`jetimage.training`)
     :mod:`~jetimage.training.data` (split, weights, streaming), :mod:`~jetimage.training.definition`
