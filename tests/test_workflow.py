@@ -13,9 +13,11 @@ import pytest
 import uproot
 import yaml
 
+from jetimage.evaluation.two_stage import load_two_stage
 from jetimage.formats.hdf5 import read_images
 from jetimage.formats.root import read_run
 from jetimage.stages.plots import FIGURES
+from jetimage.training.definition import read_definition
 
 from .conftest import REPO, tiny_event_config, tiny_raw_config
 
@@ -76,10 +78,15 @@ def test_workflow_writes_every_output(workflow_run):
     history = json.loads((out / "model" / "history.json").read_text())
     assert len(history["loss"]) == 1 and "val_loss" in history
     assert (out / "model" / "model.keras").stat().st_size > 10_000
+    # the CNN with jet mass and tau21 in one network, and the two-stage tagger beside the model
+    assert read_definition(out / "model" / "variants" / "vars.keras")["variables"] == ["jet_m", "tau21"]
+    assert load_two_stage(out / "model" / "cnn_bdt.pkl").features == ["cnn", "jet_m", "tau21"]
     metrics = json.loads((out / "metrics.json").read_text())
     text = (out / "metrics.json").read_text()
     assert "Infinity" not in text and "NaN" not in text  # strict JSON: null for infinite rejections
-    for tagger in ("cnn", "mass", "tau21", "delta_r", "mass_tau21", "fisher", "cnn_mass", "tau21_ddt"):
+    taggers = ("cnn", "mass", "tau21", "delta_r", "mass_tau21", "fisher", "cnn_mass", "tau21_ddt", "cnn_bdt",
+               "cnn_vars")
+    for tagger in taggers:
         assert 0.0 <= metrics[tagger]["auc"] <= 1.0
         assert set(metrics[tagger]["inv_jsd"]) == {"0.5"}  # a number, or null with a warning
         assert set(metrics[tagger]["rejection"]) == set(metrics[tagger]["rejection_err"]) == {"0.3", "0.5"}

@@ -66,11 +66,13 @@ def fit_two_stage(cnn: np.ndarray, variables: np.ndarray, names: Sequence[str], 
     """
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    # small trees, shrinkage and early stopping on a quarter of the examples: the validation split
-    # of a small study holds a few thousand examples
+    # small trees and shrinkage; early stopping on a quarter of the examples once there are enough
+    # (the validation split of a small study holds a few thousand), leaves that scale with them
+    n = len(labels)
     classifier = HistGradientBoostingClassifier(
-        max_iter=300, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=20, l2_regularization=1.0,
-        early_stopping=True, validation_fraction=0.25, n_iter_no_change=20, random_state=seed % 2**32)
+        max_iter=300 if n >= 2000 else 100, learning_rate=0.05, max_leaf_nodes=15,
+        min_samples_leaf=max(2, min(20, n // 50)), l2_regularization=1.0, early_stopping=n >= 2000,
+        validation_fraction=0.25, n_iter_no_change=20, random_state=seed % 2**32)
     x = np.c_[np.asarray(cnn, np.float64), np.asarray(variables, np.float64)]
     classifier.fit(x, labels.astype(int), sample_weight=balanced_weights(labels, weights))
     return TwoStage(names, classifier)
