@@ -212,7 +212,7 @@ def train_gpus(wildcards):
 
 
 def variant_models(wildcards):
-    """The mass-decorrelated CNNs of the study (train.variants), name -> model file."""
+    """The other CNNs of the study (train.variants), name -> model file."""
     return {v["name"]: f"results/{wildcards.study}/model/variants/{v['name']}.keras"
             for v in STUDIES[wildcards.study]["train"]["variants"]}
 

@@ -32,7 +32,7 @@ rule train:
         " --model {output.model:q} --history {output.history:q} > {log:q} 2>&1"
 
 
-# A mass-decorrelated CNN of train.variants (DisCo or planing): the same trainer, one job each.
+# Another CNN of train.variants (its own variables, DisCo or planing): the same trainer, one job each.
 rule train_variant:
     input:
         unpack(variant_inputs),
