@@ -10,7 +10,8 @@ Stages (:mod:`jetimage.stages`), one per Snakemake rule
     :mod:`~jetimage.stages.generate`, :mod:`~jetimage.stages.ingest`, :mod:`~jetimage.stages.images`,
     :mod:`~jetimage.stages.image_mass`, :mod:`~jetimage.stages.pileup`, :mod:`~jetimage.stages.train`,
     :mod:`~jetimage.stages.evaluate`, :mod:`~jetimage.stages.plots`, :mod:`~jetimage.stages.apply`,
-    :mod:`~jetimage.stages.export`.
+    :mod:`~jetimage.stages.export`; :mod:`~jetimage.stages.correct` (a trained U-Net's corrected
+    images and jet masses; no rule yet).
 Evaluation (:mod:`jetimage.evaluation`)
     :mod:`~jetimage.evaluation.metrics` (ROC, rejection, bootstrap),
     :mod:`~jetimage.evaluation.likelihood`, :mod:`~jetimage.evaluation.fisher`,
@@ -18,7 +19,8 @@ Evaluation (:mod:`jetimage.evaluation`)
     :mod:`~jetimage.evaluation.two_stage` (the CNN score and physics variables in a boosted tree),
     :mod:`~jetimage.evaluation.pileup` (pileup removal against the truth jets).
 Training (:mod:`jetimage.training`)
-    :mod:`~jetimage.training.data` (split, weights, streaming), :mod:`~jetimage.training.definition`
+    :mod:`~jetimage.training.data` (split, weights, streaming), :mod:`~jetimage.training.pixels`
+    (the image task's per-pixel targets and loss), :mod:`~jetimage.training.definition`
     (the model's input definition), :mod:`~jetimage.training.loading`,
     :mod:`~jetimage.training.resume` (backups with the fingerprint of their inputs).
 Decorrelation from the jet mass (:mod:`jetimage.decorrelation`)

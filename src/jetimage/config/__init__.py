@@ -8,6 +8,7 @@ content, the file its jobs read.
 
 from .validation import (
     EXAMPLE_VARIABLES,
+    PIXEL_MODELS,
     SCHEMA_PATH,
     Config,
     ConfigError,
@@ -20,5 +21,5 @@ from .validation import (
     validate_studies,
 )
 
-__all__ = ["Config", "ConfigError", "EXAMPLE_VARIABLES", "Kind", "SCHEMA_PATH", "derive_seed", "load",
-           "load_studies", "slha_path", "validate", "validate_studies"]
+__all__ = ["Config", "ConfigError", "EXAMPLE_VARIABLES", "Kind", "PIXEL_MODELS", "SCHEMA_PATH", "derive_seed",
+           "load", "load_studies", "slha_path", "validate", "validate_studies"]

@@ -25,8 +25,8 @@ import jsonschema
 import numpy as np
 import yaml
 
-__all__ = ["Config", "ConfigError", "EXAMPLE_VARIABLES", "Kind", "SCHEMA_PATH", "SafeLoader", "YTE_KEY",
-           "derive_seed", "load", "load_studies", "readable", "validate", "validate_studies"]
+__all__ = ["Config", "ConfigError", "EXAMPLE_VARIABLES", "Kind", "PIXEL_MODELS", "SCHEMA_PATH", "SafeLoader",
+           "YTE_KEY", "derive_seed", "load", "load_studies", "readable", "validate", "validate_studies"]
 
 #: The JSON Schema of the configuration (package data, so an installed wheel validates too).
 SCHEMA_PATH = Path(str(resources.files("jetimage.config") / "schema.yaml"))
@@ -343,6 +343,7 @@ def _cross_checks(cfg: dict[str, Any]) -> Iterator[str]:
     if cfg["images"]["normalize"] == "boost" and cfg["images"]["mode"] != "lorentz":
         yield "images.normalize: boost needs images.mode: lorentz (it boosts the constituents)"
     yield from _variant_checks(cfg)
+    yield from _task_checks(cfg)
     split = cfg["train"]["split"]
     if abs(sum(split.values()) - 1.0) > 1e-6:
         yield f"train.split: fractions must sum to 1, got {sum(split.values()):g}"
@@ -370,6 +371,44 @@ def _variant_checks(cfg: dict[str, Any]) -> Iterator[str]:
         for name in names:
             if name not in have:
                 yield f"{key}: {name!r} is no variable of kind {kind}; have {list(have)}"
+
+
+#: The models whose output is an image (``train.task: images``): ``jetimage.models.zoo.PIXEL_ZOO``,
+#: named here because the configuration is checked without importing Keras.
+PIXEL_MODELS = ("unet",)
+
+
+def _task_checks(cfg: dict[str, Any]) -> Iterator[str]:
+    """The model against the task; for task images, the channels it sees and learns, and the keys that
+    only a tagger has."""
+    t = cfg["train"]
+    if t["task"] == "labels" and t["model"] in PIXEL_MODELS:
+        yield (f"train.model: {t['model']} gives an image per example, not a label: it trains with "
+               "train.task: images (pileup removal)")
+    if t["task"] != "images":
+        return
+    if t["model"] not in PIXEL_MODELS:
+        yield (f"train.model: {t['model']} gives a label per example; train.task images needs a model whose "
+               f"output is an image: {' or '.join(PIXEL_MODELS)}")
+    channels = cfg["images"]["channels"]
+    for key, names in (("train.inputs", t["inputs"]), ("train.target", [t["target"]])):
+        for name in names:
+            if name not in channels:
+                yield f"{key}: channel {name!r} is not among images.channels {channels}: add it there"
+    if "neutral" not in channels:
+        yield (f"images.channels: train.task images needs the channel 'neutral' (the target is the fraction "
+               f"{t['target']} / neutral of each pixel), have {channels}: add it")
+    if t["target"] in t["inputs"]:
+        yield (f"train.inputs: channel {t['target']!r} is the target (train.target): the network would see "
+               "what it learns; remove it")
+    if t["variables"]:
+        yield "train.variables: a pixel model (train.task images) takes the images alone: remove them"
+    if t["variants"]:
+        yield ("train.variants: variants (decorrelated or with variables) are taggers, train.task labels; "
+               "remove them")
+    if t["augment"] != "none":
+        yield (f"train.augment: {t['augment']} transforms the input images, not the target image: use none "
+               "with train.task images")
 
 
 def _sample_checks(s: dict[str, Any], where: str, kind: str) -> Iterator[str]:

@@ -428,14 +428,19 @@ def unet_targets(neutral: np.ndarray, neutral_lv: np.ndarray) -> tuple[np.ndarra
         ``(n, n_eta, n_phi, 1)`` float32 ``neutral_lv / neutral`` (0 in empty pixels).
     weight : np.ndarray
         ``(n, n_eta, n_phi)`` float32 the pixel's neutral intensity over the mean of the
-        non-empty pixels: an energy-weighted per-pixel loss (Keras ``sample_weight``), where an
-        empty pixel weighs nothing.
+        non-empty pixels of its image: an energy-weighted per-pixel loss (Keras ``sample_weight``),
+        where an empty pixel weighs nothing. The weights of an image average 1 over its non-empty
+        pixels and do not depend on the other images of a batch.
     """
     neutral = np.asarray(neutral, np.float64)
+    filled = neutral > 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        fraction = np.where(neutral > 0, np.asarray(neutral_lv, np.float64) / neutral, 0.0)
-    filled = neutral[neutral > 0]
-    weight = neutral / filled.mean() if filled.size else np.zeros_like(neutral)
+        fraction = np.where(filled, np.asarray(neutral_lv, np.float64) / neutral, 0.0)
+    axes = tuple(range(1, neutral.ndim))
+    count = filled.sum(axis=axes, keepdims=True)
+    mean = np.where(filled, neutral, 0.0).sum(axis=axes, keepdims=True) / np.maximum(count, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weight = np.where(filled, neutral / mean, 0.0)
     return np.clip(fraction, 0.0, 1.0)[..., None].astype(np.float32), weight.astype(np.float32)
 
 
@@ -454,6 +459,24 @@ def standardizer(train_images: np.ndarray) -> keras.layers.Normalization:
     """
     layer = keras.layers.Normalization(axis=(1, 2, 3), name="standardize")
     layer.adapt(train_images)
+    return layer
+
+
+def channel_standardizer(train_images: np.ndarray) -> keras.layers.Normalization:
+    """Per-channel standardization (one mean and variance per channel, over every pixel) adapted on
+    the training images only: the standardization of the pixel models (:data:`PIXEL_ZOO`), whose
+    convolutions treat every pixel alike. A per-pixel one (:func:`standardizer`) would divide a
+    pixel that no training image fills by the variance's floor (1e-7), and a test image with energy
+    there would saturate the output.
+
+    Parameters
+    ----------
+    train_images
+        ``(n, n_eta, n_phi, n_channels)`` the network's input channels (transformed as in the
+        model), a sample of the training split.
+    """
+    layer = keras.layers.Normalization(axis=-1, name="standardize")
+    layer.adapt(np.asarray(train_images, np.float32))
     return layer
 
 

@@ -27,7 +27,7 @@ from jetimage.formats.atomic import atomic_paths
 from jetimage.formats.errors import InputError
 from jetimage.formats.hdf5 import check_class_weights, image_attrs, read_columns
 from jetimage.training.data import example_variables
-from jetimage.training.definition import check_definition, model_variables, stored_definition
+from jetimage.training.definition import check_definition, check_tagger, model_variables, stored_definition
 from jetimage.training.loading import load_model
 
 __all__ = ["check_inputs", "evaluate", "example_index", "finite_scores", "sculpting_edges"]
@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 
 def check_inputs(model_path: str | Path, attrs: Mapping[str, Mapping[str, Any]]) -> None:
-    """Refuse image files made differently from the model's training images: ``attrs`` (image file
+    """Refuse a pixel model (:func:`check_tagger`), and image files made differently from the model's
+    training images: ``attrs`` (image file
     -> its :func:`~jetimage.io.image_attrs`) against the model's input definition; one line naming
     the file and the first setting. A model or file that does not say how its images were made (a
     model not trained by jetimage, a file not written by the images stage) is used with a warning."""
@@ -46,6 +47,7 @@ def check_inputs(model_path: str | Path, attrs: Mapping[str, Mapping[str, Any]])
         log.warning("%s: the model holds no input definition: the images are not checked against it",
                     model_path)
         return
+    check_tagger(definition, model_path)
     for path, a in attrs.items():
         if "kind" not in a or "images" not in a:
             log.warning("%s: no image settings in its attributes (not made by the images stage): not "

@@ -32,6 +32,7 @@ from jetimage.training.data import (
     train_seed,
 )
 from jetimage.training.loading import register_custom_objects
+from jetimage.training.pixels import pixel_channels
 from jetimage.training.resume import restore_backup, training_fingerprint, trim_epochs_csv, write_backup
 
 __all__ = ["VARIANT_OVERRIDES", "accelerators", "exclusive", "start_from", "train", "training_targets",
@@ -215,15 +216,17 @@ def _set_epoch_callback(streams: Sequence[Any]) -> Any:
 def _streams(cfg: Config, inputs: Sequence[str | Path], labels: np.ndarray, weights: np.ndarray,
              variables: np.ndarray | None = None) -> tuple[Any, Any]:
     """The training stream (shuffled per epoch) and the validation stream of the split, in batches
-    of ``train.batch_size`` (with the physics ``variables`` of every row beside the images, if any)."""
+    of ``train.batch_size`` (with the physics ``variables`` of every row beside the images, if any;
+    for ``train.task: images``, the input channels with the per-pixel targets and weights)."""
     tcfg = cfg["train"]
     split = dataset_split(cfg, len(labels))
     classes = labels if labels.ndim == 1 else labels[:, 0]  # DisCo's targets carry the mass beside
     for part in ("train", "validation"):
         check_classes(classes, split[part], part, inputs)
         check_class_weights(classes, weights, split[part], part, inputs)
+    pixels = pixel_channels(inputs, tcfg["inputs"], tcfg["target"]) if tcfg["task"] == "images" else None
     common = dict(block_rows=tcfg["block_rows"], blocks_per_group=tcfg["shuffle_blocks"],
-                  workers=tcfg["workers"], variables=variables)
+                  workers=tcfg["workers"], variables=variables, pixels=pixels)
     train_data = ImageStream.create(inputs, split["train"], labels, weights, tcfg["batch_size"],
                                     shuffle=True, seed=train_seed(cfg, 1), **common)
     # validation batches of twice the training batch: the activations of a batch, not the
@@ -236,30 +239,36 @@ def _streams(cfg: Config, inputs: Sequence[str | Path], labels: np.ndarray, weig
 
 def _compiled_model(cfg: Config, train_data: Any, n_gpus: int, lam: float | None = None,
                     dropout: float | None = None) -> Any:
-    """The configured zoo model, its standardization adapted on training images, compiled (with
-    the DisCo loss of weight ``lam`` when given, :func:`jetimage.decorrelation.disco.objective`; with the
-    ``dropout`` rate when given, else the model's own)."""
+    """The configured zoo model, its standardization adapted on training images (their input
+    channels), compiled (with the DisCo loss of weight ``lam`` when given,
+    :func:`jetimage.decorrelation.disco.objective`; with the ``dropout`` rate when given, else the
+    model's own; a pixel model of ``train.task: images`` with :func:`pixel_objective`)."""
     import keras
 
     from jetimage.decorrelation.disco import objective
     from jetimage.models import zoo
+    from jetimage.training.pixels import pixel_objective
 
     tcfg = cfg["train"]
     with _strategy_scope(n_gpus):
         norm = None
         if tcfg["standardize"]:
             sample = standardization_sample(train_data, tcfg["standardize_sample"], train_seed(cfg, 1))
-            norm = zoo.standardizer(zoo.transform_pixels(sample, tcfg["transform"]))
+            adapt = zoo.channel_standardizer if tcfg["task"] == "images" else zoo.standardizer
+            norm = adapt(zoo.transform_pixels(sample, tcfg["transform"]))
         variables = None
         if train_data.variables is not None:  # statistics of the training split only
             rows = np.concatenate(train_data.blocks)
             variables = zoo.variable_standardizer(train_data.variables[rows])
         first = train_data[0][0]
         shape = tuple((first["images"] if isinstance(first, dict) else first).shape[1:])
-        model = zoo.build(tcfg["model"], shape, normalization=norm, augment=tcfg["augment"],
-                          transform=tcfg["transform"], variables=variables,
-                          **({} if dropout is None else {"dropout": dropout}))
-        loss, metrics = objective(lam)
+        if tcfg["task"] == "images":
+            model = zoo.PIXEL_ZOO[tcfg["model"]](shape, normalization=norm, transform=tcfg["transform"])
+        else:
+            model = zoo.build(tcfg["model"], shape, normalization=norm, augment=tcfg["augment"],
+                              transform=tcfg["transform"], variables=variables,
+                              **({} if dropout is None else {"dropout": dropout}))
+        loss, metrics = pixel_objective() if tcfg["task"] == "images" else objective(lam)
         model.compile(
             optimizer=keras.optimizers.Adam(float(tcfg["learning_rate"])),  # Keras refuses an int
             loss=loss,
@@ -446,10 +455,17 @@ def train(cfg: Config, inputs: Sequence[str | Path], model_path: str | Path,
     same architecture, e.g. the nominal CNN for a variant with ``init: nominal``) the training
     starts from its weights instead of a random initialization.
 
+    With ``train.task: images`` the model is a pixel model (the U-Net of pileup removal): the
+    stream yields the ``train.inputs`` channels, the per-pixel fraction of ``train.target`` in
+    ``neutral`` and the per-pixel weights (:mod:`jetimage.training.pixels`); the loss is the
+    energy-weighted per-pixel binary cross-entropy, the metric its fraction's weighted mean
+    absolute error, and the class checks, early stopping, backups and fingerprint are as above.
+
     Returns
     -------
     dict
-        The training history (loss, accuracy, AUC per epoch, for train and validation).
+        The training history per epoch, for train and validation: loss, accuracy and AUC (task
+        labels) or loss and ``fraction_mae`` (task images).
     """
     import keras
 

@@ -18,6 +18,7 @@ import numpy as np
 from jetimage.config import Config, derive_seed
 from jetimage.formats.errors import InputError
 from jetimage.formats.hdf5 import contiguous_reads, finite_images
+from jetimage.training.pixels import PixelChannels
 
 __all__ = ["ImageStream", "SPLIT_STREAM", "TRAIN_STREAM", "balanced_weights", "check_classes",
            "dataset_split", "example_variables", "file_identity", "file_rows", "model_inputs",
@@ -55,7 +56,8 @@ def balanced_weights(labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 class ImageStream:
-    """A ``keras.utils.PyDataset`` of ``(images, labels, weights)`` batches read from HDF5 files.
+    """A ``keras.utils.PyDataset`` of ``(images, labels, weights)`` batches read from HDF5 files (for
+    the image task, ``(input channels, target fractions, pixel weights)``: ``pixels`` of :meth:`create`).
 
     Only the labels and weights are held in memory; images are read when a batch is asked for.
     The rows (global indices into the concatenation of ``paths``) are cut, per file, into
@@ -74,7 +76,8 @@ class ImageStream:
     def create(paths: Sequence[str | Path], rows: np.ndarray, labels: np.ndarray,
                weights: np.ndarray, batch_size: int, block_rows: int = 1024,
                blocks_per_group: int = 16, shuffle: bool = True, seed: int = 0,
-               workers: int = 1, variables: np.ndarray | None = None) -> Any:
+               workers: int = 1, variables: np.ndarray | None = None,
+               pixels: PixelChannels | None = None) -> Any:
         """Build the dataset.
 
         Parameters
@@ -93,6 +96,11 @@ class ImageStream:
         variables
             ``(n_total, n_variables)`` physics variables of all rows (:func:`example_variables`), or
             None: with them a batch's inputs are :func:`model_inputs`' dict, else the images.
+        pixels
+            The channels of the image task (``train.task: images``), or None (task labels): with
+            them a batch is :meth:`jetimage.training.pixels.PixelChannels.batch`, ``(input channels,
+            per-pixel target fraction (n, n_eta, n_phi, 1), per-pixel weight (n, n_eta, n_phi))``,
+            the pixel weights scaled by ``weights``; the labels serve the class checks only.
         """
         import keras
 
@@ -103,6 +111,7 @@ class ImageStream:
                          shuffle, seed, workers=workers, use_multiprocessing=False,
                          max_queue_size=max(4, 2 * workers))
         stream.variables = None if variables is None else np.asarray(variables, np.float32)
+        stream.pixels = pixels
         return stream
 
 
@@ -191,6 +200,7 @@ class StreamBatches:
             return out
 
     variables: np.ndarray | None = None
+    pixels: PixelChannels | None = None
 
     def __getitem__(self, index: int) -> tuple[Any, np.ndarray, np.ndarray]:
         try:
@@ -211,6 +221,8 @@ class StreamBatches:
             rows.append(self.groups[g][a:b])
             lo, g = end, g + 1
         r = np.concatenate(rows)
+        if self.pixels is not None:
+            return self.pixels.batch(np.concatenate(parts), self.weights[r])
         return model_inputs(np.concatenate(parts), self.variables, r), self.labels[r], self.weights[r]
 
     def close(self) -> None:
@@ -322,11 +334,13 @@ def _attr(value: Any) -> Any:
 
 def standardization_sample(stream: Any, n_max: int, seed: int) -> np.ndarray:
     """Images of whole random groups of ``stream`` (at least ``n_max`` or all), for adapting
-    the standardization: ``(n, n_eta, n_phi, n_channels)``."""
+    the standardization: ``(n, n_eta, n_phi, n_channels)``, the channels the network sees (the
+    input channels of the image task)."""
     order = np.random.default_rng(seed).permutation(len(stream.groups))
     parts, n = [], 0
     for g in order:
-        parts.append(stream._group_images(int(g)).copy())
+        images = stream._group_images(int(g))
+        parts.append(images.copy() if stream.pixels is None else stream.pixels.network_inputs(images))
         n += len(parts[-1])
         if n >= n_max:
             break

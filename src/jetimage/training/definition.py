@@ -3,7 +3,8 @@
 :func:`save_definition` stores, inside the ``.keras`` archive (the member ``jetimage_inputs.json``,
 which Keras ignores when loading), the study's kind, the image grid and channels, the
 preprocessing, the jet definition, the in-model pixel transform and standardization, the physics
-variables the model takes beside the image, and the input shape (:func:`input_definition`).
+variables the model takes beside the image, the task (a label or an image per example) with the
+channels the network sees and learns, and the input shape (:func:`input_definition`).
 :func:`check_definition` compares it with the study that applies the model, or with the attributes
 of an HDF5 image file, and raises a one-line error naming the first setting made differently.
 """
@@ -19,8 +20,9 @@ from typing import Any
 from jetimage.config import Config, ConfigError
 from jetimage.formats.errors import InputError
 
-__all__ = ["DEFINITION_MEMBER", "IMAGE_KEYS", "JET_KEYS", "check_definition", "check_study",
-           "input_definition", "model_variables", "read_definition", "save_definition", "stored_definition"]
+__all__ = ["DEFINITION_MEMBER", "IMAGE_KEYS", "JET_KEYS", "check_definition", "check_study", "check_tagger",
+           "input_definition", "model_task", "model_variables", "read_definition", "save_definition",
+           "stored_definition"]
 
 
 #: Member of the ``.keras`` archive holding the model's input definition (JSON).
@@ -48,14 +50,22 @@ def input_definition(cfg: Config) -> dict[str, Any]:
         ``kind``; ``images`` (the settings of :data:`IMAGE_KEYS`); ``jets`` (kind jets:
         :data:`JET_KEYS`); ``train``: ``transform`` and ``standardize`` (inside the model);
         ``input_shape`` ``[n_eta, n_phi, n_channels]``; ``variables``: the names of the physics
-        variables of the second input, in its order (empty: images only); ``study``.
+        variables of the second input, in its order (empty: images only); ``study``; ``task``
+        (``labels``: a score per example; ``images``: a pixel model's image per example),
+        ``inputs`` (the channels the network sees, in its order: every image channel for task
+        labels, ``train.inputs`` for task images) and ``target`` (``train.target`` for task images,
+        else None).
     """
+    tcfg = cfg["train"]
     images = {k: cfg["images"][k] for k in IMAGE_KEYS[cfg.kind]}
+    pixels = tcfg["task"] == "images"
+    inputs = list(tcfg["inputs"] if pixels else images["channels"])
     out: dict[str, Any] = {
         "kind": cfg.kind, "study": cfg["study"], "images": images,
-        "train": {k: cfg["train"][k] for k in ("model", "transform", "standardize")},
-        "input_shape": [images["n_eta"], images["n_phi"], len(images["channels"])],
-        "variables": list(cfg["train"]["variables"]),
+        "train": {k: tcfg[k] for k in ("model", "transform", "standardize")},
+        "input_shape": [images["n_eta"], images["n_phi"], len(inputs)],
+        "variables": list(tcfg["variables"]),
+        "task": tcfg["task"], "inputs": inputs, "target": tcfg["target"] if pixels else None,
     }
     if cfg.kind == "jets":
         out["jets"] = {k: cfg["jets"][k] for k in JET_KEYS}
@@ -87,6 +97,12 @@ def stored_definition(model_path: str | Path) -> dict[str, Any] | None:
             return json.loads(z.read(DEFINITION_MEMBER))
     except (zipfile.BadZipFile, OSError, ValueError) as err:
         raise InputError(f"{path}: not a readable .keras model ({type(err).__name__}: {err})") from err
+
+
+def model_task(definition: Mapping[str, Any] | None) -> str:
+    """What a model gives per example: ``labels`` (a score) or ``images`` (a pixel model); a
+    definition that predates the image task is a tagger's."""
+    return str((definition or {}).get("task") or "labels")
 
 
 def model_variables(definition: Mapping[str, Any] | None) -> list[str]:
@@ -147,9 +163,25 @@ def check_definition(definition: Mapping[str, Any], kind: str, images: Mapping[s
                           "was trained, or train a model on these")
 
 
+def check_tagger(definition: Mapping[str, Any] | None, model: str | Path) -> None:
+    """Refuse a pixel model (``train.task: images``) where a tagger's score is wanted (evaluate,
+    apply, export).
+
+    Raises
+    ------
+    InputError
+        Naming the model.
+    """
+    if model_task(definition) != "labels":
+        raise InputError(f"{model}: a pixel model (train.task: {model_task(definition)}) gives a corrected "
+                         "image per example, not a score: apply it with jetimage.stages.correct")
+
+
 def check_study(cfg: Config, model: str | Path) -> dict[str, Any]:
-    """The model's definition, after checking that the study ``cfg`` makes the same images."""
+    """The model's definition, after checking that it is a tagger and that the study ``cfg`` makes the
+    same images."""
     definition = read_definition(model)
+    check_tagger(definition, model)
     check_definition(definition, cfg.kind, cfg["images"], cfg["jets"] if cfg.kind == "jets" else None,
                      model, cfg.source)
     return definition
