@@ -119,6 +119,15 @@ def test_the_workflow_lists_the_figures_of_the_package():
     assert listed == {kind: list(table) for kind, table in plots.FIGURES.items()}
 
 
+def test_every_figure_has_its_report_caption():
+    """The plotting rules caption each figure's PNG in the report with its own file."""
+    captions = REPO / "workflow" / "report" / "figures"
+    names = {name for table in plots.FIGURES.values() for name in table}
+    assert {p.stem for p in captions.glob("*.rst")} == names
+    for name in names:
+        assert (captions / f"{name}.rst").read_text().strip(), name
+
+
 def test_selection_text_names_the_windows():
     text = plots.selection_text(250, 300, 2.0, [65, 95])
     assert "250 < $p_T$ < 300 GeV" in text and "65 < $m$ < 95 GeV" in text

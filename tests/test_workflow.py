@@ -101,6 +101,9 @@ def test_workflow_writes_every_output(workflow_run):
     logs = list((workdir / "logs" / "tiny").rglob("*.log"))
     assert len(logs) >= 7 and all(p.stat().st_size > 0 for p in logs)
     assert list((out / "benchmarks").rglob("*.tsv"))
+    # one plotting job drew every figure: one log and one benchmark
+    assert (workdir / "logs" / "tiny" / "plots.log").stat().st_size > 0
+    assert (out / "benchmarks" / "plots.tsv").is_file() and not (out / "benchmarks" / "plots").exists()
 
 
 @pytest.mark.slow
@@ -208,11 +211,56 @@ def test_report_and_lint(workflow_run):
     assert "cnn_vs_mass.png" in text and "pixel_correlation.png" in text
     assert "cnn_vs_mj.png" in text and "cnn_vs_n_fatjets.png" in text  # the event study's figures
     assert "Studies of this run: tiny, tinyev." in text
-    # each figure is captioned for its study's kind (workflow/report/figure.rst)
+    # each figure is captioned for its study's kind (workflow/report/figures/<figure>.rst)
     assert "Mean jet image of W and QCD test jets" in text and "Mean whole-event images" in text
     proc = _snakemake(workdir, "--lint")
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_a_figure_that_fails_fails_the_plotting_job_and_leaves_no_figure(workflow_run, tmp_path):
+    """The one plotting job of a study draws its figures in turn: when a late one fails, the job
+    fails and Snakemake removes the figures drawn before it, so a rerun draws them all again."""
+    import shutil
+
+    workdir, _ = workflow_run
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy, symlinks=True)
+    plots = copy / "results" / "tiny" / "plots"
+    figures = list(FIGURES["jets"])
+    assert figures.index("training") > figures.index("roc")  # roc is drawn before training fails
+    (copy / "results" / "tiny" / "model" / "history.json").write_text("[]")  # no mapping: training fails
+    target = "results/tiny/plots/roc.png"
+    proc = _snakemake(copy, target)
+    assert proc.returncode != 0
+    # the figures before training were drawn, then removed with the failed job
+    text = proc.stdout + proc.stderr
+    assert "Removing output files of failed job plots_jets" in text, text[-3000:]
+    removed = text.split("Removing output files of failed job plots_jets", 1)[1].splitlines()[1]
+    assert "results/tiny/plots/roc.png" in removed and "training.png" not in removed, removed
+    assert not [p.name for p in plots.iterdir() if p.stem in figures], sorted(p.name for p in plots.iterdir())
+    assert not list(plots.glob(".*tmp*"))  # each figure is written atomically
+    assert (plots / "image_mass.png").exists()  # another rule's figure in the folder stays
+    proc = _snakemake(copy, "--dry-run", target)
+    assert proc.returncode == 0 and "rule plots_jets:" in proc.stdout, proc.stdout[-2000:]
+
+
+def test_one_plotting_job_per_study(tmp_path):
+    """A dry run of the two studies plans one plotting job per study, of the rule of its kind,
+    whose outputs are every figure of the kind (PDF and PNG) at the paths of the docs."""
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(two_studies()))
+    proc = _snakemake(tmp_path, "--dry-run")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = proc.stdout.split("Job stats:")[1].split("total")[0].splitlines()[3:]
+    stats = dict(line.split() for line in table if line.strip())
+    assert stats["plots_jets"] == stats["plots_events"] == "1" and "plot" not in stats, stats
+    for rule, study, kind in (("plots_jets", "tiny", "jets"), ("plots_events", "tinyev", "events")):
+        lines = proc.stdout.splitlines()
+        [start] = [i for i, line in enumerate(lines) if line.endswith(f"rule {rule}:")]
+        outputs = next(line for line in lines[start:] if line.strip().startswith("output:"))
+        assert sorted(outputs.split(":", 1)[1].replace(",", " ").split()) == sorted(
+            f"results/{study}/plots/{f}.{ext}" for f in FIGURES[kind] for ext in ("pdf", "png"))
 
 
 @pytest.mark.slow
@@ -233,7 +281,7 @@ def test_adding_a_variant_trains_it_without_retraining_the_nominal_cnn(workflow_
     assert proc.returncode == 0, proc.stderr[-2000:]
     jobs = {line.split()[1].rstrip(":") for line in proc.stdout.splitlines()
             if line.startswith(("rule ", "localrule "))}
-    assert jobs == {"train_variant", "evaluate", "plot", "all"}, jobs  # not train, not images
+    assert jobs == {"train_variant", "evaluate", "plots_jets", "all"}, jobs  # not train, not images
     shells = [line for line in proc.stdout.splitlines() if "jetimage train" in line]
     tuned = [s for s in shells if "--variant tuned" in s]
     fresh = [s for s in shells if "--variant fresh" in s]

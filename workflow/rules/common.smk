@@ -233,17 +233,14 @@ def image_mass_flag(wildcards, input):
 
 
 # Figures of each kind (jetimage.plots.FIGURES; listed here so that parsing the workflow does not
-# import matplotlib; tests/test_plots.py checks that the two agree).
+# import matplotlib; tests/test_plots.py checks that the two agree), all drawn by one job per study
+# (plots.smk).
 FIGURES = {
     "jets": ["roc", "cnn_vs_mass", "cnn_vs_tau21", "cnn_vs_delta_r", "sculpting", "mean_images",
              "pixel_correlation", "training", "cnn_output"],
     "events": ["roc", "cnn_vs_n_fatjets", "cnn_vs_mj", "mean_images", "pixel_correlation",
                "training", "cnn_output"],
 }
-
-
-wildcard_constraints:
-    figure="|".join(sorted({f for names in FIGURES.values() for f in names})),
 
 
 def study_targets(name):
