@@ -17,6 +17,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # batch jobs have no display
+# mplhep's sqrt(s) label makes mathtext warn about a glyph (the PDF is fine) 50 times per job, which
+# the end-of-run warning summary then repeats: keep the job logs to our own warnings
+logging.getLogger("matplotlib.mathtext").setLevel(logging.ERROR)
 import matplotlib.colors  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import mplhep as hep  # noqa: E402
