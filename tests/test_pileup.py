@@ -309,6 +309,32 @@ def test_the_study_ranks_the_mitigations_against_the_truth(piled_samples, tmp_pa
 def test_the_workflow_runs_a_small_pileup_study(tmp_path):
     """The pileup rule of a study with pileup samples (no training needed for it): its table and
     JSON per sample; the pileup-free samples are not in it."""
+    _pileup_workflow(tmp_path, unet=False)
+
+
+@pytest.mark.slow
+def test_the_workflow_trains_the_unet_and_scores_it_beside_the_particle_methods(tmp_path):
+    """train.task images: the study's target is the pileup table; the U-Net trains on the mu 30
+    samples only, and is scored on their test split and on every jet of the mu 10 sample."""
+    result = _pileup_workflow(tmp_path, unet=True)
+    import h5py
+
+    from jetimage.stages.pileup import PIXEL_METHODS
+
+    assert result["unet"]["trained_on"] == ["wjets_mu30", "qcd_mu30"]
+    for name, r in result["samples"].items():
+        assert set(PIXEL_METHODS) <= set(r["methods"]), name
+        assert r["methods"]["unet"]["mass_resolution"] > 0
+        # pixelization alone: the pileup-free pixels are closer to the truth than all pixels
+        res = {m: r["methods"][m]["mass_resolution"] for m in PIXEL_METHODS}
+        assert res["pixels_truth"] < res["pixels_none"]
+        with h5py.File(tmp_path / "results" / "pile" / "images" / f"{name}.h5", "r") as f:
+            rows = len(f["images"])
+        assert (r["n_scored_pixels"] == rows) == (name == "wjets_mu10"), name
+    assert not (tmp_path / "results" / "pile" / "metrics.json").exists()  # no tagger to evaluate
+
+
+def _pileup_workflow(tmp_path, unet: bool) -> dict:
     import json
     import subprocess
     import sys
@@ -323,6 +349,13 @@ def test_the_workflow_runs_a_small_pileup_study(tmp_path):
     for s in list(raw["samples"]):
         s.update(n_shards=1, seed=7 if s["class"] == "signal" else 8)
         raw["samples"].append({**s, "name": f"{s['name']}_mu30", "pileup": {"mu": 30, "pool_size": 100}})
+    if unet:  # the pileup-free samples go; a W sample at mu 10 that the U-Net does not train on
+        w = raw["samples"][2]
+        mu10 = {**w, "name": "wjets_mu10", "pileup": {"mu": 10, "pool_size": 100}}
+        raw["samples"] = [*raw["samples"][2:], mu10]
+        raw["images"].update(channels=["charged_lv", "charged_pu", "neutral", "neutral_lv"], normalize="none")
+        raw["train"] = {**raw["train"], "task": "images", "model": "unet", "augment": "none", "variants": [],
+                        "samples": ["wjets_mu30", "qcd_mu30"], "batch_size": 32}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
     snakemake = str(Path(sys.executable).with_name("snakemake"))
     proc = subprocess.run([snakemake, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
@@ -330,7 +363,7 @@ def test_the_workflow_runs_a_small_pileup_study(tmp_path):
                            "results/pile/pileup.md"], capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "results" / "pile" / "pileup.json").read_text())
-    assert sorted(result["samples"]) == ["qcd_mu30", "wjets_mu30"]
+    assert sorted(result["samples"]) == ["qcd_mu30", "wjets_mu30", *(["wjets_mu10"] if unet else [])]
     assert result["mass"] == "trimmed" and result["samples"]["qcd_mu30"]["mu"] == 30
     assert "| wjets_mu30 | 30 |" in (tmp_path / "results" / "pile" / "pileup.md").read_text()
     png = tmp_path / "results" / "pile" / "plots" / "pileup_resolution.png"
@@ -340,3 +373,4 @@ def test_the_workflow_runs_a_small_pileup_study(tmp_path):
                           "--configfile", str(tmp_path / "config.yaml"), "--cores", "2", "--dry-run",
                           "results/pile/pileup.md"], capture_output=True, text=True, timeout=600)
     assert dry.returncode == 0 and "rule pileup" not in dry.stdout + dry.stderr  # up to date
+    return result

@@ -111,7 +111,12 @@ def _pileup(args: argparse.Namespace) -> None:
     for item in args.inputs:
         sample, path = _name_value(item, "--inputs", "SAMPLE=ROOT_FILE")
         inputs.setdefault(sample, []).append(path)
-    pileup_study(_cfg(args), inputs, args.output, args.table, args.plot)
+    images = dict(_name_value(item, "--images", "SAMPLE=H5_FILE") for item in args.images or ())
+    if bool(images) != bool(args.unet):
+        raise ConfigError("jetimage pileup: --unet MODEL and --images SAMPLE=H5_FILE ... go together")
+    if args.unet:
+        _start_keras_quietly()
+    pileup_study(_cfg(args), inputs, args.output, args.table, args.plot, args.unet, images)
 
 
 def _plots(args: argparse.Namespace) -> None:
@@ -179,7 +184,10 @@ STAGES: dict[str, tuple[str, Callable[[argparse.Namespace], None], list[tuple[st
     "pileup": ("the pileup study: each mitigation's jet mass and pT against the truth jets, per mu", _pileup,
                [("--inputs", {"nargs": "+", "help": "SAMPLE=ROOT_FILE items of samples with pileup"}),
                 ("--output", {"help": "output JSON"}), ("--table", {"help": "output Markdown table"}),
-                ("--plot", {"required": False, "help": "figure path without suffix (PDF and PNG)"})]),
+                ("--plot", {"required": False, "help": "figure path without suffix (PDF and PNG)"}),
+                ("--unet", {"required": False, "help": "a trained U-Net (train.task: images), scored too"}),
+                ("--images", {"nargs": "+", "required": False,
+                              "help": "SAMPLE=H5_FILE items: the samples' images, for --unet"})]),
     "plots": ("figures of the study's kind from the scores file, PDF and PNG", _plots,
               [("--scores", {"help": "scores .npz written by evaluate"}),
                ("--history", {"required": False, "help": "history.json of the training"}),

@@ -19,6 +19,7 @@ rule apply:
         entries=apply_entries,
         settings=section("kind", "images", "jets", "events"),
     threads: 1
+    priority: AFTER_SAMPLES
     resources:
         mem_mb=4000,
         runtime=60,
@@ -41,6 +42,7 @@ rule export:
         jetimage=JETIMAGE,
         config=config_of,
     threads: 1
+    priority: AFTER_SAMPLES
     resources:
         mem_mb=4000,
         runtime=15,

@@ -197,6 +197,55 @@ def image_files(wildcards):
     return [f"results/{wildcards.study}/images/{s}.h5" for s in sample_names(wildcards.study)]
 
 
+def training_samples(study):
+    """The samples a study's model trains on: train.samples (a pixel model), else every sample."""
+    return STUDIES[study]["train"]["samples"] or sample_names(study)
+
+
+def training_files(wildcards):
+    """The image files the train rule reads, in config order."""
+    own = training_samples(wildcards.study)
+    return [f"results/{wildcards.study}/images/{s}.h5" for s in sample_names(wildcards.study) if s in own]
+
+
+def pileup_inputs(wildcards):
+    """The pileup rule's inputs: the ROOT files of the samples with pileup; for a study that trains a
+    pixel model, the model and those samples' image files too."""
+    study = wildcards.study
+    out = {"samples": [p for s in pileup_samples(study) for p in files_of_sample(study, s)]}
+    if pixel_task(study):
+        out["model"] = f"results/{study}/model/model.keras"
+        out["images"] = [f"results/{study}/images/{s}.h5" for s in pileup_samples(study)]
+    return out
+
+
+def pileup_flags(wildcards):
+    """The pileup stage's --unet MODEL --images SAMPLE=H5 ... for a pixel-model study (else empty)."""
+    study = wildcards.study
+    if not pixel_task(study):
+        return ""
+    items = [shlex.quote(f"{s}=results/{study}/images/{s}.h5") for s in pileup_samples(study)]
+    return f"--unet {shlex.quote(f'results/{study}/model/model.keras')} --images " + " ".join(items)
+
+
+# Scheduling: a job that uses made samples goes before any further sample job, and the studies with
+# the most work after their samples (variants to train, a jet study's image-mass study) get their
+# samples first, so that their training overlaps the other studies' generation instead of ending
+# the run alone (make run: the jet study's trainings ran after every sample was made).
+AFTER_SAMPLES = 100
+
+
+def sample_priority(wildcards):
+    """Priority of a study's generate and ingest jobs: the work its study has after them."""
+    study = STUDIES[wildcards.study]
+    return len(study["train"]["variants"]) + (1 if study.kind == "jets" else 0)
+
+
+def pixel_task(study):
+    """Whether the study trains a pixel model (train.task images: the U-Net of pileup removal)."""
+    return STUDIES[study]["train"]["task"] == "images"
+
+
 def generation_settings(wildcards):
     """What a generated shard depends on: only these keys rerun it when they change."""
     cfg = STUDIES[wildcards.study]
@@ -248,6 +297,8 @@ def study_targets(name):
     an `apply` section its friend trees (apply.smk), and only those when it applies another model."""
     if STUDIES[name].get("apply", {}).get("model"):
         return apply_targets(name)
+    if pixel_task(name):  # a U-Net: no tagger to evaluate; the pileup study scores it
+        return [f"results/{name}/pileup.md"]
     out = [f"results/{name}/metrics.json"]
     out += [f"results/{name}/plots/{f}.{ext}" for f in FIGURES[STUDIES[name].kind] for ext in ("pdf", "png")]
     if STUDIES[name].kind == "jets":

@@ -27,6 +27,7 @@ rule evaluate:
         variants=variants_flag,
         settings=section("evaluate", "train", "seed", "jets", "events"),
     threads: 4  # capped at --cores when run locally
+    priority: AFTER_SAMPLES
     resources:
         mem_mb=mem_mb("evaluate"),
         runtime=30,

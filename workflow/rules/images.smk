@@ -16,6 +16,7 @@ rule images:
         config=config_of,
         settings=section("kind", "images", "events"),
     threads: 1
+    priority: AFTER_SAMPLES
     resources:
         mem_mb=mem_mb("images"),
         runtime=60,
@@ -51,6 +52,7 @@ rule image_mass:
         stem=lambda w, output: os.path.splitext(output.pdf)[0],
         settings=section("images", "evaluate"),
     threads: 1
+    priority: AFTER_SAMPLES
     resources:
         mem_mb=mem_mb("image_mass"),
         runtime=30,

@@ -1,10 +1,11 @@
 # Pileup: for studies with samples that overlay pileup, each mitigation's jet mass and pT against
-# the pileup-free truth jets, per sample (one mu each).
+# the pileup-free truth jets, per sample (one mu each); with a trained U-Net (train.task: images),
+# its corrected images' jet mass beside them.
 
 
 rule pileup:
     input:
-        lambda w: [p for s in pileup_samples(w.study) for p in files_of_sample(w.study, s)],
+        unpack(pileup_inputs),
     output:
         json=f"{OUT}/pileup.json",
         table=report(
@@ -31,8 +32,10 @@ rule pileup:
             shlex.quote(f"{s}={p}") for s in pileup_samples(w.study) for p in files_of_sample(w.study, s)
         ),
         stem=lambda w, output: os.path.splitext(output.pdf)[0],
-        settings=section("jets", "evaluate", "seed"),
+        unet=pileup_flags,
+        settings=section("jets", "evaluate", "seed", "train"),
     threads: 1
+    priority: AFTER_SAMPLES
     resources:
         mem_mb=mem_mb("pileup"),
         runtime=30,
@@ -40,4 +43,5 @@ rule pileup:
         "../envs/jetimage.yaml"
     shell:
         "{params.jetimage} pileup --config {params.config:q} --inputs {params.labelled}"
-        " --output {output.json:q} --table {output.table:q} --plot {params.stem:q} > {log:q} 2>&1"
+        " --output {output.json:q} --table {output.table:q} --plot {params.stem:q} {params.unet}"
+        " > {log:q} 2>&1"

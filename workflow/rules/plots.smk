@@ -46,6 +46,7 @@ for kind, figures in FIGURES.items():
             figures=figures,
             settings=section("kind", "jets", "generation", "images", "evaluate"),
         threads: 1
+        priority: AFTER_SAMPLES
         # peak of the one process drawing every figure (/usr/bin/time -v): 0.33 GiB for the tiny
         # studies, 0.65 GiB for 300,000 test jets, 1.5 GiB for 1,000,000 (1.3 kB a test example),
         # so 4000 MB holds about 2.5 million test examples; the default run has a few thousand

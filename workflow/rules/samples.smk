@@ -14,6 +14,7 @@ rule generate:
         config=config_of,
         settings=generation_settings,
     threads: 1
+    priority: sample_priority
     resources:
         mem_mb=4000,
         runtime=120,
@@ -42,6 +43,7 @@ rule ingest:
             [STUDIES[w.study].sample(w.sample), STUDIES[w.study][STUDIES[w.study].kind]], sort_keys=True
         ),
     threads: 1
+    priority: sample_priority
     resources:
         mem_mb=mem_mb("ingest"),
         runtime=60,

@@ -3,7 +3,7 @@
 
 rule train:
     input:
-        image_files,
+        training_files,
     output:
         model=f"{OUT}/model/model.keras",
         history=report(
@@ -21,6 +21,7 @@ rule train:
         config=config_of,
         settings=train_settings,
     threads: 4  # capped at --cores when run locally
+    priority: AFTER_SAMPLES
     resources:
         mem_mb=mem_mb("train"),
         runtime=240,
@@ -49,6 +50,7 @@ rule train_variant:
         settings=variant_settings,
         init=init_flag,
     threads: 4  # capped at --cores when run locally
+    priority: AFTER_SAMPLES
     resources:
         mem_mb=8000,
         runtime=240,

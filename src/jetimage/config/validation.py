@@ -386,7 +386,13 @@ def _task_checks(cfg: dict[str, Any]) -> Iterator[str]:
         yield (f"train.model: {t['model']} gives an image per example, not a label: it trains with "
                "train.task: images (pileup removal)")
     if t["task"] != "images":
+        if t["samples"] is not None:
+            yield "train.samples: only a pixel model (train.task images) trains on a part of the samples"
         return
+    names = [s["name"] for s in cfg["samples"]]
+    for name in t["samples"] or []:
+        if name not in names:
+            yield f"train.samples: no sample named {name!r}; have {names}"
     if t["model"] not in PIXEL_MODELS:
         yield (f"train.model: {t['model']} gives a label per example; train.task images needs a model whose "
                f"output is an image: {' or '.join(PIXEL_MODELS)}")

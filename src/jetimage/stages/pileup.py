@@ -2,7 +2,10 @@
 
 For every sample with pileup, every method of :data:`jetimage.physics.pileup.MITIGATIONS` corrects
 the jets' mass and pT from their particles, and :func:`jetimage.evaluation.pileup.correction_figures`
-compares them with the pileup-free truth jets. The result is one JSON file, and a Markdown table.
+compares them with the pileup-free truth jets. With a trained U-Net (``train.task: images``) and the
+samples' images, the pixel-level methods of :data:`PIXEL_METHODS` are compared too: the jet of all
+pixels, of CHS pixels, of the U-Net's corrected image, and of the pileup-free pixels (the floor that
+pixelization leaves). The result is one JSON file, and a Markdown table.
 """
 
 from __future__ import annotations
@@ -21,10 +24,21 @@ from jetimage.evaluation.metrics import json_safe
 from jetimage.evaluation.pileup import correction_figures
 from jetimage.formats.atomic import atomic_paths
 from jetimage.formats.errors import InputError
+from jetimage.formats.hdf5 import read_columns
 from jetimage.formats.root import iterate_jets
+from jetimage.images.pixelize import Grid
 from jetimage.physics.pileup import MITIGATIONS, corrected_jets
+from jetimage.stages.correct import iterate_corrected
+from jetimage.training.data import dataset_split, file_rows, iterate_rows
+from jetimage.training.pixels import file_channels
 
-__all__ = ["pileup_study", "plot_resolution", "table"]
+__all__ = ["PIXEL_METHODS", "pileup_study", "pixel_figures", "plot_resolution", "table"]
+
+
+#: Pixel-level methods (jets from images): every channel (``pixels_none``), the tracks of the
+#: leading vertex and every neutral pixel (``pixels_chs``), the U-Net's corrected image (``unet``),
+#: and the pileup-free pixels (``pixels_truth``: what pixelization alone costs).
+PIXEL_METHODS = ("pixels_none", "pixels_chs", "unet", "pixels_truth")
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +68,85 @@ def _sample_figures(cfg: Config, name: str, paths: Sequence[str], seed: int) -> 
     return out
 
 
+def _pixel_jets(images: np.ndarray, grid: Grid) -> dict[str, np.ndarray]:
+    """``m`` and ``pt`` (GeV) of ``(n, n_eta, n_phi)`` pT images, pixels as massless particles at
+    their centres in the jet frame (the mass does not depend on where the frame sits)."""
+    x = images.reshape(len(images), -1).astype(np.float64)
+    ge, gp = grid.centres()
+    eta, phi = np.repeat(ge, grid.n_phi)[None, :], np.tile(gp, grid.n_eta)[None, :]
+    px, py = (x * np.cos(phi)).sum(axis=1), (x * np.sin(phi)).sum(axis=1)
+    pz, e = (x * np.sinh(eta)).sum(axis=1), (x * np.cosh(eta)).sum(axis=1)
+    return {"m": np.sqrt(np.maximum(e * e - px * px - py * py - pz * pz, 0.0)), "pt": np.hypot(px, py)}
+
+
+def _scored_rows(cfg: Config, images: Mapping[str, str | Path]) -> dict[str, np.ndarray]:
+    """Per sample, the rows of its image file the U-Net is scored on: the test split of the samples
+    it trained on (``train.samples``: the trainer's split of their files in config order), every row
+    of the others."""
+    own = cfg["train"]["samples"] or cfg.sample_names
+    trained = [s for s in cfg.sample_names if s in own]
+    missing = [s for s in trained if s not in images]
+    if missing:
+        raise InputError(f"{cfg.source}: train.samples {missing} have no images here (--images): the pileup "
+                         "study scores the U-Net on the samples with pileup; train it on those")
+    sizes = file_rows([images[s] for s in trained])
+    offsets = dict(zip(trained, np.r_[0, np.cumsum(sizes)][:-1], strict=True))
+    test = dataset_split(cfg, int(sum(sizes)))["test"]
+    out = {}
+    for name, path in images.items():
+        if name in offsets:
+            lo = int(offsets[name])
+            n = sizes[trained.index(name)]
+            out[name] = test[(test >= lo) & (test < lo + n)] - lo
+        else:
+            out[name] = np.arange(file_rows([path])[0])
+    return out
+
+
+def pixel_figures(cfg: Config, unet: str | Path, images: Mapping[str, str | Path], seed: int
+                  ) -> dict[str, dict[str, Any]]:
+    """Per sample (``images``: sample -> its HDF5 image file), :func:`correction_figures` of each
+    of :data:`PIXEL_METHODS` on the jets the U-Net did not train on (:func:`_scored_rows`), against
+    the truth jets (columns ``truth_m``, ``truth_pt``), and ``n_scored``."""
+    grid = Grid.from_config(dict(cfg["images"]))
+    if cfg["images"]["intensity"] != "pt" or cfg["images"]["normalize"] != "none":
+        raise InputError(f"{cfg.source}: images.intensity pt and images.normalize none are needed to read "
+                         "jet masses from the pixels of the pileup study")
+    rows = _scored_rows(cfg, images)
+    out = {}
+    for k, (name, path) in enumerate(images.items()):
+        channels = file_channels(path)
+        idx = {c: channels.index(c) for c in ("charged_lv", "charged_pu", "neutral", "neutral_lv")}
+        r = rows[name]
+        parts: dict[str, list[dict[str, np.ndarray]]] = {m: [] for m in PIXEL_METHODS}
+        for _, _, total in iterate_corrected(unet, [path], r):
+            parts["unet"].append(_pixel_jets(total, grid))
+        for _, x in iterate_rows([path], r):
+            c = {n: x[..., i] for n, i in idx.items()}
+            parts["pixels_none"].append(_pixel_jets(c["charged_lv"] + c["charged_pu"] + c["neutral"], grid))
+            parts["pixels_chs"].append(_pixel_jets(c["charged_lv"] + c["neutral"], grid))
+            parts["pixels_truth"].append(_pixel_jets(c["charged_lv"] + c["neutral_lv"], grid))
+        cols = read_columns([path], ["truth_m", "truth_pt"])
+        truth = {"m": cols["truth_m"][r].astype(np.float64), "pt": cols["truth_pt"][r].astype(np.float64)}
+        methods = {}
+        for m in PIXEL_METHODS:
+            got = {q: np.concatenate([p[q] for p in parts[m]] or [np.zeros(0)]) for q in ("m", "pt")}
+            methods[m] = correction_figures(got, truth, cfg["evaluate"]["bootstrap"], seed + k)
+        out[name] = {"n_scored": len(r), "methods": methods}
+        log.info("%s: U-Net mass resolution %s GeV on %d jets (pixels: none %s, CHS %s, pileup-free %s)",
+                 name, *(methods[m]["mass_resolution"] for m in ("unet",)), len(r),
+                 *(methods[m]["mass_resolution"] for m in ("pixels_none", "pixels_chs", "pixels_truth")))
+    return out
+
+
 def table(result: Mapping[str, Any]) -> str:
     """A Markdown table of the mass resolution and bias (GeV) per sample and method."""
-    head = "| sample | mu | " + " | ".join(MITIGATIONS) + " |\n|---|---|" + "---|" * len(MITIGATIONS) + "\n"
+    methods = result["methods"]
+    head = "| sample | mu | " + " | ".join(methods) + " |\n|---|---|" + "---|" * len(methods) + "\n"
     rows = []
     for name, r in result["samples"].items():
         cells = []
-        for m in MITIGATIONS:
+        for m in methods:
             f = r["methods"][m]
             res, err, bias = f["mass_resolution"], f["mass_resolution_err"], f["mass_bias"]
             cells.append("n/a" if res is None else
@@ -82,8 +168,8 @@ def plot_resolution(result: Mapping[str, Any], stem: str | Path, sqrt_s_tev: flo
     for ax, cls in zip(axes[0], classes, strict=True):
         rows = sorted((r for r in result["samples"].values() if r["class"] == cls), key=lambda r: r["mu"])
         mu = [r["mu"] for r in rows]
-        for m in MITIGATIONS:
-            if m == "truth":
+        for m in result["methods"]:
+            if m in ("truth", "pixels_truth"):
                 continue
             y = [r["methods"][m]["mass_resolution"] for r in rows]
             err = [r["methods"][m]["mass_resolution_err"] or 0.0 for r in rows]
@@ -98,16 +184,27 @@ def plot_resolution(result: Mapping[str, Any], stem: str | Path, sqrt_s_tev: flo
 
 
 def pileup_study(cfg: Config, inputs: Mapping[str, Sequence[str]], output: str | Path,
-                 markdown: str | Path, plot: str | Path | None = None) -> dict[str, Any]:
+                 markdown: str | Path, plot: str | Path | None = None, unet: str | Path | None = None,
+                 images: Mapping[str, str | Path] | None = None) -> dict[str, Any]:
     """Run the study on ``inputs`` (sample -> ROOT files of its jets with pileup) and write
     ``output`` (JSON: per sample its mu, class and, per method, :func:`correction_figures`),
     ``markdown`` (:func:`table`: mass resolution ± error (bias), GeV) and with ``plot`` the figure
-    of :func:`plot_resolution` (``<plot>.pdf``, ``.png``), each atomically."""
+    of :func:`plot_resolution` (``<plot>.pdf``, ``.png``), each atomically. With a trained ``unet``
+    and ``images`` (sample -> HDF5 image file), the pixel-level methods (:func:`pixel_figures`) join
+    the particle-level ones in every sample."""
     samples = {}
     for k, (name, paths) in enumerate(inputs.items()):
         samples[name] = _sample_figures(cfg, name, list(paths), cfg["seed"] + k)
-    result = {"methods": list(MITIGATIONS), "jets_R": cfg["jets"]["R"],
-              "mass": "ungroomed" if cfg["jets"]["trim_fcut"] == 0 else "trimmed", "samples": samples}
+    methods: list[str] = list(MITIGATIONS)
+    if unet is not None and images:
+        for name, pixels in pixel_figures(cfg, unet, images, cfg["seed"] + len(inputs)).items():
+            samples[name]["methods"].update(pixels["methods"])
+            samples[name]["n_scored_pixels"] = pixels["n_scored"]
+        methods += list(PIXEL_METHODS)
+    result = {"methods": methods, "jets_R": cfg["jets"]["R"],
+              "mass": "ungroomed" if cfg["jets"]["trim_fcut"] == 0 else "trimmed", "samples": samples,
+              "unet": None if unet is None else {"model": str(unet), "trained_on": cfg["train"]["samples"]
+                                                 or cfg.sample_names}}
     with atomic_paths(output, markdown) as (tmp_json, tmp_md):
         tmp_json.write_text(json.dumps(json_safe(result), indent=1, allow_nan=False) + "\n")
         tmp_md.write_text(table(result))
