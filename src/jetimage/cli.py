@@ -119,6 +119,14 @@ def _pileup(args: argparse.Namespace) -> None:
     pileup_study(_cfg(args), inputs, args.output, args.table, args.plot, args.unet, images)
 
 
+def _unet_figure(args: argparse.Namespace) -> None:
+    from jetimage.stages.pileup import unet_jet_figure
+
+    files = dict(_name_value(item, "--images", "SAMPLE=H5_FILE") for item in args.images)
+    _start_keras_quietly()
+    unet_jet_figure(_cfg(args), args.unet, files, args.sample, args.plot, args.row)
+
+
 def _plots(args: argparse.Namespace) -> None:
     from jetimage.stages import plots
 
@@ -188,6 +196,15 @@ STAGES: dict[str, tuple[str, Callable[[argparse.Namespace], None], list[tuple[st
                 ("--unet", {"required": False, "help": "a trained U-Net (train.task: images), scored too"}),
                 ("--images", {"nargs": "+", "required": False,
                               "help": "SAMPLE=H5_FILE items: the samples' images, for --unet"})]),
+    "unet_figure": ("one jet through a trained U-Net: input channels, true and predicted neutral image",
+                    _unet_figure,
+                    [("--unet", {"help": "the trained U-Net (train.task: images)"}),
+                     ("--images", {"nargs": "+", "help": "SAMPLE=H5_FILE items: the sample shown and "
+                                   "those the U-Net trained on"}),
+                     ("--sample", {"help": "the sample whose jet is shown"}),
+                     ("--plot", {"help": "figure path without suffix (PDF and PNG)"}),
+                     ("--row", {"type": int, "required": False, "help": "the jet's row (default: the "
+                                "first the pileup study scores the U-Net on)"})]),
     "plots": ("figures of the study's kind from the scores file, PDF and PNG", _plots,
               [("--scores", {"help": "scores .npz written by evaluate"}),
                ("--history", {"required": False, "help": "history.json of the training"}),

@@ -241,6 +241,19 @@ def sample_priority(wildcards):
     return len(study["train"]["variants"]) + (1 if study.kind == "jets" else 0)
 
 
+def unet_figure_sample(wildcards):
+    """The sample of the one-jet U-Net figure: the first signal sample the U-Net trained on."""
+    study = STUDIES[wildcards.study]
+    own = training_samples(wildcards.study)
+    return ([s for s in own if study.sample(s)["class"] == "signal"] or own)[0]
+
+
+def unet_figure_flags(wildcards):
+    """--images SAMPLE=H5 ... of the samples the U-Net trained on (the figure's among them)."""
+    study = wildcards.study
+    return " ".join(shlex.quote(f"{s}=results/{study}/images/{s}.h5") for s in training_samples(study))
+
+
 def pixel_task(study):
     """Whether the study trains a pixel model (train.task images: the U-Net of pileup removal)."""
     return STUDIES[study]["train"]["task"] == "images"
@@ -298,7 +311,7 @@ def study_targets(name):
     if STUDIES[name].get("apply", {}).get("model"):
         return apply_targets(name)
     if pixel_task(name):  # a U-Net: no tagger to evaluate; the pileup study scores it
-        return [f"results/{name}/pileup.md"]
+        return [f"results/{name}/pileup.md", f"results/{name}/plots/unet_jet.png"]
     out = [f"results/{name}/metrics.json"]
     out += [f"results/{name}/plots/{f}.{ext}" for f in FIGURES[STUDIES[name].kind] for ext in ("pdf", "png")]
     if STUDIES[name].kind == "jets":

@@ -32,7 +32,7 @@ from jetimage.stages.correct import iterate_corrected
 from jetimage.training.data import dataset_split, file_rows, iterate_rows
 from jetimage.training.pixels import file_channels
 
-__all__ = ["PIXEL_METHODS", "pileup_study", "pixel_figures", "plot_resolution", "table"]
+__all__ = ["PIXEL_METHODS", "pileup_study", "pixel_figures", "plot_resolution", "table", "unet_jet_figure"]
 
 
 #: Pixel-level methods (jets from images): every channel (``pixels_none``), the tracks of the
@@ -211,3 +211,50 @@ def pileup_study(cfg: Config, inputs: Mapping[str, Sequence[str]], output: str |
     if plot is not None:
         plot_resolution(result, plot, cfg["generation"]["sqrt_s"] / 1000.0)
     return result
+
+
+def unet_jet_figure(cfg: Config, unet: str | Path, files: Mapping[str, str | Path], sample: str,
+                    stem: str | Path, row: int | None = None) -> list[Path]:
+    """One jet of ``sample`` through the U-Net: its input channels (tracks of the leading vertex and
+    of pileup, neutral energy of every vertex), the true and the predicted leading-vertex neutral
+    image and their difference (``<stem>.pdf``, ``.png``). ``files``: sample -> HDF5 image file,
+    ``sample`` and the samples the U-Net trained on among them; ``row``: the jet's row in the
+    sample's file (default the first the pileup study scores the U-Net on, :func:`_scored_rows`)."""
+    import matplotlib.colors
+    import matplotlib.pyplot as plt
+
+    from jetimage.stages.plots import save_figure
+
+    if sample not in files:
+        raise InputError(f"{cfg.source}: no image file of sample {sample!r} given (have {sorted(files)})")
+    images, name = files[sample], sample
+    if row is None:
+        rows = _scored_rows(cfg, files)[name]
+        row = int(rows[0]) if len(rows) else 0
+    channels = file_channels(images)
+    _, x = next(iterate_rows([images], np.array([row])))
+    _, neutral_lv, _ = next(iterate_corrected(unet, [images], np.array([row])))
+    c = {n: x[0, ..., channels.index(n)] for n in ("charged_lv", "charged_pu", "neutral", "neutral_lv")}
+    panels = [("charged_lv", "Tracks, leading vertex"), ("charged_pu", "Tracks, pileup"),
+              ("neutral", "Neutral, every vertex (input)"), ("neutral_lv", "Neutral, leading vertex (truth)")]
+    fig, axes = plt.subplots(2, 3, figsize=(20, 12))
+    g = Grid.from_config(dict(cfg["images"]))
+    he, hp = g.half_width
+    extent = (-he, he, -hp, hp)
+    top = max(float(x[0].max()), 1e-3)
+    images_ = [*((c[k], t) for k, t in panels), (neutral_lv[0], "Neutral, leading vertex (U-Net)")]
+    for ax, (img, title) in zip(axes.ravel()[:5], images_, strict=True):
+        im = ax.imshow(np.where(img > 0, img, np.nan).T, origin="lower", extent=extent, cmap="viridis",
+                       norm=matplotlib.colors.LogNorm(vmin=top * 1e-4, vmax=top))
+        fig.colorbar(im, ax=ax, label=r"$p_T$ per pixel [GeV]")
+        ax.set_title(title)
+    diff = neutral_lv[0] - c["neutral_lv"]
+    lim = float(np.abs(diff).max()) or 1.0
+    im = axes[1, 2].imshow(diff.T, origin="lower", extent=extent, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    fig.colorbar(im, ax=axes[1, 2], label="U-Net - truth [GeV]")
+    axes[1, 2].set_title("Difference")
+    for ax in axes.ravel():
+        ax.set_xlabel(r"$\eta$ (jet frame)")
+        ax.set_ylabel(r"$\phi$ (jet frame)")
+    fig.suptitle(f"{name}, row {row}: the U-Net's share of each neutral pixel")
+    return save_figure(fig, stem)
