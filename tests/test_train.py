@@ -315,3 +315,23 @@ def test_an_unreadable_backup_is_one_warning_line(tmp_path, caplog, content):
     [line] = [r.getMessage() for r in caplog.records]
     assert line.startswith(f"the resume backup {backup} cannot be read (")
     assert line.endswith("): training starts afresh") and "\n" not in line
+
+
+def test_train_fraction_takes_a_seeded_subset_of_the_training_split_only(tmp_path):
+    """Learning curves: 30% of the training split, the same rows for every training seed, inside
+    the full split; validation untouched."""
+    from jetimage.stages.train import _streams
+    from jetimage.training.data import dataset_split
+
+    images = _toy_images(tmp_path / "toy.h5", n=400)
+    labels, weights = (np.arange(400) % 2).astype(np.float32), np.ones(400)
+    full = dataset_split(_train_config(), 400)
+    rows = {}
+    for seed in (0, 5):
+        train, val = _streams(_train_config(train_fraction=0.3, seed=seed), [images], labels, weights)
+        rows[seed] = np.sort(np.concatenate(train.blocks))
+        assert val.n == len(full["validation"])
+        train.close()
+        val.close()
+    assert len(rows[0]) == round(0.3 * len(full["train"]))
+    assert set(rows[0]) <= set(full["train"]) and np.array_equal(rows[0], rows[5])

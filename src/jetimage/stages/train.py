@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from jetimage.config import Config, ConfigError
+from jetimage.config import Config, ConfigError, derive_seed
 from jetimage.formats.atomic import atomic_path, atomic_paths, ensure_space, remove_stale_temporaries
 from jetimage.formats.errors import InputError
 from jetimage.formats.hdf5 import check_class_weights, read_columns
 from jetimage.training.data import (
+    SPLIT_STREAM,
     ImageStream,
     balanced_weights,
     check_classes,
@@ -225,6 +226,11 @@ def _streams(cfg: Config, inputs: Sequence[str | Path], labels: np.ndarray, weig
         check_classes(classes, split[part], part, inputs)
         check_class_weights(classes, weights, split[part], part, inputs)
     pixels = pixel_channels(inputs, tcfg["inputs"], tcfg["target"]) if tcfg["task"] == "images" else None
+    if tcfg["train_fraction"] < 1.0:  # learning curves: a seeded subset of the training split
+        rows = split["train"]
+        keep = np.random.default_rng(derive_seed(cfg["seed"], SPLIT_STREAM, 2)).permutation(len(rows))
+        split["train"] = np.sort(rows[keep[:max(1, round(tcfg["train_fraction"] * len(rows)))]])
+        check_classes(classes, split["train"], "train", inputs)
     common = dict(block_rows=tcfg["block_rows"], blocks_per_group=tcfg["shuffle_blocks"],
                   workers=tcfg["workers"], variables=variables, pixels=pixels)
     train_data = ImageStream.create(inputs, split["train"], labels, weights, tcfg["batch_size"],
