@@ -156,7 +156,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("samples", type=Path, help="results/jets/samples of a finished default run")
     parser.add_argument("--out", type=Path, default=Path("results/symmetry"))
     parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS),
+                        help="models on centred-only images")
+    parser.add_argument("--full-models", nargs="+", default=list(MODELS), choices=list(MODELS),
+                        help="models on fully preprocessed images (the symmetry already removed)")
     parser.add_argument("--fractions", nargs="+", type=float, default=list(FRACTIONS))
     args = parser.parse_args(argv)
     from jetimage.config import validate
@@ -167,7 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
         (args.out / prep).mkdir(parents=True, exist_ok=True)
         images = images_of(validate(raw), args.samples, args.out / prep)
         result["points"][prep] = {}
-        for name in args.models:
+        for name in args.full_models if prep == "full" else args.models:
             model, augment, standardize = MODELS[name]
             result["points"][prep][name] = {}
             for fraction in args.fractions:

@@ -112,3 +112,20 @@ def test_the_invariant_models_export_to_onnx_and_onnx_runtime_equals_keras(name,
     session = ort.InferenceSession(str(tmp_path / f"{name}.onnx"))
     out = session.run(None, {session.get_inputs()[0].name: x})[0]
     np.testing.assert_allclose(out, model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_ring_pooling_is_invariant_and_keeps_the_distance_from_the_centre():
+    from jetimage.models.p4m import RingPool
+
+    x = images(3, 9, 2)
+    pool = RingPool()
+    out = np.asarray(pool(x))
+    assert out.shape == (3, 5 * 2)
+    for h in ELEMENTS:
+        np.testing.assert_allclose(np.asarray(pool(np.asarray(transform_planes(x, h)))), out, atol=1e-6)
+    # one bright pixel: at the centre it lands in ring 0, two pixels out in ring 2
+    spot = np.zeros((2, 9, 9, 1), np.float32)
+    spot[0, 4, 4, 0] = spot[1, 4, 6, 0] = 1.0
+    rings = np.asarray(pool(spot))
+    # ring 2: the 4 pixels at distance 2 and the 8 at sqrt(5) (rounds to 2)
+    assert rings[0].argmax() == 0 and rings[1].argmax() == 2 and rings[1, 2] == pytest.approx(1 / 12)

@@ -216,7 +216,9 @@ def test_a_backup_made_from_another_split_is_discarded_with_one_warning(tmp_path
     split = {"train": 0.5, "validation": 0.3, "test": 0.2}
     with caplog.at_level("INFO", "jetimage"):
         history = _run(_train_config(epochs=2, split=split), images, tmp_path)
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    # jetimage's own warnings (TensorFlow warns of retracing when a process has built many models)
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelname == "WARNING" and r.name.startswith("jetimage")]
     assert len(warnings) == 1, warnings
     assert warnings[0].startswith(f"the resume backup {backup} was made from other inputs or settings "
                                   "(train.split: "), warnings[0]

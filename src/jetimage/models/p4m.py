@@ -24,7 +24,7 @@ import keras
 import numpy as np
 
 __all__ = ["ELEMENTS", "CopyPool", "GroupBatchNorm", "GroupConv", "GroupPool", "LiftingConv", "P4MCopies",
-           "RandomP4M", "compose", "inverse", "transform_planes"]
+           "RandomP4M", "RingPool", "compose", "inverse", "transform_planes"]
 
 #: The 8 elements of p4m as (mirror, rotation), in the order of the group axis.
 ELEMENTS: tuple[tuple[int, int], ...] = tuple((m, r) for m in (0, 1) for r in range(4))
@@ -143,6 +143,53 @@ class GroupPool(keras.layers.Layer):
 
     def call(self, f: Any) -> Any:
         return keras.ops.max(f, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="jetimage")
+class RingPool(keras.layers.Layer):
+    """Mean over rings of equal distance from the image centre: plane maps ``(batch, H, W, C)`` ->
+    invariant features ``(batch, rings * C)``.
+
+    Every element of p4m (about the image centre) keeps a pixel's distance from the centre, so a
+    ring is a union of orbits and its mean is invariant, like a global average; unlike one, it keeps
+    how far from the centre a feature sits, which a jet image needs (the second prong of a W sits
+    2 m / pT from the first, at the centre after centring). Ring ``k`` holds the pixels whose
+    distance from the centre, in pixels, rounds to ``k`` (the last ring also holds the corners).
+
+    Parameters
+    ----------
+    rings
+        Number of rings (default: up to the middle of an edge, ``H // 2 + 1``).
+    """
+
+    def __init__(self, rings: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rings = rings
+
+    def build(self, input_shape: Any) -> None:
+        h, w = int(input_shape[1]), int(input_shape[2])
+        n = self.rings or h // 2 + 1
+        i, j = np.meshgrid(np.arange(h) - (h - 1) / 2, np.arange(w) - (w - 1) / 2, indexing="ij")
+        ring = np.minimum(np.rint(np.hypot(i, j)).astype(int), n - 1).ravel()
+        onehot = np.eye(n, dtype=np.float32)[ring]  # (H W, rings)
+        self.n_rings = n
+        # a fixed weight, not a captured tensor: ONNX converters turn captured tensors into inputs
+        self.average = self.add_weight(shape=onehot.shape, trainable=False, name="ring_average",
+                                       initializer=keras.initializers.Constant(
+                                           onehot / np.maximum(onehot.sum(axis=0), 1.0)))
+
+    def call(self, x: Any) -> Any:
+        shape = keras.ops.shape(x)
+        flat = keras.ops.reshape(x, (shape[0], shape[1] * shape[2], shape[3]))
+        pooled = keras.ops.einsum("bpc,pr->brc", flat, keras.ops.cast(self.average, flat.dtype))
+        return keras.ops.reshape(pooled, (shape[0], self.n_rings * shape[3]))
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[Any, ...]:
+        n = self.rings or int(input_shape[1]) // 2 + 1
+        return (input_shape[0], n * int(input_shape[3]))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rings": self.rings}
 
 
 @keras.saving.register_keras_serializable(package="jetimage")

@@ -27,6 +27,7 @@ from jetimage.models.p4m import (
     LiftingConv,
     P4MCopies,
     RandomP4M,
+    RingPool,
 )
 
 
@@ -298,11 +299,14 @@ def gcnn(input_shape: tuple[int, int, int], filters: int = 8, first_kernel: int 
     A lifting convolution (``first_kernel``, ``filters``) and ``n_group_conv`` 3x3 group
     convolutions, each followed by a group batch normalization and a ReLU, keep the 8 symmetries
     of the pixel grid (rotations by 90 degrees, mirror images: :mod:`jetimage.models.p4m`); a
-    maximum over the group axis and an average over the plane make the features invariant, and a
+    maximum over the group axis and a mean over each ring of equal distance from the image centre
+    (:class:`~jetimage.models.p4m.RingPool`: invariant, yet it keeps how far from the centre a feature
+    sits, which a global average loses and a jet image needs) make the features invariant, and a
     dense layer (``dense``) scores them. The score is then the same for an image and its 7
     transformed copies, exactly, provided what comes before the lifting is symmetric too: the
     ``log1p`` transform is, a per-pixel ``normalization`` (``train.standardize``) is not. With the
-    defaults it has about a third of the convnet's parameters.
+    defaults it has about half of the convnet's parameters (16,321 against 30,785 for one channel of
+    25 x 25).
     """
     if input_shape[0] != input_shape[1]:
         raise ValueError(f"gcnn: the p4m symmetries map a square image onto itself; got {input_shape[:2]}")
@@ -315,7 +319,7 @@ def gcnn(input_shape: tuple[int, int, int], filters: int = 8, first_kernel: int 
         x = GroupBatchNorm(name=f"group_norm{i}")(x)
         x = keras.layers.Activation("relu", name=f"relu{i}")(x)
     x = GroupPool(name="group_pool")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="plane_pool")(x)
+    x = RingPool(name="ring_pool")(x)
     x = keras.layers.Dense(dense, activation="relu", name="dense")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     return _head(inputs, x, "gcnn", variables)
