@@ -28,7 +28,7 @@ from jetimage.training.definition import check_definition, model_task, read_defi
 from jetimage.training.loading import load_model
 from jetimage.training.pixels import file_channels
 
-__all__ = ["corrected_images", "corrected_mass", "iterate_corrected", "pixel_model"]
+__all__ = ["corrected_images", "corrected_mass", "file_inputs", "iterate_corrected", "pixel_model"]
 
 
 def pixel_model(path: str | Path) -> tuple[Any, dict[str, Any]]:
@@ -96,6 +96,27 @@ def corrected_images(model: Any, definition: Mapping[str, Any], images: np.ndarr
     return neutral, total
 
 
+def file_inputs(model_path: str | Path, definition: Mapping[str, Any], paths: Sequence[str | Path]
+                ) -> list[list[str]]:
+    """The channels of each image file, after checking that its images were made as the pixel
+    model's training images (grid, preprocessing, jet definition; the channels may differ: they
+    are picked by name).
+
+    Raises
+    ------
+    ConfigError
+        Naming the file and the first setting that differs.
+    """
+    same = {**definition, "images": {k: v for k, v in definition["images"].items() if k != "channels"}}
+    channels = []
+    for path in paths:
+        attrs = image_attrs(path)
+        check_definition(same, attrs.get("kind", definition["kind"]), attrs.get("images", {}),
+                         attrs.get("jets"), model_path, str(path))
+        channels.append(file_channels(path))
+    return channels
+
+
 def iterate_corrected(model_path: str | Path, paths: Sequence[str | Path], rows: np.ndarray | None = None,
                       block: int = 4096, batch_size: int = 256
                       ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -113,13 +134,7 @@ def iterate_corrected(model_path: str | Path, paths: Sequence[str | Path], rows:
         so images without the target, as the data's, are corrected too).
     """
     model, definition = pixel_model(model_path)
-    same = {**definition, "images": {k: v for k, v in definition["images"].items() if k != "channels"}}
-    channels = []
-    for path in paths:
-        attrs = image_attrs(path)
-        check_definition(same, attrs.get("kind", definition["kind"]), attrs.get("images", {}),
-                         attrs.get("jets"), model_path, str(path))
-        channels.append(file_channels(path))
+    channels = file_inputs(model_path, definition, paths)
     offsets = np.r_[0, np.cumsum(file_rows(paths))]
     rows = np.arange(offsets[-1]) if rows is None else np.asarray(rows)
     for r, images in iterate_rows(paths, rows, block):  # each piece from one file

@@ -73,6 +73,18 @@ def image_mass(
     np.ndarray
         ``(n,)`` float64 (GeV, or GeV / scale); 0 where rounding gives m^2 < 0.
     """
+    return image_kinematics(images, grid, intensity, eta_c, phi_c)["m"]
+
+
+def image_kinematics(
+    images: np.ndarray,
+    grid: Grid,
+    intensity: str = "pt",
+    eta_c: np.ndarray | None = None,
+    phi_c: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """``m`` and ``pt`` of each image, ``(n,)`` float64 each: the four-vector sum of its pixels
+    as massless particles at their centres (arguments as :func:`image_mass`)."""
     x = images[..., 0] if images.ndim == 4 else images
     n = len(x)
     x = x.reshape(n, -1).astype(np.float64)
@@ -85,7 +97,7 @@ def image_mass(
     py = (pt * np.sin(phi)).sum(axis=1)
     pz = (pt * np.sinh(eta)).sum(axis=1)
     e = (pt * np.cosh(eta)).sum(axis=1)
-    return np.sqrt(np.maximum(e * e - px * px - py * py - pz * pz, 0.0))
+    return {"m": np.sqrt(np.maximum(e * e - px * px - py * py - pz * pz, 0.0)), "pt": np.hypot(px, py)}
 
 
 def study_options(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -28,9 +28,9 @@ from jetimage.formats.hdf5 import read_columns
 from jetimage.formats.root import iterate_jets
 from jetimage.images.pixelize import Grid
 from jetimage.physics.pileup import MITIGATIONS, corrected_jets
-from jetimage.stages.correct import iterate_corrected
+from jetimage.stages.correct import corrected_images, file_inputs, pixel_model
+from jetimage.stages.image_mass import image_kinematics
 from jetimage.training.data import dataset_split, file_rows, iterate_rows
-from jetimage.training.pixels import file_channels
 
 __all__ = ["PIXEL_METHODS", "pileup_study", "pixel_figures", "plot_resolution", "table", "unet_jet_figure"]
 
@@ -68,17 +68,6 @@ def _sample_figures(cfg: Config, name: str, paths: Sequence[str], seed: int) -> 
     return out
 
 
-def _pixel_jets(images: np.ndarray, grid: Grid) -> dict[str, np.ndarray]:
-    """``m`` and ``pt`` (GeV) of ``(n, n_eta, n_phi)`` pT images, pixels as massless particles at
-    their centres in the jet frame (the mass does not depend on where the frame sits)."""
-    x = images.reshape(len(images), -1).astype(np.float64)
-    ge, gp = grid.centres()
-    eta, phi = np.repeat(ge, grid.n_phi)[None, :], np.tile(gp, grid.n_eta)[None, :]
-    px, py = (x * np.cos(phi)).sum(axis=1), (x * np.sin(phi)).sum(axis=1)
-    pz, e = (x * np.sinh(eta)).sum(axis=1), (x * np.cosh(eta)).sum(axis=1)
-    return {"m": np.sqrt(np.maximum(e * e - px * px - py * py - pz * pz, 0.0)), "pt": np.hypot(px, py)}
-
-
 def _scored_rows(cfg: Config, images: Mapping[str, str | Path]) -> dict[str, np.ndarray]:
     """Per sample, the rows of its image file the U-Net is scored on: the test split of the samples
     it trained on (``train.samples``: the trainer's split of their files in config order), every row
@@ -113,19 +102,21 @@ def pixel_figures(cfg: Config, unet: str | Path, images: Mapping[str, str | Path
         raise InputError(f"{cfg.source}: images.intensity pt and images.normalize none are needed to read "
                          "jet masses from the pixels of the pileup study")
     rows = _scored_rows(cfg, images)
+    model, definition = pixel_model(unet)  # loaded once; each file read once
     out = {}
     for k, (name, path) in enumerate(images.items()):
-        channels = file_channels(path)
+        channels = file_inputs(unet, definition, [path])[0]
         idx = {c: channels.index(c) for c in ("charged_lv", "charged_pu", "neutral", "neutral_lv")}
         r = rows[name]
         parts: dict[str, list[dict[str, np.ndarray]]] = {m: [] for m in PIXEL_METHODS}
-        for _, _, total in iterate_corrected(unet, [path], r):
-            parts["unet"].append(_pixel_jets(total, grid))
         for _, x in iterate_rows([path], r):
             c = {n: x[..., i] for n, i in idx.items()}
-            parts["pixels_none"].append(_pixel_jets(c["charged_lv"] + c["charged_pu"] + c["neutral"], grid))
-            parts["pixels_chs"].append(_pixel_jets(c["charged_lv"] + c["neutral"], grid))
-            parts["pixels_truth"].append(_pixel_jets(c["charged_lv"] + c["neutral_lv"], grid))
+            jets = {"unet": corrected_images(model, definition, x, channels)[1],
+                    "pixels_none": c["charged_lv"] + c["charged_pu"] + c["neutral"],
+                    "pixels_chs": c["charged_lv"] + c["neutral"],
+                    "pixels_truth": c["charged_lv"] + c["neutral_lv"]}
+            for m, pixels in jets.items():
+                parts[m].append(image_kinematics(pixels, grid))
         cols = read_columns([path], ["truth_m", "truth_pt"])
         truth = {"m": cols["truth_m"][r].astype(np.float64), "pt": cols["truth_pt"][r].astype(np.float64)}
         methods = {}
@@ -231,9 +222,10 @@ def unet_jet_figure(cfg: Config, unet: str | Path, files: Mapping[str, str | Pat
     if row is None:
         rows = _scored_rows(cfg, files)[name]
         row = int(rows[0]) if len(rows) else 0
-    channels = file_channels(images)
-    _, x = next(iterate_rows([images], np.array([row])))
-    _, neutral_lv, _ = next(iterate_corrected(unet, [images], np.array([row])))
+    model, definition = pixel_model(unet)
+    channels = file_inputs(unet, definition, [images])[0]
+    _, x = next(iterate_rows([images], np.array([row])))  # read once, corrected in memory
+    neutral_lv, _ = corrected_images(model, definition, x, channels)
     c = {n: x[0, ..., channels.index(n)] for n in ("charged_lv", "charged_pu", "neutral", "neutral_lv")}
     panels = [("charged_lv", "Tracks, leading vertex"), ("charged_pu", "Tracks, pileup"),
               ("neutral", "Neutral, every vertex (input)"), ("neutral_lv", "Neutral, leading vertex (truth)")]
